@@ -1,0 +1,118 @@
+//! Where repository objects live. The interface is shaped for object stores: whole-object put,
+//! get, ranged get, list by prefix, stat, delete; no append and no rename, so every backend can
+//! offer the same guarantees. A put is atomic: readers see the whole object or none of it.
+//!
+//! Object names: `config`, `keys/<id>`, `data/<first 2 hex digits>/<pack id>`, `index/<id>`,
+//! `snapshots/<id>`, `locks/<id>`.
+
+mod fault;
+mod local;
+mod memory;
+
+pub use fault::FaultyBackend;
+pub use local::LocalBackend;
+pub use memory::MemoryBackend;
+
+use std::io;
+
+use crate::id::PackId;
+
+/// An object name and its size.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ObjectInfo {
+    pub name: String,
+    pub size: u64,
+}
+
+/// Storage for immutable objects. Errors are plain `io::Error`s; `NotFound` means the object
+/// does not exist. The repository layer adds the object name to every error.
+pub trait Backend: Send + Sync {
+    /// A human-readable location for messages (`/srv/repo`, `memory`).
+    fn location(&self) -> String;
+    /// Creates what the backend needs before the first object (directories, buckets).
+    fn create(&self) -> io::Result<()>;
+    /// Stores a whole object atomically, replacing any object of the same name.
+    fn put(&self, name: &str, data: &[u8]) -> io::Result<()>;
+    /// Reads a whole object.
+    fn get(&self, name: &str) -> io::Result<Vec<u8>>;
+    /// Reads `length` bytes at `offset`; reading past the end is an `UnexpectedEof` error.
+    fn get_range(&self, name: &str, offset: u64, length: u64) -> io::Result<Vec<u8>>;
+    /// Lists objects whose name starts with `prefix` (which ends in `/`), in any order.
+    fn list(&self, prefix: &str) -> io::Result<Vec<ObjectInfo>>;
+    /// Size of an object, `None` if it does not exist.
+    fn stat(&self, name: &str) -> io::Result<Option<u64>>;
+    /// Deletes an object; deleting a missing object is not an error.
+    fn delete(&self, name: &str) -> io::Result<()>;
+}
+
+/// The object name of a pack.
+pub fn pack_name(id: &PackId) -> String {
+    let hex = id.to_hex();
+    format!("data/{}/{hex}", &hex[..2])
+}
+
+/// The id in the last path component of an object name.
+pub fn id_part(name: &str) -> &str {
+    name.rsplit('/').next().unwrap_or(name)
+}
+
+/// Shared checks every backend must pass; run by each backend's tests.
+#[cfg(test)]
+pub(crate) fn conformance(backend: &dyn Backend) {
+    backend.create().unwrap();
+    assert_eq!(backend.stat("config").unwrap(), None);
+    assert_eq!(
+        backend.get("config").unwrap_err().kind(),
+        io::ErrorKind::NotFound
+    );
+    backend.put("config", b"abc").unwrap();
+    backend.put("config", b"abcdef").unwrap();
+    assert_eq!(backend.get("config").unwrap(), b"abcdef");
+    assert_eq!(backend.stat("config").unwrap(), Some(6));
+    assert_eq!(backend.get_range("config", 2, 3).unwrap(), b"cde");
+    assert!(backend.get_range("config", 4, 10).is_err());
+    let big: Vec<u8> = (0..5_000_000u32).map(|i| (i % 251) as u8).collect();
+    backend.put("data/ab/big", &big).unwrap();
+    assert_eq!(backend.get("data/ab/big").unwrap(), big);
+    assert_eq!(
+        backend.get_range("data/ab/big", 4_000_000, 10).unwrap(),
+        big[4_000_000..4_000_010]
+    );
+    for i in 0..1500 {
+        backend.put(&format!("index/{i:05}"), &[1]).unwrap();
+    }
+    let mut listed = backend.list("index/").unwrap();
+    listed.sort_by(|a, b| a.name.cmp(&b.name));
+    assert_eq!(listed.len(), 1500);
+    assert_eq!(
+        listed[7],
+        ObjectInfo {
+            name: "index/00007".into(),
+            size: 1
+        }
+    );
+    let data = backend.list("data/").unwrap();
+    assert_eq!(
+        data,
+        vec![ObjectInfo {
+            name: "data/ab/big".into(),
+            size: 5_000_000
+        }]
+    );
+    assert!(backend.list("snapshots/").unwrap().is_empty());
+    backend.delete("data/ab/big").unwrap();
+    backend.delete("data/ab/big").unwrap();
+    assert_eq!(backend.stat("data/ab/big").unwrap(), None);
+    std::thread::scope(|s| {
+        for t in 0..4 {
+            s.spawn(move || {
+                for i in 0..50 {
+                    backend
+                        .put(&format!("snapshots/{t}-{i}"), &[t; 100])
+                        .unwrap();
+                }
+            });
+        }
+    });
+    assert_eq!(backend.list("snapshots/").unwrap().len(), 200);
+}

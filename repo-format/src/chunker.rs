@@ -1,0 +1,266 @@
+//! Content-defined chunking: FastCDC (2020 variant, normalization level 1) with a gear table
+//! derived from the repository's secret chunker key, so chunk boundaries cannot be predicted
+//! from known plaintext without the key.
+//!
+//! Invariants (checked by proptest): every chunk but the last is between `min_size` and
+//! `max_size` bytes; chunks concatenate to the input; boundaries resynchronise shortly after an
+//! insertion.
+
+use std::io::{self, Read};
+
+use fastcdc::v2020::{MASKS, cut_gear, logarithm2};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// Chunk size bounds, stored in the repository config.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChunkerParams {
+    pub min_size: u32,
+    pub avg_size: u32,
+    pub max_size: u32,
+}
+
+impl Default for ChunkerParams {
+    /// 256 KiB / 1 MiB / 4 MiB: see docs/format.md "Choice of chunk sizes".
+    fn default() -> Self {
+        Self {
+            min_size: 256 * 1024,
+            avg_size: 1024 * 1024,
+            max_size: 4 * 1024 * 1024,
+        }
+    }
+}
+
+impl ChunkerParams {
+    /// Checks the bounds FastCDC requires, so a hostile config cannot make it panic.
+    pub fn validate(&self) -> Result<()> {
+        let ok = (64..=1 << 20).contains(&self.min_size)
+            && (256..=1 << 22).contains(&self.avg_size)
+            && self.avg_size.is_power_of_two()
+            && (1024..=1 << 24).contains(&self.max_size)
+            && self.min_size < self.avg_size
+            && self.avg_size < self.max_size;
+        if ok {
+            Ok(())
+        } else {
+            Err(Error::InvalidParameter(format!(
+                "chunk sizes must satisfy 64 <= min < avg < max <= 16 MiB with avg a power of two: {self:?}"
+            )))
+        }
+    }
+}
+
+/// A keyed FastCDC chunker.
+pub struct Chunker {
+    params: ChunkerParams,
+    gear: Box<[u64; 256]>,
+    gear_shifted: Box<[u64; 256]>,
+    mask_small: u64,
+    mask_large: u64,
+}
+
+impl Chunker {
+    /// Builds the chunker; the gear table is the first 2 KiB of BLAKE3's keyed output stream
+    /// for the input `"cairn gear table v1"`, read as little-endian u64s.
+    pub fn new(params: ChunkerParams, key: &[u8; 32]) -> Result<Self> {
+        params.validate()?;
+        let mut stream = [0u8; 256 * 8];
+        blake3::Hasher::new_keyed(key)
+            .update(b"cairn gear table v1")
+            .finalize_xof()
+            .fill(&mut stream);
+        let mut gear = Box::new([0u64; 256]);
+        let mut gear_shifted = Box::new([0u64; 256]);
+        for (i, bytes) in stream.chunks_exact(8).enumerate() {
+            gear[i] = u64::from_le_bytes(bytes.try_into().expect("8 bytes"));
+            gear_shifted[i] = gear[i] << 1;
+        }
+        let bits = logarithm2(params.avg_size) as usize;
+        Ok(Self {
+            params,
+            gear,
+            gear_shifted,
+            mask_small: MASKS[bits + 1],
+            mask_large: MASKS[bits - 1],
+        })
+    }
+
+    /// The bounds this chunker cuts with.
+    pub fn params(&self) -> ChunkerParams {
+        self.params
+    }
+
+    /// Length of the first chunk of `data`. `data` must hold at least `max_size` bytes unless
+    /// it is the end of the stream.
+    pub fn cut(&self, data: &[u8]) -> usize {
+        let (_, length) = cut_gear(
+            data,
+            self.params.min_size as usize,
+            self.params.avg_size as usize,
+            self.params.max_size as usize,
+            self.mask_small,
+            self.mask_large,
+            self.mask_small << 1,
+            self.mask_large << 1,
+            &self.gear,
+            &self.gear_shifted,
+        );
+        length
+    }
+
+    /// Cuts a whole in-memory buffer into chunk lengths.
+    pub fn chunk_lengths(&self, mut data: &[u8]) -> Vec<usize> {
+        let mut lengths = Vec::new();
+        while !data.is_empty() {
+            let n = self.cut(data);
+            lengths.push(n);
+            data = &data[n..];
+        }
+        lengths
+    }
+
+    /// Streams chunks out of a reader with one reusable buffer.
+    pub fn reader<R: Read>(&self, source: R) -> ChunkReader<'_, R> {
+        ChunkReader {
+            chunker: self,
+            source,
+            buffer: vec![0; 2 * self.params.max_size as usize],
+            start: 0,
+            end: 0,
+            eof: false,
+        }
+    }
+}
+
+/// Yields the chunks of a stream, one borrowed slice at a time.
+pub struct ChunkReader<'c, R> {
+    chunker: &'c Chunker,
+    source: R,
+    buffer: Vec<u8>,
+    start: usize,
+    end: usize,
+    eof: bool,
+}
+
+impl<R: Read> ChunkReader<'_, R> {
+    /// The next chunk, or `None` at the end of the stream.
+    pub fn next_chunk(&mut self) -> io::Result<Option<&[u8]>> {
+        self.fill()?;
+        if self.start == self.end {
+            return Ok(None);
+        }
+        let length = self.chunker.cut(&self.buffer[self.start..self.end]);
+        let chunk = &self.buffer[self.start..self.start + length];
+        self.start += length;
+        Ok(Some(chunk))
+    }
+
+    /// Ensures `max_size` bytes are buffered, or everything up to the end of the stream.
+    fn fill(&mut self) -> io::Result<()> {
+        let max = self.chunker.params.max_size as usize;
+        if self.eof || self.end - self.start >= max {
+            return Ok(());
+        }
+        self.buffer.copy_within(self.start..self.end, 0);
+        self.end -= self.start;
+        self.start = 0;
+        while self.end < max && !self.eof {
+            match self.source.read(&mut self.buffer[self.end..]) {
+                Ok(0) => self.eof = true,
+                Ok(n) => self.end += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn small_chunker() -> Chunker {
+        let params = ChunkerParams {
+            min_size: 256,
+            avg_size: 1024,
+            max_size: 4096,
+        };
+        Chunker::new(params, &[42; 32]).unwrap()
+    }
+
+    /// xorshift: reproducible pseudo-random bytes without depending on `rand`'s algorithms.
+    fn noise(seed: u64, len: usize) -> Vec<u8> {
+        let mut x = seed | 1;
+        (0..len)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect()
+    }
+
+    fn stream_chunks(chunker: &Chunker, data: &[u8]) -> Vec<Vec<u8>> {
+        let mut reader = chunker.reader(data);
+        let mut out = Vec::new();
+        while let Some(chunk) = reader.next_chunk().unwrap() {
+            out.push(chunk.to_vec());
+        }
+        out
+    }
+
+    proptest! {
+        #[test]
+        fn chunks_respect_bounds_and_concatenate(seed in any::<u64>(), len in 0usize..40_000) {
+            let chunker = small_chunker();
+            let data = noise(seed, len);
+            let chunks = stream_chunks(&chunker, &data);
+            prop_assert_eq!(chunks.concat(), data.clone());
+            for (i, chunk) in chunks.iter().enumerate() {
+                prop_assert!(chunk.len() <= 4096);
+                if i + 1 < chunks.len() {
+                    prop_assert!(chunk.len() >= 256);
+                }
+            }
+            let lengths: Vec<usize> = chunks.iter().map(Vec::len).collect();
+            prop_assert_eq!(lengths, chunker.chunk_lengths(&data));
+        }
+
+        #[test]
+        fn boundaries_resync_after_insertion(seed in any::<u64>(), at in 0usize..30_000, insert in 1usize..100) {
+            let chunker = small_chunker();
+            let data = noise(seed, 60_000);
+            let mut edited = data[..at].to_vec();
+            edited.extend(noise(seed ^ 0xdead, insert));
+            edited.extend_from_slice(&data[at..]);
+            let before = stream_chunks(&chunker, &data);
+            let after = stream_chunks(&chunker, &edited);
+            let shared = after.iter().filter(|c| before.contains(c)).count();
+            // All but the chunks around the insertion (and a resync window) are shared.
+            prop_assert!(shared + 6 >= before.len(), "shared {} of {}", shared, before.len());
+        }
+    }
+
+    #[test]
+    fn key_changes_boundaries() {
+        let data = noise(7, 100_000);
+        let params = small_chunker().params();
+        let a = Chunker::new(params, &[1; 32]).unwrap().chunk_lengths(&data);
+        let b = Chunker::new(params, &[2; 32]).unwrap().chunk_lengths(&data);
+        assert_ne!(a, b);
+    }
+
+    #[test]
+    fn invalid_params_are_errors() {
+        let bad = ChunkerParams {
+            min_size: 1,
+            avg_size: 1000,
+            max_size: 10,
+        };
+        assert!(Chunker::new(bad, &[0; 32]).is_err());
+    }
+}

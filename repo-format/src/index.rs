@@ -1,0 +1,362 @@
+//! The local index: a RocksDB database in the cache directory that maps blob ids to their place
+//! in a pack. It is only a cache of the index segments in the repository: it records which
+//! segments it has ingested, and deleting it is harmless because the next open rebuilds it.
+//! RocksDB keeps memory bounded however many blobs the repository holds.
+//!
+//! Keys: `b || blob id` -> `pack id (32) || kind (1) || offset || length || raw length`
+//! (u32 LE each); `p || pack id` -> `kind (1) || size (u64 LE)`; `s || segment id` -> empty.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+use rocksdb::{BlockBasedOptions, DB, DBCompressionType, IteratorMode, Options, WriteBatch};
+
+use crate::error::{Error, Result};
+use crate::id::{BlobId, ID_LEN, IndexId, PackId};
+use crate::pack::BlobKind;
+use crate::segment::IndexSegment;
+
+const BLOB: u8 = b'b';
+const PACK: u8 = b'p';
+const SEGMENT: u8 = b's';
+
+/// Where a blob is stored.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BlobLocation {
+    pub pack: PackId,
+    pub kind: BlobKind,
+    pub offset: u32,
+    pub length: u32,
+    pub raw_length: u32,
+}
+
+/// A pack the index knows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KnownPack {
+    pub id: PackId,
+    pub kind: BlobKind,
+    pub size: u64,
+}
+
+/// The RocksDB-backed blob index.
+pub struct LocalIndex {
+    db: DB,
+    path: PathBuf,
+    /// A private index made because the shared one was in use; removed on drop.
+    temporary: bool,
+}
+
+impl LocalIndex {
+    /// Opens (or creates) the index at `path`. A damaged database is deleted and recreated,
+    /// since everything in it can be rebuilt from the repository.
+    pub fn open(path: &Path) -> Result<Self> {
+        let options = options();
+        match DB::open(&options, path) {
+            Ok(db) => Ok(Self::wrap(db, path, false)),
+            Err(e) if is_lock_error(&e) => Err(Error::Index {
+                path: path.to_path_buf(),
+                reason: format!("in use by another process: {e}"),
+            }),
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %e, "local index unreadable, rebuilding it");
+                let _ = DB::destroy(&options, path);
+                let _ = std::fs::remove_dir_all(path);
+                let db = DB::open(&options, path).map_err(|e| index_error(path, &e))?;
+                Ok(Self::wrap(db, path, false))
+            }
+        }
+    }
+
+    /// Opens the index at `path`, or a private temporary one beside it when another process
+    /// holds the shared one (the private copy is filled from the repository's segments).
+    pub fn open_shared_or_private(path: &Path) -> Result<Self> {
+        match Self::open(path) {
+            Err(Error::Index { .. }) if path.exists() => {
+                let private = path.with_file_name(format!(
+                    "index-private-{}-{}",
+                    std::process::id(),
+                    hex::encode(crate::id::random_bytes::<4>())
+                ));
+                tracing::info!(path = %private.display(), "shared local index is busy; using a private one");
+                let mut index = Self::open(&private)?;
+                index.temporary = true;
+                Ok(index)
+            }
+            other => other,
+        }
+    }
+
+    fn wrap(db: DB, path: &Path, temporary: bool) -> Self {
+        Self {
+            db,
+            path: path.to_path_buf(),
+            temporary,
+        }
+    }
+
+    /// Where the database lives.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Looks up one blob.
+    pub fn lookup(&self, id: &BlobId) -> Result<Option<BlobLocation>> {
+        let value = self.db.get(key(BLOB, &id.0)).map_err(|e| self.error(&e))?;
+        value.map(|v| decode_location(&v, &self.path)).transpose()
+    }
+
+    /// Looks up many blobs in one batched call (bloom filters make misses cheap).
+    pub fn lookup_many(&self, ids: &[BlobId]) -> Result<Vec<Option<BlobLocation>>> {
+        let keys: Vec<_> = ids.iter().map(|id| key(BLOB, &id.0)).collect();
+        self.db
+            .multi_get(keys)
+            .into_iter()
+            .map(|r| {
+                let value = r.map_err(|e| self.error(&e))?;
+                value.map(|v| decode_location(&v, &self.path)).transpose()
+            })
+            .collect()
+    }
+
+    /// Adds every pack and blob of a segment, and remembers the segment, atomically.
+    pub fn ingest(&self, id: &IndexId, segment: &IndexSegment) -> Result<()> {
+        let mut batch = WriteBatch::default();
+        for pack in &segment.packs {
+            let kind = pack.blobs.first().map_or(BlobKind::Data, |b| b.kind);
+            let mut value = vec![kind_byte(kind)];
+            value.extend_from_slice(&pack.size.to_le_bytes());
+            batch.put(key(PACK, &pack.id.0), value);
+            for blob in &pack.blobs {
+                let mut value = Vec::with_capacity(45);
+                value.extend_from_slice(&pack.id.0);
+                value.push(kind_byte(blob.kind));
+                value.extend_from_slice(&blob.offset.to_le_bytes());
+                value.extend_from_slice(&blob.length.to_le_bytes());
+                value.extend_from_slice(&blob.raw_length.to_le_bytes());
+                batch.put(key(BLOB, &blob.id.0), value);
+            }
+        }
+        batch.put(key(SEGMENT, &id.0), []);
+        self.db.write(batch).map_err(|e| self.error(&e))
+    }
+
+    /// The segments ingested so far.
+    pub fn segments(&self) -> Result<HashSet<IndexId>> {
+        self.ids_with_prefix(SEGMENT, |bytes, _| IndexId::from_slice(bytes))
+    }
+
+    /// Every pack the index knows.
+    pub fn packs(&self) -> Result<Vec<KnownPack>> {
+        self.ids_with_prefix(PACK, |bytes, value| {
+            let (&kind, size) = value.split_first()?;
+            Some(KnownPack {
+                id: PackId::from_slice(bytes)?,
+                kind: kind_from_byte(kind)?,
+                size: u64::from_le_bytes(size.try_into().ok()?),
+            })
+        })
+    }
+
+    /// True if the index knows the pack.
+    pub fn has_pack(&self, id: &PackId) -> Result<bool> {
+        Ok(self
+            .db
+            .get_pinned(key(PACK, &id.0))
+            .map_err(|e| self.error(&e))?
+            .is_some())
+    }
+
+    /// Number of blobs in the index (walks the keys; for statistics and tests).
+    pub fn blob_count(&self) -> Result<u64> {
+        let all: Vec<()> = self.ids_with_prefix(BLOB, |_, _| Some(()))?;
+        Ok(all.len() as u64)
+    }
+
+    /// Removes everything, for a rebuild.
+    pub fn clear(&self) -> Result<()> {
+        let mut batch = WriteBatch::default();
+        for item in self.db.iterator(IteratorMode::Start) {
+            let (k, _) = item.map_err(|e| self.error(&e))?;
+            batch.delete(k);
+        }
+        self.db.write(batch).map_err(|e| self.error(&e))
+    }
+
+    fn ids_with_prefix<T, C: FromIterator<T>>(
+        &self,
+        prefix: u8,
+        parse: impl Fn(&[u8], &[u8]) -> Option<T>,
+    ) -> Result<C> {
+        let mut out = Vec::new();
+        for item in self.db.prefix_iterator([prefix]) {
+            let (k, v) = item.map_err(|e| self.error(&e))?;
+            if k.first() != Some(&prefix) {
+                break;
+            }
+            let parsed = parse(&k[1..], &v).ok_or_else(|| Error::Index {
+                path: self.path.clone(),
+                reason: "malformed entry".into(),
+            })?;
+            out.push(parsed);
+        }
+        Ok(out.into_iter().collect())
+    }
+
+    fn error(&self, e: &rocksdb::Error) -> Error {
+        index_error(&self.path, e)
+    }
+}
+
+impl Drop for LocalIndex {
+    fn drop(&mut self) {
+        if self.temporary {
+            let _ = DB::destroy(&Options::default(), &self.path);
+            let _ = std::fs::remove_dir_all(&self.path);
+        }
+    }
+}
+
+fn options() -> Options {
+    let mut table = BlockBasedOptions::default();
+    table.set_bloom_filter(10.0, false);
+    let mut options = Options::default();
+    options.create_if_missing(true);
+    options.set_compression_type(DBCompressionType::None);
+    options.set_block_based_table_factory(&table);
+    options.set_keep_log_file_num(2);
+    options.set_max_open_files(256);
+    options
+}
+
+fn is_lock_error(e: &rocksdb::Error) -> bool {
+    let text = e.to_string();
+    text.contains("lock") || text.contains("Resource temporarily unavailable")
+}
+
+fn index_error(path: &Path, e: &rocksdb::Error) -> Error {
+    Error::Index {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    }
+}
+
+fn key(prefix: u8, id: &[u8; ID_LEN]) -> [u8; ID_LEN + 1] {
+    let mut k = [0u8; ID_LEN + 1];
+    k[0] = prefix;
+    k[1..].copy_from_slice(id);
+    k
+}
+
+fn kind_byte(kind: BlobKind) -> u8 {
+    match kind {
+        BlobKind::Data => 0,
+        BlobKind::Tree => 1,
+    }
+}
+
+fn kind_from_byte(byte: u8) -> Option<BlobKind> {
+    match byte {
+        0 => Some(BlobKind::Data),
+        1 => Some(BlobKind::Tree),
+        _ => None,
+    }
+}
+
+fn decode_location(value: &[u8], path: &Path) -> Result<BlobLocation> {
+    let parse = || -> Option<BlobLocation> {
+        let (pack, rest) = value.split_first_chunk::<32>()?;
+        let (&kind, rest) = rest.split_first()?;
+        let u32_at = |i: usize| {
+            rest.get(i..i + 4)
+                .map(|b| u32::from_le_bytes(b.try_into().expect("4 bytes")))
+        };
+        Some(BlobLocation {
+            pack: PackId(*pack),
+            kind: kind_from_byte(kind)?,
+            offset: u32_at(0)?,
+            length: u32_at(4)?,
+            raw_length: u32_at(8)?,
+        })
+    };
+    parse().ok_or_else(|| Error::Index {
+        path: path.to_path_buf(),
+        reason: "malformed blob entry".into(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pack::PackEntry;
+    use crate::segment::IndexedPack;
+
+    fn segment(n: u8) -> IndexSegment {
+        IndexSegment {
+            packs: vec![IndexedPack {
+                id: PackId([n; 32]),
+                size: 1000,
+                blobs: (0..3)
+                    .map(|i| PackEntry {
+                        kind: BlobKind::Tree,
+                        id: BlobId([n + i; 32]),
+                        offset: u32::from(i) * 100,
+                        length: 100,
+                        raw_length: 60,
+                    })
+                    .collect(),
+            }],
+        }
+    }
+
+    #[test]
+    fn ingest_lookup_and_rebuild() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("index");
+        {
+            let index = LocalIndex::open(&path).unwrap();
+            index.ingest(&IndexId([1; 32]), &segment(10)).unwrap();
+            let loc = index.lookup(&BlobId([11; 32])).unwrap().unwrap();
+            assert_eq!(
+                (loc.pack, loc.offset, loc.kind),
+                (PackId([10; 32]), 100, BlobKind::Tree)
+            );
+            assert!(index.lookup(&BlobId([99; 32])).unwrap().is_none());
+            let many = index
+                .lookup_many(&[BlobId([10; 32]), BlobId([99; 32])])
+                .unwrap();
+            assert!(many[0].is_some() && many[1].is_none());
+            assert_eq!(index.segments().unwrap(), HashSet::from([IndexId([1; 32])]));
+            assert_eq!(index.packs().unwrap()[0].size, 1000);
+            assert_eq!(index.blob_count().unwrap(), 3);
+        }
+        // Reopens with its contents; a second handle in the same process gets a private copy.
+        let index = LocalIndex::open(&path).unwrap();
+        assert!(index.has_pack(&PackId([10; 32])).unwrap());
+        let private = LocalIndex::open_shared_or_private(&path).unwrap();
+        assert!(private.temporary && !private.has_pack(&PackId([10; 32])).unwrap());
+        index.clear().unwrap();
+        assert_eq!(index.blob_count().unwrap(), 0);
+    }
+
+    #[test]
+    fn damaged_database_is_rebuilt_empty() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("index");
+        LocalIndex::open(&path)
+            .unwrap()
+            .ingest(&IndexId([1; 32]), &segment(1))
+            .unwrap();
+        for entry in std::fs::read_dir(&path).unwrap() {
+            let p = entry.unwrap().path();
+            if p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("MANIFEST")
+            {
+                std::fs::write(&p, b"garbage").unwrap();
+            }
+        }
+        let index = LocalIndex::open(&path).unwrap();
+        assert!(index.segments().unwrap().is_empty());
+    }
+}

@@ -1,0 +1,476 @@
+//! The repository facade: unlocks a repository with a password, keeps the local index in step
+//! with the index segments, and reads and writes every kind of object. Callers never see
+//! object names or sealing; they deal in ids and decoded structures.
+
+use std::collections::HashSet;
+use std::path::Path;
+use std::sync::Arc;
+
+use crate::backend::{Backend, id_part, pack_name};
+use crate::chunker::{Chunker, ChunkerParams};
+use crate::config::Config;
+use crate::crypto::{KdfParams, MasterKey};
+use crate::error::{Error, Result};
+use crate::id::{BlobId, IndexId, KeyId, PackId, RepositoryId, SnapshotId, random_bytes};
+use crate::index::{BlobLocation, LocalIndex};
+use crate::key::KeyFile;
+use crate::pack::{self, PackEntry, TRAILER_LEN};
+use crate::segment::{IndexSegment, IndexedPack};
+use crate::snapshot::Snapshot;
+use crate::tree::Tree;
+
+/// Choices made once, at `init`.
+#[derive(Clone, Debug)]
+pub struct InitOptions {
+    pub chunker: ChunkerParams,
+    pub pack_size: u32,
+    pub compression_level: i32,
+    pub kdf: KdfParams,
+    pub hostname: String,
+    pub username: String,
+    pub now_ns: i64,
+}
+
+impl Default for InitOptions {
+    fn default() -> Self {
+        Self {
+            chunker: ChunkerParams::default(),
+            pack_size: 16 * 1024 * 1024,
+            compression_level: 3,
+            kdf: KdfParams::default(),
+            hostname: String::new(),
+            username: String::new(),
+            now_ns: 0,
+        }
+    }
+}
+
+/// An open, unlocked repository.
+pub struct Repository {
+    backend: Arc<dyn Backend>,
+    key: MasterKey,
+    key_id: KeyId,
+    config: Config,
+    chunker: Chunker,
+    index: LocalIndex,
+}
+
+impl std::fmt::Debug for Repository {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Repository({})", self.backend.location())
+    }
+}
+
+fn backend_error<'a>(op: &'static str, name: &'a str) -> impl FnOnce(std::io::Error) -> Error + 'a {
+    move |e| {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            Error::ObjectNotFound {
+                name: name.to_string(),
+            }
+        } else {
+            Error::backend(op, name, e)
+        }
+    }
+}
+
+impl Repository {
+    /// Creates a new repository. The key file is written before `config`, so a location with a
+    /// `config` always has a key that opens it.
+    pub fn init(
+        backend: Arc<dyn Backend>,
+        password: &[u8],
+        options: &InitOptions,
+        cache_root: &Path,
+    ) -> Result<Self> {
+        let location = backend.location();
+        if backend
+            .stat("config")
+            .map_err(backend_error("stat", "config"))?
+            .is_some()
+        {
+            return Err(Error::RepositoryExists { location });
+        }
+        let config = Config {
+            id: RepositoryId(random_bytes()),
+            chunker: options.chunker,
+            pack_size: options.pack_size,
+            compression_level: options.compression_level,
+            created_ns: options.now_ns,
+        };
+        config.validate()?;
+        backend
+            .create()
+            .map_err(|e| Error::backend("create", location.clone(), e))?;
+        let key = MasterKey::generate();
+        let key_file = KeyFile::create(
+            &key,
+            password,
+            options.kdf,
+            options.hostname.clone(),
+            options.username.clone(),
+            options.now_ns,
+        )?;
+        let (key_id, bytes) = key_file.encode();
+        put(&*backend, &format!("keys/{key_id}"), &bytes)?;
+        put(&*backend, "config", &config.seal(&key))?;
+        Self::assemble(backend, key, key_id, config, cache_root)
+    }
+
+    /// Opens an existing repository with `password`.
+    pub fn open(backend: Arc<dyn Backend>, password: &[u8], cache_root: &Path) -> Result<Self> {
+        let location = backend.location();
+        let sealed_config = match backend.get("config") {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(Error::RepositoryNotFound { location });
+            }
+            Err(e) => return Err(Error::backend("get", "config", e)),
+        };
+        let (key, key_id) = unlock(&*backend, password)?;
+        let config = Config::open(&key, &sealed_config)?;
+        let repo = Self::assemble(backend, key, key_id, config, cache_root)?;
+        repo.sync_index()?;
+        Ok(repo)
+    }
+
+    fn assemble(
+        backend: Arc<dyn Backend>,
+        key: MasterKey,
+        key_id: KeyId,
+        config: Config,
+        cache_root: &Path,
+    ) -> Result<Self> {
+        let chunker = Chunker::new(config.chunker, key.chunker_key())?;
+        let dir = cache_root.join(config.id.to_hex());
+        std::fs::create_dir_all(&dir).map_err(|e| Error::Index {
+            path: dir.clone(),
+            reason: format!("cannot create cache directory: {e}"),
+        })?;
+        let index = LocalIndex::open_shared_or_private(&dir.join("index"))?;
+        Ok(Self {
+            backend,
+            key,
+            key_id,
+            config,
+            chunker,
+            index,
+        })
+    }
+
+    pub fn backend(&self) -> &Arc<dyn Backend> {
+        &self.backend
+    }
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+    pub fn key(&self) -> &MasterKey {
+        &self.key
+    }
+    pub fn chunker(&self) -> &Chunker {
+        &self.chunker
+    }
+    pub fn index(&self) -> &LocalIndex {
+        &self.index
+    }
+    /// The key file this session was unlocked with.
+    pub fn key_id(&self) -> KeyId {
+        self.key_id
+    }
+    pub fn location(&self) -> String {
+        self.backend.location()
+    }
+
+    /// Brings the local index in line with `index/`: ingests new segments, and rebuilds from
+    /// scratch if a segment it had is gone (another client replaced it). Returns how many
+    /// segments were read.
+    pub fn sync_index(&self) -> Result<usize> {
+        let listed: HashSet<IndexId> = self.list_ids("index/")?;
+        let mut known = self.index.segments()?;
+        if !known.is_subset(&listed) {
+            tracing::info!(
+                "index segments were removed from the repository; rebuilding local index"
+            );
+            self.index.clear()?;
+            known.clear();
+        }
+        let new: Vec<&IndexId> = listed.difference(&known).collect();
+        for id in &new {
+            let segment = self.load_segment(id)?;
+            self.index.ingest(id, &segment)?;
+        }
+        Ok(new.len())
+    }
+
+    /// Reads and opens one index segment.
+    pub fn load_segment(&self, id: &IndexId) -> Result<IndexSegment> {
+        let name = format!("index/{id}");
+        let sealed = self
+            .backend
+            .get(&name)
+            .map_err(backend_error("get", &name))?;
+        IndexSegment::open(&self.key, id, &sealed)
+    }
+
+    /// Writes a segment and ingests it into the local index.
+    pub fn save_segment(&self, segment: &IndexSegment) -> Result<IndexId> {
+        let (id, sealed) = segment.seal(&self.key);
+        put(&*self.backend, &format!("index/{id}"), &sealed)?;
+        self.index.ingest(&id, segment)?;
+        Ok(id)
+    }
+
+    /// Ids of every object under a prefix whose name is an id.
+    pub fn list_ids<T: std::str::FromStr + std::hash::Hash + Eq, C: FromIterator<T>>(
+        &self,
+        prefix: &str,
+    ) -> Result<C> {
+        let objects = self
+            .backend
+            .list(prefix)
+            .map_err(backend_error("list", prefix))?;
+        Ok(objects
+            .iter()
+            .filter_map(|o| id_part(&o.name).parse().ok())
+            .collect())
+    }
+
+    /// Where a blob is, or `BlobNotFound`.
+    pub fn locate(&self, id: &BlobId) -> Result<BlobLocation> {
+        self.index
+            .lookup(id)?
+            .ok_or_else(|| Error::BlobNotFound { id: id.to_hex() })
+    }
+
+    /// Reads, opens, decompresses and verifies one blob.
+    pub fn read_blob(&self, id: &BlobId) -> Result<Vec<u8>> {
+        let location = self.locate(id)?;
+        let name = pack_name(&location.pack);
+        let sealed = self
+            .backend
+            .get_range(
+                &name,
+                u64::from(location.offset),
+                u64::from(location.length),
+            )
+            .map_err(backend_error("read", &name))?;
+        self.open_blob(id, &location, &sealed)
+    }
+
+    /// Opens a sealed blob already read from its pack.
+    pub fn open_blob(
+        &self,
+        id: &BlobId,
+        location: &BlobLocation,
+        sealed: &[u8],
+    ) -> Result<Vec<u8>> {
+        let entry = PackEntry {
+            kind: location.kind,
+            id: *id,
+            offset: location.offset,
+            length: location.length,
+            raw_length: location.raw_length,
+        };
+        pack::open_blob(&self.key, &entry, sealed)
+    }
+
+    /// Reads `length` bytes of a pack at `offset` (restore reads runs of blobs at once).
+    pub fn read_pack_range(&self, pack: &PackId, offset: u64, length: u64) -> Result<Vec<u8>> {
+        let name = pack_name(pack);
+        self.backend
+            .get_range(&name, offset, length)
+            .map_err(backend_error("read", &name))
+    }
+
+    /// Loads and validates a directory tree.
+    pub fn load_tree(&self, id: &BlobId) -> Result<Tree> {
+        Tree::decode(&self.read_blob(id)?, &id.to_hex())
+    }
+
+    /// Every snapshot id in the repository.
+    pub fn snapshot_ids(&self) -> Result<Vec<SnapshotId>> {
+        self.list_ids("snapshots/")
+    }
+
+    /// Loads one snapshot.
+    pub fn load_snapshot(&self, id: &SnapshotId) -> Result<Snapshot> {
+        let name = format!("snapshots/{id}");
+        let sealed = self
+            .backend
+            .get(&name)
+            .map_err(backend_error("get", &name))?;
+        Snapshot::open(&self.key, id, &sealed)
+    }
+
+    /// Every snapshot, oldest first.
+    pub fn snapshots(&self) -> Result<Vec<(SnapshotId, Snapshot)>> {
+        let mut all = self
+            .snapshot_ids()?
+            .into_iter()
+            .map(|id| Ok((id, self.load_snapshot(&id)?)))
+            .collect::<Result<Vec<_>>>()?;
+        all.sort_by_key(|(id, s)| (s.time_ns, *id));
+        Ok(all)
+    }
+
+    /// Writes a snapshot; callers must have flushed every blob it references first.
+    pub fn save_snapshot(&self, snapshot: &Snapshot) -> Result<SnapshotId> {
+        let (id, sealed) = snapshot.seal(&self.key);
+        put(&*self.backend, &format!("snapshots/{id}"), &sealed)?;
+        Ok(id)
+    }
+
+    /// Reads a pack's header through its trailer.
+    pub fn read_pack_header(&self, id: &PackId, size: u64) -> Result<Vec<PackEntry>> {
+        if size < TRAILER_LEN as u64 {
+            return Err(Error::corrupt(
+                "pack",
+                id.to_hex(),
+                "shorter than its trailer",
+            ));
+        }
+        let trailer = self.read_pack_range(id, size - TRAILER_LEN as u64, TRAILER_LEN as u64)?;
+        let length = u64::from(pack::header_length(id, size, &trailer)?);
+        let sealed = self.read_pack_range(id, size - TRAILER_LEN as u64 - length, length)?;
+        pack::decode_header(&self.key, id, size, &sealed)
+    }
+
+    /// Indexes packs that exist but no segment names (left by a killed backup), so their
+    /// blobs are reused instead of uploaded again. Unreadable packs are skipped with a warning.
+    pub fn adopt_unindexed_packs(&self) -> Result<usize> {
+        let objects = self
+            .backend
+            .list("data/")
+            .map_err(backend_error("list", "data/"))?;
+        let mut segment = IndexSegment::default();
+        for object in objects {
+            let Ok(id) = id_part(&object.name).parse::<PackId>() else {
+                continue;
+            };
+            if self.index.has_pack(&id)? {
+                continue;
+            }
+            match self.read_pack_header(&id, object.size) {
+                Ok(blobs) => segment.packs.push(IndexedPack {
+                    id,
+                    size: object.size,
+                    blobs,
+                }),
+                Err(e) => {
+                    tracing::warn!(pack = %id, error = %e, "unindexed pack is unreadable; not reused")
+                }
+            }
+        }
+        let adopted = segment.packs.len();
+        if adopted > 0 {
+            self.save_segment(&segment)?;
+            tracing::info!(
+                packs = adopted,
+                "indexed packs left by an interrupted backup"
+            );
+        }
+        Ok(adopted)
+    }
+
+    /// Every key file.
+    pub fn keys(&self) -> Result<Vec<(KeyId, KeyFile)>> {
+        let ids: Vec<KeyId> = self.list_ids("keys/")?;
+        ids.into_iter()
+            .map(|id| {
+                let name = format!("keys/{id}");
+                let bytes = self
+                    .backend
+                    .get(&name)
+                    .map_err(backend_error("get", &name))?;
+                Ok((id, KeyFile::decode(&id, &bytes)?))
+            })
+            .collect()
+    }
+
+    /// Adds a key file for another password.
+    pub fn add_key(
+        &self,
+        password: &[u8],
+        kdf: KdfParams,
+        host: String,
+        user: String,
+        now_ns: i64,
+    ) -> Result<KeyId> {
+        let key_file = KeyFile::create(&self.key, password, kdf, host, user, now_ns)?;
+        let (id, bytes) = key_file.encode();
+        put(&*self.backend, &format!("keys/{id}"), &bytes)?;
+        Ok(id)
+    }
+
+    /// Replaces the key this session was opened with by a key for a new password. The new key
+    /// is written before the old one is deleted, so the repository is never without a key.
+    pub fn change_password(
+        &self,
+        password: &[u8],
+        kdf: KdfParams,
+        host: String,
+        user: String,
+        now_ns: i64,
+    ) -> Result<KeyId> {
+        let id = self.add_key(password, kdf, host, user, now_ns)?;
+        let name = format!("keys/{}", self.key_id);
+        self.backend
+            .delete(&name)
+            .map_err(backend_error("delete", &name))?;
+        Ok(id)
+    }
+
+    /// Removes a key file; the key this session was opened with cannot be removed.
+    pub fn remove_key(&self, id: &KeyId) -> Result<()> {
+        if *id == self.key_id {
+            return Err(Error::InvalidParameter(format!(
+                "key {id} is the one in use; open the repository with another key to remove it"
+            )));
+        }
+        let name = format!("keys/{id}");
+        if self
+            .backend
+            .stat(&name)
+            .map_err(backend_error("stat", &name))?
+            .is_none()
+        {
+            return Err(Error::ObjectNotFound { name });
+        }
+        self.backend
+            .delete(&name)
+            .map_err(backend_error("delete", &name))
+    }
+}
+
+/// Tries the password against every key file.
+fn unlock(backend: &dyn Backend, password: &[u8]) -> Result<(MasterKey, KeyId)> {
+    let location = backend.location();
+    let keys = backend
+        .list("keys/")
+        .map_err(backend_error("list", "keys/"))?;
+    if keys.is_empty() {
+        return Err(Error::NoKeys { location });
+    }
+    for object in keys {
+        let Ok(id) = id_part(&object.name).parse::<KeyId>() else {
+            continue;
+        };
+        let bytes = backend
+            .get(&object.name)
+            .map_err(backend_error("get", &object.name))?;
+        match KeyFile::decode(&id, &bytes) {
+            Ok(key_file) => {
+                if let Some(master) = key_file.unlock(password)? {
+                    return Ok((master, id));
+                }
+            }
+            Err(e) => tracing::warn!(key = %id, error = %e, "skipping unreadable key file"),
+        }
+    }
+    Err(Error::WrongPassword { location })
+}
+
+fn put(backend: &dyn Backend, name: &str, data: &[u8]) -> Result<()> {
+    backend
+        .put(name, data)
+        .map_err(|e| Error::backend("write", name, e))
+}

@@ -1,0 +1,52 @@
+//! Index segments (`index/<id>`): sealed lists of packs and the blobs in each. They are written
+//! only after the packs they describe are durable, so every entry points at a pack that exists.
+//! A segment's id is the BLAKE3 of its stored bytes.
+
+use serde::{Deserialize, Serialize};
+
+use crate::crypto::{MasterKey, SealKind};
+use crate::encoding::{self, Tag};
+use crate::error::{Error, Result};
+use crate::id::{IndexId, PackId};
+use crate::pack::PackEntry;
+
+/// Current index-segment version.
+pub const SEGMENT_VERSION: u8 = 1;
+
+/// One pack as an index segment describes it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IndexedPack {
+    pub id: PackId,
+    /// Size of the pack object in bytes.
+    pub size: u64,
+    pub blobs: Vec<PackEntry>,
+}
+
+/// The contents of one index segment.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IndexSegment {
+    pub packs: Vec<IndexedPack>,
+}
+
+impl IndexSegment {
+    /// Sealed bytes and the id they are stored under.
+    pub fn seal(&self, key: &MasterKey) -> (IndexId, Vec<u8>) {
+        let plain = encoding::encode(Tag::IndexSegment, SEGMENT_VERSION, self);
+        let sealed = key.seal(SealKind::IndexSegment, None, &plain);
+        (IndexId::hash_of(&sealed), sealed)
+    }
+
+    /// Opens a stored segment, checking its name first.
+    pub fn open(key: &MasterKey, id: &IndexId, sealed: &[u8]) -> Result<Self> {
+        let name = id.to_hex();
+        if IndexId::hash_of(sealed) != *id {
+            return Err(Error::corrupt(
+                "index segment",
+                name,
+                "contents do not hash to the name",
+            ));
+        }
+        let plain = key.open(SealKind::IndexSegment, None, sealed, &name)?;
+        encoding::decode(Tag::IndexSegment, SEGMENT_VERSION, &plain, &name)
+    }
+}

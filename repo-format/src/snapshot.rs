@@ -1,0 +1,82 @@
+//! Snapshots (`snapshots/<id>`): the root of one backup, written last, after every pack, index
+//! segment and tree it refers to. A snapshot's id is the BLAKE3 of its stored bytes.
+
+use serde::{Deserialize, Serialize};
+
+use crate::crypto::{MasterKey, SealKind};
+use crate::encoding::{self, Tag};
+use crate::error::{Error, Result};
+use crate::id::{BlobId, SnapshotId};
+
+/// Current snapshot version.
+pub const SNAPSHOT_VERSION: u8 = 1;
+
+/// What one backup recorded.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Snapshot {
+    /// When the backup started (or `--time`), nanoseconds since the Unix epoch, UTC.
+    pub time_ns: i64,
+    /// The local UTC offset at that time in seconds, for calendar-based retention.
+    pub utc_offset_s: i32,
+    /// Root tree: a directory that holds the backed-up paths under their absolute names.
+    pub tree: BlobId,
+    pub paths: Vec<String>,
+    pub hostname: String,
+    pub username: String,
+    pub uid: u32,
+    pub gid: u32,
+    pub tags: Vec<String>,
+    pub parent: Option<SnapshotId>,
+    pub program_version: String,
+    pub summary: Option<BackupSummary>,
+}
+
+/// Counters and sizes of the backup that made a snapshot.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BackupSummary {
+    pub start_ns: i64,
+    pub end_ns: i64,
+    pub files_new: u64,
+    pub files_changed: u64,
+    pub files_unmodified: u64,
+    pub dirs_new: u64,
+    pub dirs_changed: u64,
+    pub dirs_unmodified: u64,
+    pub total_files_processed: u64,
+    pub total_bytes_processed: u64,
+    pub data_blobs_added: u64,
+    pub tree_blobs_added: u64,
+    /// Plaintext bytes of new blobs.
+    pub bytes_added: u64,
+    /// Bytes of new blobs as stored (compressed and sealed).
+    pub bytes_added_stored: u64,
+    /// Files or directories that could not be read.
+    pub errors: u64,
+}
+
+impl Snapshot {
+    /// Sealed bytes and the id they are stored under.
+    pub fn seal(&self, key: &MasterKey) -> (SnapshotId, Vec<u8>) {
+        let sealed = key.seal(SealKind::Snapshot, None, &self.encode());
+        (SnapshotId::hash_of(&sealed), sealed)
+    }
+
+    /// Plaintext encoding (golden vectors).
+    pub fn encode(&self) -> Vec<u8> {
+        encoding::encode(Tag::Snapshot, SNAPSHOT_VERSION, self)
+    }
+
+    /// Opens a stored snapshot, checking its name first.
+    pub fn open(key: &MasterKey, id: &SnapshotId, sealed: &[u8]) -> Result<Self> {
+        let name = id.to_hex();
+        if SnapshotId::hash_of(sealed) != *id {
+            return Err(Error::corrupt(
+                "snapshot",
+                name,
+                "contents do not hash to the name",
+            ));
+        }
+        let plain = key.open(SealKind::Snapshot, None, sealed, &name)?;
+        encoding::decode(Tag::Snapshot, SNAPSHOT_VERSION, &plain, &name)
+    }
+}

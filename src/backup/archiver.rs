@@ -1,0 +1,465 @@
+//! The walker: reads the file system depth-first in name order and builds trees bottom-up,
+//! handing every new chunk and tree to the [`BlobWriter`].
+
+use std::collections::BTreeMap;
+use std::ffi::OsStr;
+use std::fs::{self, File, Metadata, OpenOptions};
+use std::io::Read;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use anyhow::{Result, anyhow};
+use cairn_format::content::{Content, ContentBuilder, ContentEntry};
+use cairn_format::pack::BlobKind;
+use cairn_format::packer::BlobWriter;
+use cairn_format::snapshot::BackupSummary;
+use cairn_format::tree::{Node, NodeKind, Tree};
+use cairn_format::{BlobId, Repository};
+
+use super::{BackupOptions, Excludes, is_root, scan};
+use crate::exit::Interrupted;
+use crate::metadata::{NameCache, node_from};
+use crate::progress::{Observer, Progress};
+
+/// Deep trees recurse deeply; give the walker room.
+const WALKER_STACK: usize = 256 * 1024 * 1024;
+
+/// What the root of the snapshot is built from: backed-up paths and the directories above
+/// them, which are recorded with their metadata but only with the children that lead to a
+/// backed-up path.
+enum Planned {
+    Real(PathBuf),
+    Above(BTreeMap<Vec<u8>, Planned>),
+}
+
+fn plan(paths: &[PathBuf]) -> BTreeMap<Vec<u8>, Planned> {
+    let mut root = BTreeMap::new();
+    for path in paths {
+        let names: Vec<&OsStr> = path.iter().skip(1).collect();
+        insert(&mut root, &names, path);
+    }
+    root
+}
+
+fn insert(level: &mut BTreeMap<Vec<u8>, Planned>, names: &[&OsStr], path: &Path) {
+    let Some((first, rest)) = names.split_first() else {
+        return;
+    };
+    let key = first.as_bytes().to_vec();
+    if rest.is_empty() {
+        level.insert(key, Planned::Real(path.to_path_buf()));
+        return;
+    }
+    let entry = level
+        .entry(key)
+        .or_insert_with(|| Planned::Above(BTreeMap::new()));
+    if let Planned::Above(children) = entry {
+        insert(children, rest, path);
+    } // a Real ancestor already covers this path
+}
+
+/// Walks everything and returns the root tree id with the walk's counters.
+pub(super) fn run(
+    repo: &Repository,
+    writer: &BlobWriter,
+    excludes: &Excludes,
+    options: &mut BackupOptions,
+    parent: Option<&Tree>,
+    progress: &Progress,
+    observer: &dyn Observer,
+) -> Result<(BlobId, BackupSummary)> {
+    let stdin = options.stdin.take();
+    let options = &*options;
+    let done = AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        if stdin.is_none() {
+            scope.spawn(|| {
+                scan::count(
+                    &options.paths,
+                    excludes,
+                    progress,
+                    &done,
+                    &options.interrupt,
+                )
+            });
+        }
+        let walker = std::thread::Builder::new()
+            .stack_size(WALKER_STACK)
+            .spawn_scoped(scope, || {
+                let mut archiver = Archiver {
+                    repo,
+                    writer,
+                    excludes,
+                    options,
+                    progress,
+                    observer,
+                    names: NameCache::default(),
+                    counts: BackupSummary::default(),
+                };
+                let root = match stdin {
+                    Some(source) => archiver.save_stdin(&source.filename, source.reader),
+                    None if options.paths.iter().any(|p| is_root(p)) => {
+                        let meta = fs::symlink_metadata("/")?;
+                        archiver.save_dir(Path::new("/"), &meta, parent, meta.dev())
+                    }
+                    None => archiver.save_planned(Path::new("/"), &plan(&options.paths), parent),
+                };
+                done.store(true, Ordering::Relaxed);
+                Ok((root?, archiver.counts))
+            });
+        walker
+            .map_err(|e| anyhow!("cannot start the walker thread: {e}"))?
+            .join()
+            .map_err(|_| anyhow!("walker thread panicked"))?
+    })
+}
+
+struct Archiver<'a> {
+    repo: &'a Repository,
+    writer: &'a BlobWriter,
+    excludes: &'a Excludes,
+    options: &'a BackupOptions,
+    progress: &'a Progress,
+    observer: &'a dyn Observer,
+    names: NameCache,
+    counts: BackupSummary,
+}
+
+impl Archiver<'_> {
+    fn check_interrupt(&self) -> Result<()> {
+        if self.options.interrupt.load(Ordering::Relaxed) {
+            return Err(Interrupted.into());
+        }
+        Ok(())
+    }
+
+    fn warn(&mut self, path: &Path, message: &str) {
+        self.counts.errors += 1;
+        self.progress.errors.fetch_add(1, Ordering::Relaxed);
+        self.observer.warning(path, message);
+    }
+
+    fn store_tree(&self, tree: &Tree) -> Result<BlobId> {
+        let bytes = tree.encode();
+        let id = self.repo.key().blob_id(&bytes);
+        self.writer.add(BlobKind::Tree, id, move || bytes)?;
+        Ok(id)
+    }
+
+    fn load_parent_tree(&self, node: Option<&Node>) -> Option<Tree> {
+        let Some(NodeKind::Directory { subtree }) = node.map(|n| &n.kind) else {
+            return None;
+        };
+        self.repo.load_tree(subtree).ok()
+    }
+
+    /// The directories above the backed-up paths.
+    fn save_planned(
+        &mut self,
+        dir: &Path,
+        children: &BTreeMap<Vec<u8>, Planned>,
+        parent: Option<&Tree>,
+    ) -> Result<BlobId> {
+        let mut tree = Tree::default();
+        for (name, planned) in children {
+            let parent_node = parent.and_then(|t| t.find(name));
+            let node = match planned {
+                Planned::Real(path) => match fs::symlink_metadata(path) {
+                    Ok(meta) => self.save_path(path, &meta, parent_node, meta.dev())?,
+                    Err(e) => {
+                        self.warn(path, &format!("cannot back up: {e}"));
+                        None
+                    }
+                },
+                Planned::Above(grandchildren) => {
+                    let path = dir.join(OsStr::from_bytes(name));
+                    let parent_tree = self.load_parent_tree(parent_node);
+                    let subtree = self.save_planned(&path, grandchildren, parent_tree.as_ref())?;
+                    let meta = fs::symlink_metadata(&path)?;
+                    Some(node_from(
+                        &path,
+                        OsStr::from_bytes(name),
+                        &meta,
+                        NodeKind::Directory { subtree },
+                        &self.names,
+                    ))
+                }
+            };
+            tree.nodes.extend(node);
+        }
+        self.store_tree(&tree)
+    }
+
+    /// One file-system object and, for directories, everything below it. `None` when it is
+    /// excluded or unreadable (unreadable ones are reported).
+    fn save_path(
+        &mut self,
+        path: &Path,
+        meta: &Metadata,
+        parent: Option<&Node>,
+        root_dev: u64,
+    ) -> Result<Option<Node>> {
+        self.check_interrupt()?;
+        if self.excludes.matches_path(path) {
+            return Ok(None);
+        }
+        let name = path.file_name().unwrap_or(path.as_os_str());
+        let file_type = meta.file_type();
+        let kind = if file_type.is_dir() {
+            let parent_tree = self.load_parent_tree(parent);
+            let subtree = self.save_dir(path, meta, parent_tree.as_ref(), root_dev)?;
+            self.count_dir(parent, &subtree);
+            NodeKind::Directory { subtree }
+        } else if file_type.is_file() {
+            let Some(content) = self.save_file(path, meta, parent)? else {
+                return Ok(None);
+            };
+            let mut node = node_from(
+                path,
+                name,
+                meta,
+                NodeKind::File { content: content.0 },
+                &self.names,
+            );
+            node.size = content.1;
+            return Ok(Some(node));
+        } else if file_type.is_symlink() {
+            match fs::read_link(path) {
+                Ok(target) => NodeKind::Symlink {
+                    target: target.as_os_str().as_bytes().to_vec(),
+                },
+                Err(e) => {
+                    self.warn(path, &format!("cannot read symlink: {e}"));
+                    return Ok(None);
+                }
+            }
+        } else if file_type.is_block_device() {
+            NodeKind::BlockDevice { rdev: meta.rdev() }
+        } else if file_type.is_char_device() {
+            NodeKind::CharDevice { rdev: meta.rdev() }
+        } else if file_type.is_fifo() {
+            NodeKind::Fifo
+        } else {
+            NodeKind::Socket
+        };
+        if !file_type.is_dir() {
+            self.progress.add_done(1, 0);
+        }
+        Ok(Some(node_from(path, name, meta, kind, &self.names)))
+    }
+
+    fn count_dir(&mut self, parent: Option<&Node>, subtree: &BlobId) {
+        match parent.map(|n| &n.kind) {
+            Some(NodeKind::Directory { subtree: old }) if old == subtree => {
+                self.counts.dirs_unmodified += 1
+            }
+            Some(NodeKind::Directory { .. }) => self.counts.dirs_changed += 1,
+            _ => self.counts.dirs_new += 1,
+        }
+    }
+
+    fn save_dir(
+        &mut self,
+        path: &Path,
+        meta: &Metadata,
+        parent: Option<&Tree>,
+        root_dev: u64,
+    ) -> Result<BlobId> {
+        let mut tree = Tree::default();
+        let crosses_device = self.options.one_file_system && meta.dev() != root_dev;
+        if crosses_device || self.excludes.skips_directory(path) {
+            return self.store_tree(&tree);
+        }
+        let mut entries: Vec<(Vec<u8>, PathBuf)> = match fs::read_dir(path) {
+            Ok(iter) => iter
+                .filter_map(|e| e.ok())
+                .map(|e| (e.file_name().as_bytes().to_vec(), e.path()))
+                .collect(),
+            Err(e) => {
+                self.warn(path, &format!("cannot list directory: {e}"));
+                Vec::new()
+            }
+        };
+        entries.sort();
+        for (name, child) in entries {
+            let meta = match fs::symlink_metadata(&child) {
+                Ok(meta) => meta,
+                Err(e) => {
+                    self.warn(&child, &format!("cannot stat: {e}"));
+                    continue;
+                }
+            };
+            let parent_node = parent.and_then(|t| t.find(&name));
+            tree.nodes
+                .extend(self.save_path(&child, &meta, parent_node, root_dev)?);
+        }
+        self.store_tree(&tree)
+    }
+
+    /// A file's content list and the number of bytes it covers, or `None` if unreadable.
+    fn save_file(
+        &mut self,
+        path: &Path,
+        meta: &Metadata,
+        parent: Option<&Node>,
+    ) -> Result<Option<(Content, u64)>> {
+        self.progress.set_current(path);
+        if let Some(content) = self.unchanged_content(meta, parent)? {
+            self.counts.files_unmodified += 1;
+            self.counts.total_files_processed += 1;
+            self.counts.total_bytes_processed += meta.size();
+            self.progress.add_done(1, meta.size());
+            return Ok(Some((content, meta.size())));
+        }
+        let file = match open_for_reading(path) {
+            Ok(file) => file,
+            Err(e) => {
+                self.warn(path, &format!("cannot open: {e}"));
+                return Ok(None);
+            }
+        };
+        let saved = match self.save_content(file) {
+            Ok(saved) => saved,
+            Err(e) if e.is::<std::io::Error>() => {
+                self.warn(path, &format!("cannot read: {e}"));
+                return Ok(None);
+            }
+            Err(e) => return Err(e),
+        };
+        if parent.is_some() {
+            self.counts.files_changed += 1
+        } else {
+            self.counts.files_new += 1
+        }
+        self.counts.total_files_processed += 1;
+        self.counts.total_bytes_processed += saved.1;
+        self.progress.add_done(1, 0);
+        Ok(Some(saved))
+    }
+
+    /// The parent's content list when the file looks unchanged and its blobs are all present.
+    fn unchanged_content(&self, meta: &Metadata, parent: Option<&Node>) -> Result<Option<Content>> {
+        let Some(node) = parent else { return Ok(None) };
+        let NodeKind::File { content } = &node.kind else {
+            return Ok(None);
+        };
+        let same = node.size == meta.size()
+            && node.mtime_ns == meta.mtime() * 1_000_000_000 + meta.mtime_nsec()
+            && node.ctime_ns == meta.ctime() * 1_000_000_000 + meta.ctime_nsec()
+            && node.inode == meta.ino();
+        if !same {
+            return Ok(None);
+        }
+        let present = match content {
+            Content::Inline(entries) => entries.iter().all(|e| match e {
+                ContentEntry::Data { id, .. } => self.writer.has(id).unwrap_or(false),
+                ContentEntry::Zero { .. } => true,
+            }),
+            Content::Indirect { root, .. } => self.writer.has(root)?,
+        };
+        Ok(present.then(|| content.clone()))
+    }
+
+    /// Chunks a stream into data blobs; all-zero chunks become zero extents.
+    fn save_content(&self, source: impl Read) -> Result<(Content, u64)> {
+        let key = self.repo.key();
+        let writer = self.writer;
+        let mut store = |bytes: Vec<u8>| {
+            let id = key.blob_id(&bytes);
+            writer.add(BlobKind::Tree, id, move || bytes)?;
+            Ok(id)
+        };
+        let mut builder = ContentBuilder::default();
+        let mut reader = self.repo.chunker().reader(source);
+        let mut total = 0u64;
+        while let Some(chunk) = reader.next_chunk()? {
+            self.check_interrupt()?;
+            let length = chunk.len() as u32;
+            total += u64::from(length);
+            self.progress.add_bytes(u64::from(length));
+            let entry = if chunk.iter().all(|&b| b == 0) {
+                ContentEntry::Zero {
+                    length: u64::from(length),
+                }
+            } else {
+                let id = key.blob_id(chunk);
+                writer.add(BlobKind::Data, id, || chunk.to_vec())?;
+                ContentEntry::Data { id, length }
+            };
+            builder.push(entry, &mut store)?;
+        }
+        Ok((builder.finish(&mut store)?, total))
+    }
+
+    fn save_stdin(
+        &mut self,
+        filename: &str,
+        reader: Box<dyn Read + Send + Sync>,
+    ) -> Result<BlobId> {
+        let (content, size) = self.save_content(reader)?;
+        self.counts.files_new += 1;
+        self.counts.total_files_processed += 1;
+        self.counts.total_bytes_processed += size;
+        let now = chrono::Utc::now().timestamp_nanos_opt().unwrap_or_default();
+        let uid = nix::unistd::getuid().as_raw();
+        let gid = nix::unistd::getgid().as_raw();
+        let node = Node {
+            name: filename.as_bytes().to_vec(),
+            kind: NodeKind::File { content },
+            mode: 0o644,
+            uid,
+            gid,
+            user: self.names.user(uid),
+            group: self.names.group(gid),
+            mtime_ns: now,
+            atime_ns: now,
+            ctime_ns: now,
+            inode: 0,
+            device: 0,
+            nlink: 1,
+            size,
+            xattrs: Vec::new(),
+        };
+        self.store_tree(&Tree { nodes: vec![node] })
+    }
+}
+
+/// Opens without updating the access time where the kernel allows it (only the owner or
+/// root may ask for that).
+fn open_for_reading(path: &Path) -> std::io::Result<File> {
+    OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOATIME | libc::O_NOFOLLOW)
+        .open(path)
+        .or_else(|_| {
+            OpenOptions::new()
+                .read(true)
+                .custom_flags(libc::O_NOFOLLOW)
+                .open(path)
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plan_merges_paths_and_drops_nested_ones() {
+        let paths = [
+            PathBuf::from("/home/a"),
+            PathBuf::from("/home/a/b"),
+            PathBuf::from("/etc"),
+        ];
+        let root = plan(&paths);
+        assert_eq!(
+            root.keys().cloned().collect::<Vec<_>>(),
+            vec![b"etc".to_vec(), b"home".to_vec()]
+        );
+        let Planned::Above(home) = &root[&b"home".to_vec()] else {
+            panic!("home is above a path")
+        };
+        assert!(matches!(&home[&b"a".to_vec()], Planned::Real(p) if p == Path::new("/home/a")));
+    }
+}

@@ -1,0 +1,218 @@
+//! Backup: turns paths (or standard input) into a snapshot.
+//!
+//! One walker thread reads the file system in name order, chunks and hashes file contents,
+//! and decides per chunk whether the repository already has it; a [`BlobWriter`] compresses,
+//! seals, packs and uploads the new ones on every core. A scanner thread counts what lies
+//! ahead so progress can show an ETA. Files whose size, mtime, ctime and inode match the
+//! parent snapshot reuse its content list without being read.
+
+mod archiver;
+mod exclude;
+mod scan;
+
+pub use exclude::Excludes;
+
+use std::io::Read;
+use std::path::{Component, Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+use anyhow::{Context, Result};
+use cairn_format::packer::{BlobWriter, WriterOptions};
+use cairn_format::snapshot::{BackupSummary, Snapshot};
+use cairn_format::tree::Tree;
+use cairn_format::{Repository, SnapshotId};
+use chrono::{DateTime, FixedOffset};
+
+use crate::progress::{Observer, Progress};
+
+/// Standard input as one file in the snapshot.
+pub struct StdinSource {
+    pub filename: String,
+    pub reader: Box<dyn Read + Send + Sync>,
+}
+
+/// Which snapshot unchanged files are taken from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ParentChoice {
+    /// The latest snapshot of the same host and paths.
+    Auto,
+    /// Read every file.
+    None,
+    Snapshot(SnapshotId),
+}
+
+/// Everything a backup needs to know.
+pub struct BackupOptions {
+    pub paths: Vec<PathBuf>,
+    pub stdin: Option<StdinSource>,
+    pub tags: Vec<String>,
+    pub host: String,
+    pub excludes: Vec<String>,
+    pub exclude_caches: bool,
+    pub exclude_if_present: Vec<String>,
+    pub one_file_system: bool,
+    pub parent: ParentChoice,
+    /// Snapshot time; now when `None`.
+    pub time: Option<DateTime<FixedOffset>>,
+    pub dry_run: bool,
+    /// zstd level for this backup; the repository default when `None`.
+    pub compression_level: Option<i32>,
+    /// Set from a signal handler to stop cleanly.
+    pub interrupt: Arc<AtomicBool>,
+}
+
+/// What a backup produced.
+#[derive(Debug)]
+pub struct BackupOutcome {
+    /// `None` for a dry run.
+    pub id: Option<SnapshotId>,
+    pub snapshot: Snapshot,
+    pub summary: BackupSummary,
+}
+
+/// Runs a backup and writes its snapshot (unless `dry_run`).
+pub fn backup(
+    repo: &Arc<Repository>,
+    mut options: BackupOptions,
+    progress: &Progress,
+    observer: &dyn Observer,
+) -> Result<BackupOutcome> {
+    let span = tracing::info_span!("backup", repo = %repo.location());
+    let _enter = span.enter();
+    let started = chrono::Local::now().fixed_offset();
+    let time = options.time.unwrap_or(started);
+    options.paths = normalize_paths(&options.paths)?;
+    if !options.dry_run {
+        repo.adopt_unindexed_packs()?;
+    }
+    let (parent_id, parent_tree) = choose_parent(repo, &options)?;
+    let mut writer_options = WriterOptions::for_repository(repo);
+    writer_options.dry_run = options.dry_run;
+    if let Some(level) = options.compression_level {
+        writer_options.compression_level = level;
+    }
+    let writer = BlobWriter::new(repo.clone(), writer_options);
+    let excludes = Excludes::new(
+        &options.excludes,
+        options.exclude_caches,
+        options.exclude_if_present.clone(),
+    )?;
+    let walked = archiver::run(
+        repo,
+        &writer,
+        &excludes,
+        &mut options,
+        parent_tree.as_ref(),
+        progress,
+        observer,
+    );
+    // Flush what was uploaded even when the walk failed or was interrupted.
+    let stats = writer.finish();
+    let (root, counts) = walked?;
+    let stats = stats?;
+    let summary = BackupSummary {
+        start_ns: started.timestamp_nanos_opt().unwrap_or_default(),
+        end_ns: chrono::Local::now()
+            .timestamp_nanos_opt()
+            .unwrap_or_default(),
+        data_blobs_added: stats.data_blobs,
+        tree_blobs_added: stats.tree_blobs,
+        bytes_added: stats.bytes_raw,
+        bytes_added_stored: stats.bytes_stored,
+        ..counts
+    };
+    let snapshot = Snapshot {
+        time_ns: time
+            .timestamp_nanos_opt()
+            .context("snapshot time out of range")?,
+        utc_offset_s: time.offset().local_minus_utc(),
+        tree: root,
+        paths: snapshot_paths(&options),
+        hostname: options.host.clone(),
+        username: crate::metadata::NameCache::default().user(nix::unistd::getuid().as_raw()),
+        uid: nix::unistd::getuid().as_raw(),
+        gid: nix::unistd::getgid().as_raw(),
+        tags: options.tags.clone(),
+        parent: parent_id,
+        program_version: format!("cairn {}", env!("CARGO_PKG_VERSION")),
+        summary: Some(summary.clone()),
+    };
+    let id = if options.dry_run {
+        None
+    } else {
+        Some(repo.save_snapshot(&snapshot)?)
+    };
+    Ok(BackupOutcome {
+        id,
+        snapshot,
+        summary,
+    })
+}
+
+fn snapshot_paths(options: &BackupOptions) -> Vec<String> {
+    match &options.stdin {
+        Some(stdin) => vec![format!("/{}", stdin.filename)],
+        None => options
+            .paths
+            .iter()
+            .map(|p| p.to_string_lossy().into_owned())
+            .collect(),
+    }
+}
+
+/// Makes paths absolute and lexically clean (no `.`/`..`), sorted, without duplicates.
+pub fn normalize_paths(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
+    let cwd = std::env::current_dir().context("cannot read the current directory")?;
+    let mut out: Vec<PathBuf> = paths
+        .iter()
+        .map(|p| {
+            let mut clean = PathBuf::from("/");
+            for component in cwd.join(p).components() {
+                match component {
+                    Component::ParentDir => {
+                        clean.pop();
+                    }
+                    Component::Normal(c) => clean.push(c),
+                    _ => {}
+                }
+            }
+            clean
+        })
+        .collect();
+    out.sort();
+    out.dedup();
+    Ok(out)
+}
+
+fn choose_parent(
+    repo: &Repository,
+    options: &BackupOptions,
+) -> Result<(Option<SnapshotId>, Option<Tree>)> {
+    let parent = match options.parent {
+        ParentChoice::None => None,
+        ParentChoice::Snapshot(id) => Some((id, repo.load_snapshot(&id)?)),
+        ParentChoice::Auto => {
+            let paths = snapshot_paths(options);
+            repo.snapshots()?
+                .into_iter()
+                .filter(|(_, s)| s.hostname == options.host && s.paths == paths)
+                .max_by_key(|(_, s)| s.time_ns)
+        }
+    };
+    let Some((id, snapshot)) = parent else {
+        return Ok((None, None));
+    };
+    match repo.load_tree(&snapshot.tree) {
+        Ok(tree) => Ok((Some(id), Some(tree))),
+        Err(e) => {
+            tracing::warn!(parent = %id, error = %e, "parent snapshot unreadable; reading every file");
+            Ok((None, None))
+        }
+    }
+}
+
+/// True when `path` is `/`.
+fn is_root(path: &Path) -> bool {
+    path.parent().is_none()
+}

@@ -1,0 +1,256 @@
+//! The command line, as clap types only. Each subcommand's arguments map one-to-one onto the
+//! options struct of the engine function that `commands/<name>.rs` calls.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+const EXIT_CODES: &str = "\
+Exit codes:
+  0    success
+  1    error (the message says what failed and what to do)
+  3    backup incomplete: some files could not be read, the snapshot was written
+  10   repository does not exist
+  11   repository is locked
+  12   wrong password
+  130  interrupted (SIGINT/SIGTERM); uploaded data is kept and reused";
+
+/// Deduplicated, compressed, encrypted backups.
+#[derive(Parser, Debug)]
+#[command(name = "cairn", version, after_help = EXIT_CODES, max_term_width = 100)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options every command takes.
+#[derive(Args, Debug, Clone)]
+pub struct Global {
+    /// Repository location (a local directory)
+    #[arg(short = 'r', long = "repo", env = "CAIRN_REPOSITORY", global = true)]
+    pub repo: Option<String>,
+    /// Read the password from the first line of this file
+    #[arg(long, env = "CAIRN_PASSWORD_FILE", global = true)]
+    pub password_file: Option<PathBuf>,
+    /// Run this shell command and use the first line of its output as the password
+    #[arg(long, env = "CAIRN_PASSWORD_COMMAND", global = true)]
+    pub password_command: Option<String>,
+    /// Directory for the local index cache [default: $XDG_CACHE_HOME/cairn]
+    #[arg(long, env = "CAIRN_CACHE_DIR", global = true)]
+    pub cache_dir: Option<PathBuf>,
+    /// Print machine-readable JSON instead of tables
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Print only errors
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+    /// More detail in logs (-v, -vv)
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Create a new repository
+    Init(InitArgs),
+    /// Back up files and directories (or standard input)
+    Backup(BackupArgs),
+    /// List snapshots
+    Snapshots(SnapshotsArgs),
+    /// List the contents of a snapshot
+    Ls(LsArgs),
+    /// Print a repository object (config, snapshot, index, pack, blob)
+    Cat(CatArgs),
+    /// Restore a snapshot, or a path in it, into a directory
+    Restore(RestoreArgs),
+    /// Write a file (or a directory as tar) from a snapshot to standard output
+    Dump(DumpArgs),
+    /// Manage the repository's password keys
+    Key(KeyArgs),
+}
+
+/// Snapshot selection shared by commands that take a snapshot.
+#[derive(Args, Debug, Clone, Default)]
+pub struct FilterArgs {
+    /// Only snapshots of this host (repeatable)
+    #[arg(long = "host")]
+    pub hosts: Vec<String>,
+    /// Only snapshots with these tags (comma-separated: all of them; repeat: any group)
+    #[arg(long = "tag")]
+    pub tags: Vec<String>,
+    /// Only snapshots that include this path (repeatable)
+    #[arg(long = "path")]
+    pub paths: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct InitArgs {
+    /// Target pack size in MiB
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub pack_size: u32,
+    /// Default zstd level for new data (0 = no compression)
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(i32).range(0..=22))]
+    pub compression: i32,
+    /// Argon2id memory in KiB for the password key
+    #[arg(long, default_value_t = 65536)]
+    pub argon2_memory: u32,
+    /// Argon2id passes for the password key
+    #[arg(long, default_value_t = 3)]
+    pub argon2_iterations: u32,
+}
+
+#[derive(Args, Debug)]
+pub struct BackupArgs {
+    /// Files and directories to back up
+    #[arg(required_unless_present = "stdin")]
+    pub paths: Vec<PathBuf>,
+    /// Tag the snapshot (repeatable)
+    #[arg(long = "tag")]
+    pub tags: Vec<String>,
+    /// Host name to record [default: this machine's]
+    #[arg(long)]
+    pub host: Option<String>,
+    /// Leave out paths matching this glob (repeatable)
+    #[arg(short = 'e', long = "exclude")]
+    pub excludes: Vec<String>,
+    /// Read exclude patterns from a file, one per line (repeatable)
+    #[arg(long = "exclude-file")]
+    pub exclude_files: Vec<PathBuf>,
+    /// Leave out directories tagged with a valid CACHEDIR.TAG
+    #[arg(long)]
+    pub exclude_caches: bool,
+    /// Leave out directories that contain a file with this name (repeatable)
+    #[arg(long = "exclude-if-present")]
+    pub exclude_if_present: Vec<String>,
+    /// Do not cross file-system boundaries
+    #[arg(short = 'x', long)]
+    pub one_file_system: bool,
+    /// Back up standard input as one file
+    #[arg(long, conflicts_with = "paths")]
+    pub stdin: bool,
+    /// File name for --stdin
+    #[arg(long, default_value = "stdin")]
+    pub stdin_filename: String,
+    /// Take unchanged files from this snapshot instead of the automatic choice
+    #[arg(long)]
+    pub parent: Option<String>,
+    /// Read every file, ignoring any parent snapshot
+    #[arg(long, conflicts_with = "parent")]
+    pub force: bool,
+    /// Record this time for the snapshot (RFC 3339, or "YYYY-MM-DD HH:MM:SS" local time)
+    #[arg(long)]
+    pub time: Option<String>,
+    /// Do everything except writing to the repository
+    #[arg(short = 'n', long)]
+    pub dry_run: bool,
+    /// zstd level for this backup [default: the repository's]
+    #[arg(long, value_parser = clap::value_parser!(i32).range(0..=22))]
+    pub compression: Option<i32>,
+}
+
+#[derive(Args, Debug)]
+pub struct SnapshotsArgs {
+    #[command(flatten)]
+    pub filter: FilterArgs,
+    /// Only the newest N snapshots
+    #[arg(long)]
+    pub latest: Option<usize>,
+}
+
+#[derive(Args, Debug)]
+pub struct LsArgs {
+    /// Snapshot: an id, a unique id prefix, or `latest`
+    pub snapshot: String,
+    /// Directory inside the snapshot to list (recursively)
+    pub path: Option<String>,
+    /// Show mode, owner, size and time
+    #[arg(short, long)]
+    pub long: bool,
+    #[command(flatten)]
+    pub filter: FilterArgs,
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy)]
+pub enum CatKind {
+    Config,
+    Snapshot,
+    Index,
+    Pack,
+    Blob,
+}
+
+#[derive(Args, Debug)]
+pub struct CatArgs {
+    pub kind: CatKind,
+    /// Object id (snapshots also take a prefix or `latest`)
+    pub id: Option<String>,
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy)]
+pub enum OverwriteArg {
+    Always,
+    IfChanged,
+    Never,
+}
+
+#[derive(Args, Debug)]
+pub struct RestoreArgs {
+    /// SNAPSHOT[:PATH]: what to restore
+    pub snapshot: String,
+    /// Directory to restore into
+    #[arg(short, long)]
+    pub target: PathBuf,
+    /// Restore only paths matching this glob (repeatable)
+    #[arg(short, long = "include")]
+    pub includes: Vec<String>,
+    /// Do not restore paths matching this glob (repeatable)
+    #[arg(short, long = "exclude")]
+    pub excludes: Vec<String>,
+    /// What to do with files that already exist in the target
+    #[arg(long, value_enum, default_value = "always")]
+    pub overwrite: OverwriteArg,
+    /// Re-read restored files and check every chunk against its id
+    #[arg(long)]
+    pub verify: bool,
+    #[command(flatten)]
+    pub filter: FilterArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct DumpArgs {
+    pub snapshot: String,
+    /// Path inside the snapshot
+    pub path: String,
+    #[command(flatten)]
+    pub filter: FilterArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct KeyArgs {
+    #[command(subcommand)]
+    pub action: KeyAction,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum KeyAction {
+    /// List key files
+    List,
+    /// Add a key for another password (asked for, or --new-password-file)
+    Add(NewPasswordArgs),
+    /// Remove a key file (not the one in use)
+    Remove {
+        /// Key id
+        id: String,
+    },
+    /// Change the password: add a new key, then remove the one in use
+    Passwd(NewPasswordArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct NewPasswordArgs {
+    /// Read the new password from this file
+    #[arg(long, env = "CAIRN_NEW_PASSWORD_FILE")]
+    pub new_password_file: Option<PathBuf>,
+}

@@ -1,0 +1,144 @@
+//! `cairn backup`
+
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use cairn_format::snapshot::BackupSummary;
+use chrono::{DateTime, FixedOffset, Local, NaiveDateTime, TimeZone};
+
+use super::report::Reporter;
+use super::table::bytes;
+use super::{hostname, interrupt_flag, open, print_json};
+use crate::backup::{BackupOptions, BackupOutcome, Excludes, ParentChoice, StdinSource, backup};
+use crate::cli::{BackupArgs, Global};
+use crate::exit::Exit;
+use crate::progress::{LogObserver, Progress};
+use crate::select::{SnapshotFilter, resolve};
+
+pub fn run(global: &Global, args: BackupArgs) -> Result<Exit> {
+    let repo = open(global)?;
+    let mut excludes = args.excludes.clone();
+    for file in &args.exclude_files {
+        excludes.extend(Excludes::read_pattern_file(file)?);
+    }
+    let parent = match (&args.parent, args.force) {
+        (_, true) => ParentChoice::None,
+        (Some(reference), _) => {
+            ParentChoice::Snapshot(resolve(&repo, reference, &SnapshotFilter::default())?.0)
+        }
+        (None, false) => ParentChoice::Auto,
+    };
+    let options = BackupOptions {
+        paths: args.paths.clone(),
+        stdin: args.stdin.then(|| StdinSource {
+            filename: args.stdin_filename.clone(),
+            reader: Box::new(std::io::stdin()),
+        }),
+        tags: args.tags.clone(),
+        host: args.host.clone().unwrap_or_else(hostname),
+        excludes,
+        exclude_caches: args.exclude_caches,
+        exclude_if_present: args.exclude_if_present.clone(),
+        one_file_system: args.one_file_system,
+        parent,
+        time: args.time.as_deref().map(parse_time).transpose()?,
+        dry_run: args.dry_run,
+        compression_level: args.compression,
+        interrupt: interrupt_flag()?,
+    };
+    for path in &options.paths {
+        std::fs::symlink_metadata(path)
+            .with_context(|| format!("cannot back up {}", path.display()))?;
+    }
+    let progress = Arc::new(Progress::default());
+    let reporter = Reporter::start(global, progress.clone(), "backup");
+    let outcome = backup(&repo, options, &progress, &LogObserver);
+    reporter.finish();
+    let outcome = outcome?;
+    print_summary(global, &outcome)?;
+    if outcome.summary.errors > 0 {
+        eprintln!(
+            "warning: {} files or directories could not be read; the snapshot lacks them (exit 3)",
+            outcome.summary.errors
+        );
+        return Ok(Exit::Incomplete);
+    }
+    Ok(Exit::Ok)
+}
+
+/// RFC 3339, or "YYYY-MM-DD HH:MM:SS" in local time.
+pub fn parse_time(text: &str) -> Result<DateTime<FixedOffset>> {
+    if let Ok(time) = DateTime::parse_from_rfc3339(text) {
+        return Ok(time);
+    }
+    let naive = NaiveDateTime::parse_from_str(text, "%Y-%m-%d %H:%M:%S").with_context(|| {
+        format!("cannot read time {text:?}: use RFC 3339 or \"YYYY-MM-DD HH:MM:SS\"")
+    })?;
+    let local = Local
+        .from_local_datetime(&naive)
+        .earliest()
+        .context("that local time does not exist")?;
+    Ok(local.fixed_offset())
+}
+
+fn print_summary(global: &Global, outcome: &BackupOutcome) -> Result<()> {
+    let s: &BackupSummary = &outcome.summary;
+    let id = outcome.id.map(|id| id.to_hex());
+    if global.json {
+        return print_json(&serde_json::json!({
+            "message_type": "summary",
+            "snapshot_id": id,
+            "parent": outcome.snapshot.parent,
+            "hostname": outcome.snapshot.hostname,
+            "paths": outcome.snapshot.paths,
+            "tags": outcome.snapshot.tags,
+            "dry_run": outcome.id.is_none(),
+            "backup_start": super::table::time_with_offset(s.start_ns, 0).to_rfc3339(),
+            "backup_end": super::table::time_with_offset(s.end_ns, 0).to_rfc3339(),
+            "total_duration": (s.end_ns - s.start_ns) as f64 / 1e9,
+            "files_new": s.files_new,
+            "files_changed": s.files_changed,
+            "files_unmodified": s.files_unmodified,
+            "dirs_new": s.dirs_new,
+            "dirs_changed": s.dirs_changed,
+            "dirs_unmodified": s.dirs_unmodified,
+            "total_files_processed": s.total_files_processed,
+            "total_bytes_processed": s.total_bytes_processed,
+            "data_blobs": s.data_blobs_added,
+            "tree_blobs": s.tree_blobs_added,
+            "data_added": s.bytes_added,
+            "data_added_packed": s.bytes_added_stored,
+            "error_count": s.errors,
+        }));
+    }
+    if global.quiet {
+        return Ok(());
+    }
+    println!(
+        "Files:       {} new, {} changed, {} unmodified",
+        s.files_new, s.files_changed, s.files_unmodified
+    );
+    println!(
+        "Dirs:        {} new, {} changed, {} unmodified",
+        s.dirs_new, s.dirs_changed, s.dirs_unmodified
+    );
+    println!(
+        "Added:       {} ({} stored)",
+        bytes(s.bytes_added),
+        bytes(s.bytes_added_stored)
+    );
+    println!(
+        "Processed:   {} files, {} in {:.1}s",
+        s.total_files_processed,
+        bytes(s.total_bytes_processed),
+        (s.end_ns - s.start_ns) as f64 / 1e9
+    );
+    match (&id, &outcome.snapshot.parent) {
+        (Some(id), Some(parent)) => {
+            println!("snapshot {} saved (parent {})", &id[..8], parent.short())
+        }
+        (Some(id), None) => println!("snapshot {} saved", &id[..8]),
+        (None, _) => println!("dry run: nothing was written"),
+    }
+    Ok(())
+}

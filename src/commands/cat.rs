@@ -1,0 +1,46 @@
+//! `cairn cat`: decoded repository objects as JSON (a blob as its raw bytes), for debugging
+//! and for scripts that want to look inside.
+
+use std::io::Write;
+
+use anyhow::{Context, Result, bail};
+use cairn_format::backend::pack_name;
+use cairn_format::{BlobId, IndexId, PackId};
+
+use super::snapshots::snapshot_json;
+use super::{open, print_json};
+use crate::cli::{CatArgs, CatKind, Global};
+use crate::exit::Exit;
+use crate::select::{SnapshotFilter, resolve};
+
+pub fn run(global: &Global, args: &CatArgs) -> Result<Exit> {
+    let repo = open(global)?;
+    let id = || args.id.as_deref().context("this object kind needs an id");
+    match args.kind {
+        CatKind::Config => print_json(repo.config())?,
+        CatKind::Snapshot => {
+            let (id, snapshot) = resolve(&repo, id()?, &SnapshotFilter::default())?;
+            print_json(&snapshot_json(&id, &snapshot))?;
+        }
+        CatKind::Index => {
+            let id: IndexId = id()?.parse()?;
+            print_json(&repo.load_segment(&id)?)?;
+        }
+        CatKind::Pack => {
+            let id: PackId = id()?.parse()?;
+            let name = pack_name(&id);
+            let Some(size) = repo.backend().stat(&name)? else {
+                bail!("pack {id} does not exist")
+            };
+            let entries = repo.read_pack_header(&id, size)?;
+            print_json(&serde_json::json!({ "id": id, "size": size, "blobs": entries }))?;
+        }
+        CatKind::Blob => {
+            let id: BlobId = id()?.parse()?;
+            let mut out = std::io::stdout().lock();
+            out.write_all(&repo.read_blob(&id)?)?;
+            out.flush()?;
+        }
+    }
+    Ok(Exit::Ok)
+}

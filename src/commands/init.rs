@@ -1,0 +1,45 @@
+//! `cairn init`
+
+use anyhow::{Context, Result};
+use cairn_format::crypto::KdfParams;
+use cairn_format::{InitOptions, Repository};
+
+use super::{backend, cache_root, hostname, password, print_json};
+use crate::cli::{Global, InitArgs};
+use crate::exit::Exit;
+use crate::metadata::NameCache;
+
+pub fn run(global: &Global, args: &InitArgs) -> Result<Exit> {
+    let backend = backend(global)?;
+    let location = backend.location();
+    let password = password(global, &format!("new password for {location}: "), true)?;
+    let options = InitOptions {
+        pack_size: args.pack_size * 1024 * 1024,
+        compression_level: args.compression,
+        kdf: KdfParams {
+            memory_kib: args.argon2_memory,
+            iterations: args.argon2_iterations,
+            parallelism: 1,
+        },
+        hostname: hostname(),
+        username: NameCache::default().user(nix::unistd::getuid().as_raw()),
+        now_ns: chrono::Utc::now().timestamp_nanos_opt().unwrap_or_default(),
+        ..InitOptions::default()
+    };
+    let repo = Repository::init(backend, password.as_bytes(), &options, &cache_root(global)?)
+        .with_context(|| format!("cannot create a repository at {location}"))?;
+    if global.json {
+        print_json(&serde_json::json!({
+            "message_type": "initialized",
+            "id": repo.config().id,
+            "repository": location,
+        }))?;
+    } else if !global.quiet {
+        println!(
+            "created cairn repository {} at {location}",
+            repo.config().id.short()
+        );
+        println!("Keep the password safe: without it the data cannot be read, by anyone.");
+    }
+    Ok(Exit::Ok)
+}

@@ -1,0 +1,129 @@
+//! `cairn key list|add|remove|passwd`
+
+use anyhow::Result;
+use cairn_format::KeyId;
+use cairn_format::crypto::KdfParams;
+
+use super::table::{local_time, render};
+use super::{hostname, open, print_json};
+use crate::cli::{Global, KeyAction, KeyArgs, NewPasswordArgs};
+use crate::exit::Exit;
+use crate::metadata::NameCache;
+use crate::password::{Password, PasswordSource, prompt_new};
+
+pub fn run(global: &Global, args: KeyArgs) -> Result<Exit> {
+    let repo = open(global)?;
+    match args.action {
+        KeyAction::List => {
+            let keys = repo.keys()?;
+            if global.json {
+                let list: Vec<_> = keys
+                    .iter()
+                    .map(|(id, k)| {
+                        serde_json::json!({
+                            "id": id, "current": *id == repo.key_id(), "hostname": k.hostname,
+                            "username": k.username, "created_ns": k.created_ns, "kdf": k.kdf,
+                        })
+                    })
+                    .collect();
+                print_json(&list)?;
+            } else {
+                let rows: Vec<Vec<String>> = keys
+                    .iter()
+                    .map(|(id, k)| {
+                        let mark = if *id == repo.key_id() { "*" } else { " " };
+                        vec![
+                            format!("{mark}{}", id.short()),
+                            k.username.clone(),
+                            k.hostname.clone(),
+                            local_time(k.created_ns),
+                        ]
+                    })
+                    .collect();
+                println!("{}", render(&[" ID", "User", "Host", "Created"], &rows));
+            }
+        }
+        KeyAction::Add(new) => {
+            let id = add(&repo, &new)?;
+            report(global, "added", &id)?;
+        }
+        KeyAction::Remove { id } => {
+            let id = find_key(&repo, &id)?;
+            repo.remove_key(&id)?;
+            report(global, "removed", &id)?;
+        }
+        KeyAction::Passwd(new) => {
+            let password = new_password(&new)?;
+            let (now, user) = creation_stamp();
+            let id = repo.change_password(
+                password.as_bytes(),
+                KdfParams::default(),
+                hostname(),
+                user,
+                now,
+            )?;
+            report(global, "password changed; new key", &id)?;
+        }
+    }
+    Ok(Exit::Ok)
+}
+
+fn new_password(args: &NewPasswordArgs) -> Result<Password> {
+    match &args.new_password_file {
+        Some(file) => PasswordSource {
+            file: Some(file),
+            command: None,
+        }
+        .read("", false),
+        // CAIRN_PASSWORD holds the current password, so a new one comes from a file or a prompt.
+        None if std::io::IsTerminal::is_terminal(&std::io::stdin()) => prompt_new("new password: "),
+        None => {
+            anyhow::bail!("give the new password with --new-password-file (no terminal to ask on)")
+        }
+    }
+}
+
+fn add(repo: &cairn_format::Repository, args: &NewPasswordArgs) -> Result<KeyId> {
+    let password = new_password(args)?;
+    let (now, user) = creation_stamp();
+    Ok(repo.add_key(
+        password.as_bytes(),
+        KdfParams::default(),
+        hostname(),
+        user,
+        now,
+    )?)
+}
+
+fn creation_stamp() -> (i64, String) {
+    let now = chrono::Utc::now().timestamp_nanos_opt().unwrap_or_default();
+    (
+        now,
+        NameCache::default().user(nix::unistd::getuid().as_raw()),
+    )
+}
+
+fn find_key(repo: &cairn_format::Repository, prefix: &str) -> Result<KeyId> {
+    let matches: Vec<KeyId> = repo
+        .keys()?
+        .into_iter()
+        .map(|(id, _)| id)
+        .filter(|id| id.to_hex().starts_with(prefix))
+        .collect();
+    match matches.as_slice() {
+        [id] => Ok(*id),
+        [] => anyhow::bail!("no key matches {prefix:?} (see `cairn key list`)"),
+        _ => anyhow::bail!("{prefix:?} matches several keys; give more digits"),
+    }
+}
+
+fn report(global: &Global, what: &str, id: &KeyId) -> Result<()> {
+    if global.json {
+        print_json(&serde_json::json!({ "message_type": "key", "action": what, "id": id }))
+    } else {
+        if !global.quiet {
+            println!("{what} key {}", id.short());
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,174 @@
+//! `cairn ls`
+
+use std::ffi::OsStr;
+use std::io::Write;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use anyhow::Result;
+use cairn_format::Repository;
+use cairn_format::tree::{Node, NodeKind, Tree};
+
+use super::open;
+use super::snapshots::snapshot_json;
+use super::table::local_time;
+use crate::cli::{Global, LsArgs};
+use crate::dump::find_node;
+use crate::exit::Exit;
+use crate::select::{SnapshotFilter, resolve};
+
+pub fn run(global: &Global, args: &LsArgs) -> Result<Exit> {
+    let repo = open(global)?;
+    let (id, snapshot) = resolve(&repo, &args.snapshot, &SnapshotFilter::from(&args.filter))?;
+    let start = args.path.as_deref().unwrap_or("/");
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    if global.json {
+        let mut head = snapshot_json(&id, &snapshot);
+        head["struct_type"] = "snapshot".into();
+        writeln!(out, "{head}")?;
+    }
+    let prefix = PathBuf::from("/").join(start.trim_start_matches('/'));
+    let printer = Printer {
+        repo: &repo,
+        long: args.long,
+        json: global.json,
+    };
+    match find_node(&repo, &snapshot, start)? {
+        None => printer.tree(&mut out, &repo.load_tree(&snapshot.tree)?, &prefix)?,
+        Some(node) => {
+            printer.node(&mut out, &node, &prefix)?;
+            if let NodeKind::Directory { subtree } = &node.kind {
+                printer.tree(&mut out, &repo.load_tree(subtree)?, &prefix)?;
+            }
+        }
+    }
+    out.flush()?;
+    Ok(Exit::Ok)
+}
+
+struct Printer<'a> {
+    repo: &'a Repository,
+    long: bool,
+    json: bool,
+}
+
+impl Printer<'_> {
+    fn tree(&self, out: &mut dyn Write, tree: &Tree, dir: &Path) -> Result<()> {
+        for node in &tree.nodes {
+            let path = dir.join(OsStr::from_bytes(&node.name));
+            self.node(out, node, &path)?;
+            if let NodeKind::Directory { subtree } = &node.kind {
+                self.tree(out, &self.repo.load_tree(subtree)?, &path)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn node(&self, out: &mut dyn Write, node: &Node, path: &Path) -> Result<()> {
+        if self.json {
+            writeln!(out, "{}", node_json(node, path))?;
+        } else if self.long {
+            writeln!(
+                out,
+                "{}{} {:>8} {:>8} {:>12} {} {}",
+                type_char(&node.kind),
+                mode_string(node.mode),
+                display_owner(&node.user, node.uid),
+                display_owner(&node.group, node.gid),
+                node.size,
+                local_time(node.mtime_ns),
+                path.display()
+            )?;
+        } else {
+            writeln!(out, "{}", path.display())?;
+        }
+        Ok(())
+    }
+}
+
+fn display_owner(name: &str, id: u32) -> String {
+    if name.is_empty() {
+        id.to_string()
+    } else {
+        name.to_string()
+    }
+}
+
+fn type_name(kind: &NodeKind) -> &'static str {
+    match kind {
+        NodeKind::File { .. } => "file",
+        NodeKind::Directory { .. } => "dir",
+        NodeKind::Symlink { .. } => "symlink",
+        NodeKind::BlockDevice { .. } => "blockdev",
+        NodeKind::CharDevice { .. } => "chardev",
+        NodeKind::Fifo => "fifo",
+        NodeKind::Socket => "socket",
+    }
+}
+
+fn type_char(kind: &NodeKind) -> char {
+    match kind {
+        NodeKind::File { .. } => '-',
+        NodeKind::Directory { .. } => 'd',
+        NodeKind::Symlink { .. } => 'l',
+        NodeKind::BlockDevice { .. } => 'b',
+        NodeKind::CharDevice { .. } => 'c',
+        NodeKind::Fifo => 'p',
+        NodeKind::Socket => 's',
+    }
+}
+
+/// `0o4755` -> `rwsr-xr-x`.
+fn mode_string(mode: u32) -> String {
+    let mut s: Vec<char> = "rwxrwxrwx".chars().collect();
+    for (i, c) in s.iter_mut().enumerate() {
+        if mode & (1 << (8 - i)) == 0 {
+            *c = '-';
+        }
+    }
+    for (bit, at, set, unset) in [
+        (0o4000, 2, 's', 'S'),
+        (0o2000, 5, 's', 'S'),
+        (0o1000, 8, 't', 'T'),
+    ] {
+        if mode & bit != 0 {
+            s[at] = if s[at] == '-' { unset } else { set };
+        }
+    }
+    s.into_iter().collect()
+}
+
+fn node_json(node: &Node, path: &Path) -> serde_json::Value {
+    let mut value = serde_json::json!({
+        "struct_type": "node",
+        "name": String::from_utf8_lossy(&node.name),
+        "type": type_name(&node.kind),
+        "path": path.to_string_lossy(),
+        "mode": node.mode,
+        "uid": node.uid,
+        "gid": node.gid,
+        "user": node.user,
+        "group": node.group,
+        "size": node.size,
+        "mtime": super::table::time_with_offset(node.mtime_ns, 0).to_rfc3339(),
+        "inode": node.inode,
+        "links": node.nlink,
+    });
+    if let NodeKind::Symlink { target } = &node.kind {
+        value["link_target"] = String::from_utf8_lossy(target).into();
+    }
+    value
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn modes_render_like_ls() {
+        assert_eq!(mode_string(0o755), "rwxr-xr-x");
+        assert_eq!(mode_string(0o4755), "rwsr-xr-x");
+        assert_eq!(mode_string(0o1777), "rwxrwxrwt");
+        assert_eq!(mode_string(0o2640), "rw-r-S---");
+    }
+}

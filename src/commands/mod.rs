@@ -1,0 +1,126 @@
+//! One module per subcommand: each turns its clap arguments into engine options, calls one
+//! engine function, and prints the result as a table or as JSON.
+
+mod backup;
+mod cat;
+mod dump;
+mod init;
+mod key;
+mod ls;
+mod report;
+mod restore;
+mod snapshots;
+mod table;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+use anyhow::{Context, Result, bail};
+use cairn_format::Repository;
+use cairn_format::backend::{Backend, LocalBackend};
+
+use crate::cli::{Cli, Command, FilterArgs, Global};
+use crate::exit::Exit;
+use crate::password::{Password, PasswordSource};
+use crate::select::SnapshotFilter;
+
+/// Runs the parsed command line.
+pub fn run(cli: Cli) -> Result<Exit> {
+    let global = &cli.global;
+    match cli.command {
+        Command::Init(args) => init::run(global, &args),
+        Command::Backup(args) => backup::run(global, args),
+        Command::Snapshots(args) => snapshots::run(global, &args),
+        Command::Ls(args) => ls::run(global, &args),
+        Command::Cat(args) => cat::run(global, &args),
+        Command::Restore(args) => restore::run(global, &args),
+        Command::Dump(args) => dump::run(global, &args),
+        Command::Key(args) => key::run(global, args),
+    }
+}
+
+/// The backend named by `-r`. Only local directories exist so far (`local:` prefix optional).
+fn backend(global: &Global) -> Result<Arc<dyn Backend>> {
+    let Some(location) = global.repo.as_deref() else {
+        bail!("no repository given: use -r/--repo or set CAIRN_REPOSITORY");
+    };
+    let path = location.strip_prefix("local:").unwrap_or(location);
+    if let Some((scheme, _)) = path.split_once(':') {
+        if !scheme.contains('/') {
+            bail!(
+                "repository {location:?}: backend {scheme:?} is not supported; use a local directory"
+            );
+        }
+    }
+    Ok(Arc::new(LocalBackend::new(path)))
+}
+
+/// `--cache-dir`, else `$XDG_CACHE_HOME/cairn`, else `~/.cache/cairn`.
+fn cache_root(global: &Global) -> Result<PathBuf> {
+    if let Some(dir) = &global.cache_dir {
+        return Ok(dir.clone());
+    }
+    if let Some(dir) = std::env::var_os("XDG_CACHE_HOME").filter(|d| !d.is_empty()) {
+        return Ok(PathBuf::from(dir).join("cairn"));
+    }
+    let home = std::env::var_os("HOME")
+        .context("cannot find a cache directory: set --cache-dir or CAIRN_CACHE_DIR")?;
+    Ok(PathBuf::from(home).join(".cache").join("cairn"))
+}
+
+fn password(global: &Global, prompt: &str, confirm: bool) -> Result<Password> {
+    let source = PasswordSource {
+        file: global.password_file.as_deref(),
+        command: global.password_command.as_deref(),
+    };
+    source.read(prompt, confirm)
+}
+
+/// Opens the repository named on the command line.
+fn open(global: &Global) -> Result<Arc<Repository>> {
+    let backend = backend(global)?;
+    let location = backend.location();
+    let password = password(global, &format!("password for {location}: "), false)?;
+    let repo = Repository::open(backend, password.as_bytes(), &cache_root(global)?)
+        .with_context(|| format!("cannot open repository {location}"))?;
+    Ok(Arc::new(repo))
+}
+
+impl From<&FilterArgs> for SnapshotFilter {
+    fn from(args: &FilterArgs) -> Self {
+        SnapshotFilter {
+            hosts: args.hosts.clone(),
+            tags: args.tags.clone(),
+            paths: args.paths.clone(),
+        }
+    }
+}
+
+/// A flag set by SIGINT or SIGTERM; a second signal exits at once with 130.
+fn interrupt_flag() -> Result<Arc<AtomicBool>> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let flag = Arc::new(AtomicBool::new(false));
+    for signal in [SIGINT, SIGTERM] {
+        signal_hook::flag::register_conditional_shutdown(
+            signal,
+            Exit::Interrupted as i32,
+            flag.clone(),
+        )?;
+        signal_hook::flag::register(signal, flag.clone())?;
+    }
+    Ok(flag)
+}
+
+/// This machine's host name.
+fn hostname() -> String {
+    nix::unistd::gethostname()
+        .map(|h| h.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+/// Prints a value as pretty JSON on stdout.
+fn print_json<T: serde::Serialize>(value: &T) -> Result<()> {
+    println!("{}", serde_json::to_string_pretty(value)?);
+    Ok(())
+}

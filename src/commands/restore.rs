@@ -1,0 +1,70 @@
+//! `cairn restore`
+
+use std::sync::Arc;
+
+use anyhow::{Result, bail};
+
+use super::report::Reporter;
+use super::table::bytes;
+use super::{interrupt_flag, open, print_json};
+use crate::cli::{Global, OverwriteArg, RestoreArgs};
+use crate::exit::Exit;
+use crate::progress::{LogObserver, Progress};
+use crate::restore::{Overwrite, RestoreOptions, restore};
+use crate::select::{SnapshotFilter, resolve, split_reference};
+
+pub fn run(global: &Global, args: &RestoreArgs) -> Result<Exit> {
+    let repo = open(global)?;
+    let (reference, subpath) = split_reference(&args.snapshot);
+    let (id, snapshot) = resolve(&repo, reference, &SnapshotFilter::from(&args.filter))?;
+    let options = RestoreOptions {
+        target: args.target.clone(),
+        subpath: subpath.map(String::from),
+        includes: args.includes.clone(),
+        excludes: args.excludes.clone(),
+        overwrite: match args.overwrite {
+            OverwriteArg::Always => Overwrite::Always,
+            OverwriteArg::IfChanged => Overwrite::IfChanged,
+            OverwriteArg::Never => Overwrite::Never,
+        },
+        verify: args.verify,
+        interrupt: interrupt_flag()?,
+    };
+    let progress = Arc::new(Progress::default());
+    let reporter = Reporter::start(global, progress.clone(), "restore");
+    let summary = restore(&repo, &snapshot, &options, &progress, &LogObserver);
+    reporter.finish();
+    let summary = summary?;
+    if global.json {
+        let mut value = serde_json::to_value(&summary)?;
+        value["message_type"] = "summary".into();
+        value["snapshot_id"] = id.to_hex().into();
+        print_json(&value)?;
+    } else if !global.quiet {
+        println!(
+            "restored {} files, {} directories, {} other entries ({}) from snapshot {} to {}",
+            summary.files_restored,
+            summary.dirs_restored,
+            summary.other_restored,
+            bytes(summary.total_bytes),
+            id.short(),
+            args.target.display()
+        );
+        if summary.files_skipped > 0 {
+            println!(
+                "skipped {} existing files (--overwrite)",
+                summary.files_skipped
+            );
+        }
+        if args.verify {
+            println!("verified {} files", summary.files_verified);
+        }
+    }
+    if summary.errors > 0 {
+        bail!(
+            "{} errors during restore (listed above); the target is incomplete",
+            summary.errors
+        );
+    }
+    Ok(Exit::Ok)
+}

@@ -1,0 +1,17 @@
+//! cairn: the backup engine and its command line.
+//!
+//! The engine functions ([`backup::backup`], [`restore::restore`], [`dump::dump`]) take an
+//! open [`cairn_format::Repository`], an options struct and a progress sink, so another
+//! program can embed cairn without the CLI. `cli` and `commands` are the command line on top.
+
+pub mod backup;
+pub mod cli;
+pub mod commands;
+pub mod dump;
+pub mod exit;
+pub mod logging;
+pub mod metadata;
+pub mod password;
+pub mod progress;
+pub mod restore;
+pub mod select;

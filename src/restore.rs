@@ -1,0 +1,702 @@
+//! Restore: writes a snapshot (or a path inside it) into a target directory.
+//!
+//! Plan first, then write: the tree is walked to list what to create; files are created at
+//! their full size (so zero extents stay holes); the blobs they need are grouped by pack and
+//! each pack is read once, in offset order, by a pool of threads that write every blob to all
+//! the file ranges that use it. Metadata comes last, directories deepest first, so writing
+//! never disturbs a time or permission already set.
+//!
+//! Safety: every name was validated when its tree was decoded (no `/`, `..`, NUL); each
+//! directory on the way to an item is checked to be a real directory, never a symlink, and
+//! files are opened with `O_NOFOLLOW`. Nothing is written outside the target.
+
+use std::collections::{HashMap, HashSet};
+use std::ffi::OsStr;
+use std::fs::{self, OpenOptions};
+use std::io::{self, Read};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use anyhow::{Context, Result, bail};
+use cairn_format::content::{Content, ContentEntry};
+use cairn_format::index::BlobLocation;
+use cairn_format::snapshot::Snapshot;
+use cairn_format::tree::{Node, NodeKind, Tree};
+use cairn_format::{BlobId, PackId, Repository};
+use globset::{Glob, GlobSet, GlobSetBuilder};
+
+use crate::exit::Interrupted;
+use crate::metadata;
+use crate::progress::{Observer, Progress};
+
+/// What to do with files that already exist in the target.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Overwrite {
+    #[default]
+    Always,
+    /// Only when size or modification time differ.
+    IfChanged,
+    Never,
+}
+
+/// Everything a restore needs to know.
+#[derive(Clone, Debug, Default)]
+pub struct RestoreOptions {
+    pub target: PathBuf,
+    /// A path inside the snapshot; its contents (or the file itself) are restored.
+    pub subpath: Option<String>,
+    pub includes: Vec<String>,
+    pub excludes: Vec<String>,
+    pub overwrite: Overwrite,
+    pub verify: bool,
+    pub interrupt: Arc<AtomicBool>,
+}
+
+/// What a restore did.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct RestoreSummary {
+    pub files_restored: u64,
+    pub dirs_restored: u64,
+    pub other_restored: u64,
+    pub files_skipped: u64,
+    pub bytes_written: u64,
+    pub total_bytes: u64,
+    pub files_verified: u64,
+    pub errors: u64,
+}
+
+/// One thing to create, at a path relative to the target.
+struct Item {
+    rel: PathBuf,
+    node: Node,
+}
+
+/// A file range that wants a blob.
+#[derive(Clone, Copy)]
+struct Target {
+    file: usize,
+    offset: u64,
+}
+
+struct Run<'a> {
+    repo: &'a Repository,
+    options: &'a RestoreOptions,
+    progress: &'a Progress,
+    observer: &'a dyn Observer,
+    errors: AtomicU64,
+    bytes_written: AtomicU64,
+    checked_dirs: Mutex<HashSet<PathBuf>>,
+}
+
+impl Run<'_> {
+    fn warn(&self, path: &Path, message: &str) {
+        self.errors.fetch_add(1, Ordering::Relaxed);
+        self.progress.errors.fetch_add(1, Ordering::Relaxed);
+        self.observer.warning(path, message);
+    }
+
+    fn interrupted(&self) -> bool {
+        self.options.interrupt.load(Ordering::Relaxed)
+    }
+}
+
+/// Restores `snapshot` according to `options`.
+pub fn restore(
+    repo: &Repository,
+    snapshot: &Snapshot,
+    options: &RestoreOptions,
+    progress: &Progress,
+    observer: &dyn Observer,
+) -> Result<RestoreSummary> {
+    let filter = Filter::new(&options.includes, &options.excludes)?;
+    let items = plan(repo, snapshot, options.subpath.as_deref(), &filter)?;
+    fs::create_dir_all(&options.target).with_context(|| {
+        format!(
+            "cannot create target directory {}",
+            options.target.display()
+        )
+    })?;
+    let run = Run {
+        repo,
+        options,
+        progress,
+        observer,
+        errors: AtomicU64::new(0),
+        bytes_written: AtomicU64::new(0),
+        checked_dirs: Mutex::new(HashSet::new()),
+    };
+    let mut summary = RestoreSummary::default();
+    for item in items
+        .iter()
+        .filter(|i| matches!(i.node.kind, NodeKind::Directory { .. }))
+    {
+        match ensure_dir(&run, &item.rel) {
+            Ok(()) => summary.dirs_restored += 1,
+            Err(e) => run.warn(&item.rel, &format!("cannot create directory: {e}")),
+        }
+    }
+    let files = prepare_files(&run, &items, &mut summary);
+    write_contents(&run, &items, &files)?;
+    if run.interrupted() {
+        return Err(Interrupted.into());
+    }
+    summary.other_restored = create_others(&run, &items, &files);
+    apply_metadata(&run, &items, &files);
+    if options.verify {
+        summary.files_verified = verify(&run, &items, &files);
+    }
+    summary.files_restored = files.written.len() as u64;
+    summary.bytes_written = run.bytes_written.load(Ordering::Relaxed);
+    summary.errors = run.errors.load(Ordering::Relaxed);
+    Ok(summary)
+}
+
+/// Include and exclude patterns, matched against a node's full path in the snapshot.
+struct Filter {
+    includes: Option<GlobSet>,
+    excludes: GlobSet,
+}
+
+impl Filter {
+    fn new(includes: &[String], excludes: &[String]) -> Result<Self> {
+        let build = |patterns: &[String]| -> Result<GlobSet> {
+            let mut set = GlobSetBuilder::new();
+            for p in patterns {
+                let anchored = if p.starts_with('/') {
+                    p.clone()
+                } else {
+                    format!("**/{p}")
+                };
+                set.add(
+                    Glob::new(anchored.trim_end_matches('/'))
+                        .with_context(|| format!("invalid pattern {p:?}"))?,
+                );
+            }
+            Ok(set.build()?)
+        };
+        Ok(Self {
+            includes: if includes.is_empty() {
+                None
+            } else {
+                Some(build(includes)?)
+            },
+            excludes: build(excludes)?,
+        })
+    }
+}
+
+/// Lists what to restore, parents before children.
+fn plan(
+    repo: &Repository,
+    snapshot: &Snapshot,
+    subpath: Option<&str>,
+    filter: &Filter,
+) -> Result<Vec<Item>> {
+    let mut tree = repo.load_tree(&snapshot.tree)?;
+    let mut full = PathBuf::from("/");
+    let mut items = Vec::new();
+    let components: Vec<&str> = subpath
+        .unwrap_or("/")
+        .split('/')
+        .filter(|c| !c.is_empty())
+        .collect();
+    for (i, component) in components.iter().enumerate() {
+        let node = tree
+            .find(component.as_bytes())
+            .cloned()
+            .with_context(|| format!("{} is not in the snapshot", subpath.unwrap_or("/")))?;
+        full.push(component);
+        match &node.kind {
+            NodeKind::Directory { subtree } => tree = repo.load_tree(subtree)?,
+            _ if i + 1 == components.len() => {
+                let included = filter.includes.as_ref().is_none_or(|s| s.is_match(&full));
+                if included && !filter.excludes.is_match(&full) {
+                    items.push(Item {
+                        rel: PathBuf::from(OsStr::from_bytes(&node.name)),
+                        node,
+                    });
+                }
+                return Ok(items);
+            }
+            _ => bail!("{} is not a directory in the snapshot", full.display()),
+        }
+    }
+    collect(repo, &tree, Path::new(""), &full, filter, false, &mut items)?;
+    Ok(items)
+}
+
+/// Adds the included nodes of `tree`; returns whether anything was added.
+fn collect(
+    repo: &Repository,
+    tree: &Tree,
+    rel: &Path,
+    full: &Path,
+    filter: &Filter,
+    parent_included: bool,
+    items: &mut Vec<Item>,
+) -> Result<bool> {
+    let mut any = false;
+    for node in &tree.nodes {
+        let name = OsStr::from_bytes(&node.name);
+        let (rel, full) = (rel.join(name), full.join(name));
+        if filter.excludes.is_match(&full) {
+            continue;
+        }
+        let included =
+            parent_included || filter.includes.as_ref().is_none_or(|s| s.is_match(&full));
+        if let NodeKind::Directory { subtree } = &node.kind {
+            let at = items.len();
+            items.push(Item {
+                rel: rel.clone(),
+                node: node.clone(),
+            });
+            let subtree = repo.load_tree(subtree)?;
+            if collect(repo, &subtree, &rel, &full, filter, included, items)? || included {
+                any = true;
+            } else {
+                items.remove(at); // a directory with nothing included is left out
+            }
+        } else if included {
+            items.push(Item {
+                rel,
+                node: node.clone(),
+            });
+            any = true;
+        }
+    }
+    Ok(any)
+}
+
+/// Makes sure `rel` (relative to the target) is a real directory, creating what is missing
+/// and refusing to pass through anything that is not a directory.
+fn ensure_dir(run: &Run<'_>, rel: &Path) -> io::Result<()> {
+    let mut path = run.options.target.clone();
+    let mut so_far = PathBuf::new();
+    for component in rel.components() {
+        path.push(component);
+        so_far.push(component);
+        if run
+            .checked_dirs
+            .lock()
+            .expect("dir cache")
+            .contains(&so_far)
+        {
+            continue;
+        }
+        match fs::symlink_metadata(&path) {
+            Ok(meta) if meta.is_dir() => {}
+            Ok(_) if run.options.overwrite == Overwrite::Always => {
+                fs::remove_file(&path)?;
+                fs::create_dir(&path)?;
+            }
+            Ok(_) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::AlreadyExists,
+                    "exists and is not a directory",
+                ));
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => fs::create_dir(&path)?,
+            Err(e) => return Err(e),
+        }
+        run.checked_dirs
+            .lock()
+            .expect("dir cache")
+            .insert(so_far.clone());
+    }
+    Ok(())
+}
+
+/// Regular files to write (index into items), and hardlinks to make to them.
+#[derive(Default)]
+struct Files {
+    written: Vec<usize>,
+    /// item index -> item index of the file it is a hardlink of.
+    links: HashMap<usize, usize>,
+    /// Files skipped because they exist (overwrite policy).
+    skipped: HashSet<usize>,
+}
+
+fn prepare_files(run: &Run<'_>, items: &[Item], summary: &mut RestoreSummary) -> Files {
+    let mut files = Files::default();
+    let mut first_of_inode: HashMap<(u64, u64), usize> = HashMap::new();
+    for (i, item) in items.iter().enumerate() {
+        let NodeKind::File { .. } = item.node.kind else {
+            continue;
+        };
+        if item.node.nlink > 1 && item.node.inode != 0 {
+            if let Some(&first) = first_of_inode.get(&(item.node.device, item.node.inode)) {
+                files.links.insert(i, first);
+                continue;
+            }
+            first_of_inode.insert((item.node.device, item.node.inode), i);
+        }
+        let path = run.options.target.join(&item.rel);
+        if should_skip(&path, &item.node, run.options.overwrite) {
+            files.skipped.insert(i);
+            summary.files_skipped += 1;
+            continue;
+        }
+        summary.total_bytes += item.node.size;
+        match create_file(run, &item.rel, item.node.size) {
+            Ok(()) => files.written.push(i),
+            Err(e) => run.warn(&path, &format!("cannot create file: {e}")),
+        }
+    }
+    run.progress
+        .add_total(files.written.len() as u64, summary.total_bytes);
+    files
+}
+
+fn should_skip(path: &Path, node: &Node, overwrite: Overwrite) -> bool {
+    let Ok(meta) = fs::symlink_metadata(path) else {
+        return false;
+    };
+    match overwrite {
+        Overwrite::Always => false,
+        Overwrite::Never => true,
+        Overwrite::IfChanged => {
+            meta.is_file()
+                && meta.size() == node.size
+                && meta.mtime() * 1_000_000_000 + meta.mtime_nsec() == node.mtime_ns
+        }
+    }
+}
+
+/// Creates (or truncates) a file at its final size: never-written ranges stay holes.
+fn create_file(run: &Run<'_>, rel: &Path, size: u64) -> io::Result<()> {
+    if let Some(parent) = rel.parent() {
+        ensure_dir(run, parent)?;
+    }
+    let path = run.options.target.join(rel);
+    if fs::symlink_metadata(&path).is_ok_and(|m| !m.is_file()) {
+        remove_any(&path)?;
+    }
+    let file = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(&path)?;
+    file.set_len(size)
+}
+
+fn remove_any(path: &Path) -> io::Result<()> {
+    if fs::symlink_metadata(path)?.is_dir() {
+        fs::remove_dir_all(path)
+    } else {
+        fs::remove_file(path)
+    }
+}
+
+/// Groups every needed blob by pack and has a thread pool read each pack once.
+fn write_contents(run: &Run<'_>, items: &[Item], files: &Files) -> Result<()> {
+    let mut wanted: HashMap<BlobId, (u32, Vec<Target>)> = HashMap::new();
+    let load = |id: &BlobId| run.repo.read_blob(id);
+    for &file in &files.written {
+        let NodeKind::File { content } = &items[file].node.kind else {
+            continue;
+        };
+        let entries = match content.entries(&load) {
+            Ok(entries) => entries,
+            Err(e) => {
+                run.warn(&items[file].rel, &format!("content list unreadable: {e}"));
+                continue;
+            }
+        };
+        for (offset, entry) in entries {
+            match entry {
+                ContentEntry::Data { id, length } => {
+                    wanted
+                        .entry(id)
+                        .or_insert_with(|| (length, Vec::new()))
+                        .1
+                        .push(Target { file, offset });
+                }
+                ContentEntry::Zero { length } => run.progress.add_bytes(length),
+            }
+        }
+    }
+    let mut by_pack: HashMap<PackId, Vec<(BlobId, BlobLocation, Vec<Target>)>> = HashMap::new();
+    for (id, (_, targets)) in wanted {
+        match run.repo.locate(&id) {
+            Ok(location) => by_pack
+                .entry(location.pack)
+                .or_default()
+                .push((id, location, targets)),
+            Err(e) => {
+                for t in &targets {
+                    run.warn(&items[t.file].rel, &format!("{e}"));
+                }
+            }
+        }
+    }
+    let queue = Mutex::new(by_pack.into_iter().collect::<Vec<_>>());
+    let threads = std::thread::available_parallelism().map_or(2, usize::from) * 2;
+    std::thread::scope(|scope| {
+        for _ in 0..threads {
+            scope.spawn(|| {
+                loop {
+                    let next = queue.lock().expect("pack queue").pop();
+                    let Some((pack, mut blobs)) = next else { break };
+                    if run.interrupted() {
+                        break;
+                    }
+                    blobs.sort_by_key(|(_, loc, _)| loc.offset);
+                    restore_pack(run, items, &pack, &blobs);
+                }
+            });
+        }
+    });
+    Ok(())
+}
+
+/// Largest gap between two needed blobs that is read through rather than split into two reads.
+const MAX_GAP: u64 = 1 << 20;
+/// Largest single read.
+const MAX_READ: u64 = 32 << 20;
+
+fn restore_pack(
+    run: &Run<'_>,
+    items: &[Item],
+    pack: &PackId,
+    blobs: &[(BlobId, BlobLocation, Vec<Target>)],
+) {
+    let mut start = 0;
+    while start < blobs.len() {
+        let first = u64::from(blobs[start].1.offset);
+        let mut end = start + 1;
+        while end < blobs.len() {
+            let previous_end =
+                u64::from(blobs[end - 1].1.offset) + u64::from(blobs[end - 1].1.length);
+            let next = &blobs[end].1;
+            let next_end = u64::from(next.offset) + u64::from(next.length);
+            if u64::from(next.offset) > previous_end + MAX_GAP || next_end - first > MAX_READ {
+                break;
+            }
+            end += 1;
+        }
+        let last = &blobs[end - 1].1;
+        let length = u64::from(last.offset) + u64::from(last.length) - first;
+        match run.repo.read_pack_range(pack, first, length) {
+            Ok(bytes) => {
+                for (id, location, targets) in &blobs[start..end] {
+                    let at = (u64::from(location.offset) - first) as usize;
+                    let sealed = &bytes[at..at + location.length as usize];
+                    write_blob(run, items, id, location, sealed, targets);
+                }
+            }
+            Err(e) => {
+                for (_, _, targets) in &blobs[start..end] {
+                    for t in targets {
+                        run.warn(&items[t.file].rel, &format!("cannot read pack: {e}"));
+                    }
+                }
+            }
+        }
+        start = end;
+    }
+}
+
+fn write_blob(
+    run: &Run<'_>,
+    items: &[Item],
+    id: &BlobId,
+    location: &BlobLocation,
+    sealed: &[u8],
+    targets: &[Target],
+) {
+    let plain = match run.repo.open_blob(id, location, sealed) {
+        Ok(plain) => plain,
+        Err(e) => {
+            for t in targets {
+                run.warn(&items[t.file].rel, &format!("{e}"));
+            }
+            return;
+        }
+    };
+    for t in targets {
+        let path = run.options.target.join(&items[t.file].rel);
+        let written = OpenOptions::new()
+            .write(true)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&path)
+            .and_then(|f| f.write_all_at(&plain, t.offset));
+        match written {
+            Ok(()) => {
+                run.bytes_written
+                    .fetch_add(plain.len() as u64, Ordering::Relaxed);
+                run.progress.add_bytes(plain.len() as u64);
+            }
+            Err(e) => run.warn(&path, &format!("cannot write: {e}")),
+        }
+    }
+}
+
+/// Symlinks, hardlinks, devices and fifos. Returns how many were made.
+fn create_others(run: &Run<'_>, items: &[Item], files: &Files) -> u64 {
+    let mut made = 0;
+    for (i, item) in items.iter().enumerate() {
+        let path = run.options.target.join(&item.rel);
+        let result = match &item.node.kind {
+            NodeKind::Directory { .. } => continue,
+            NodeKind::File { .. } => match files.links.get(&i) {
+                Some(&first) if !files.skipped.contains(&i) => {
+                    let source = run.options.target.join(&items[first].rel);
+                    replace(run, &item.rel, |p| fs::hard_link(&source, p))
+                }
+                _ => continue,
+            },
+            NodeKind::Symlink { target } => replace(run, &item.rel, |p| {
+                std::os::unix::fs::symlink(OsStr::from_bytes(target), p)
+            }),
+            NodeKind::BlockDevice { rdev } => make_node(
+                run,
+                &item.rel,
+                nix::sys::stat::SFlag::S_IFBLK,
+                item.node.mode,
+                *rdev,
+            ),
+            NodeKind::CharDevice { rdev } => make_node(
+                run,
+                &item.rel,
+                nix::sys::stat::SFlag::S_IFCHR,
+                item.node.mode,
+                *rdev,
+            ),
+            NodeKind::Fifo => make_node(
+                run,
+                &item.rel,
+                nix::sys::stat::SFlag::S_IFIFO,
+                item.node.mode,
+                0,
+            ),
+            NodeKind::Socket => continue, // a socket is only meaningful to the process that bound it
+        };
+        match result {
+            Ok(true) => made += 1,
+            Ok(false) => {}
+            Err(e) => run.warn(&path, &format!("cannot create: {e}")),
+        }
+    }
+    made
+}
+
+/// Creates something at `rel` with `create`, first removing what is there if the overwrite
+/// policy allows. Returns whether anything was created.
+fn replace(
+    run: &Run<'_>,
+    rel: &Path,
+    create: impl FnOnce(&Path) -> io::Result<()>,
+) -> io::Result<bool> {
+    if let Some(parent) = rel.parent() {
+        ensure_dir(run, parent)?;
+    }
+    let path = run.options.target.join(rel);
+    if fs::symlink_metadata(&path).is_ok() {
+        if run.options.overwrite != Overwrite::Always {
+            return Ok(false);
+        }
+        remove_any(&path)?;
+    }
+    create(&path)?;
+    Ok(true)
+}
+
+fn make_node(
+    run: &Run<'_>,
+    rel: &Path,
+    kind: nix::sys::stat::SFlag,
+    mode: u32,
+    rdev: u64,
+) -> io::Result<bool> {
+    if kind != nix::sys::stat::SFlag::S_IFIFO && !metadata::running_as_root() {
+        run.observer
+            .warning(rel, "device node not restored: creating devices needs root");
+        return Ok(false);
+    }
+    replace(run, rel, |path| {
+        let perm = nix::sys::stat::Mode::from_bits_truncate(mode);
+        nix::sys::stat::mknod(path, kind, perm, rdev).map_err(io::Error::from)
+    })
+}
+
+/// Ownership, xattrs, modes and times: files and others first, then directories deepest
+/// first so creating entries no longer changes a directory's mtime.
+fn apply_metadata(run: &Run<'_>, items: &[Item], files: &Files) {
+    let as_root = metadata::running_as_root();
+    let mut dirs = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        if matches!(item.node.kind, NodeKind::Directory { .. }) {
+            dirs.push(item);
+            continue;
+        }
+        if files.skipped.contains(&i) || matches!(item.node.kind, NodeKind::Socket) {
+            continue;
+        }
+        let path = run.options.target.join(&item.rel);
+        if fs::symlink_metadata(&path).is_err() {
+            continue; // not created (already reported)
+        }
+        if let Err(e) = metadata::apply(&path, &item.node, as_root) {
+            run.warn(&path, &format!("cannot set metadata: {e}"));
+        }
+    }
+    dirs.sort_by_key(|item| std::cmp::Reverse(item.rel.components().count()));
+    for item in dirs {
+        let path = run.options.target.join(&item.rel);
+        if let Err(e) = metadata::apply(&path, &item.node, as_root) {
+            run.warn(&path, &format!("cannot set metadata: {e}"));
+        }
+    }
+}
+
+/// Re-reads every written file and checks each chunk against its id. Returns how many files
+/// verified; mismatches are reported as errors.
+fn verify(run: &Run<'_>, items: &[Item], files: &Files) -> u64 {
+    let mut verified = 0;
+    for &i in &files.written {
+        let NodeKind::File { content } = &items[i].node.kind else {
+            continue;
+        };
+        let path = run.options.target.join(&items[i].rel);
+        match verify_file(run.repo, &path, content, items[i].node.size) {
+            Ok(()) => verified += 1,
+            Err(e) => run.warn(&path, &format!("verification failed: {e}")),
+        }
+    }
+    verified
+}
+
+fn verify_file(repo: &Repository, path: &Path, content: &Content, size: u64) -> Result<()> {
+    let mut file = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)?;
+    if file.metadata()?.len() != size {
+        bail!("size differs from the snapshot");
+    }
+    let mut buffer = Vec::new();
+    let load = |id: &BlobId| repo.read_blob(id);
+    content.for_each(&load, &mut |offset, entry| {
+        buffer.resize(entry.length() as usize, 0);
+        file.read_exact(&mut buffer)
+            .map_err(|e| cairn_format::Error::backend("verify", path.display().to_string(), e))?;
+        let ok = match entry {
+            ContentEntry::Data { id, .. } => repo.key().blob_id(&buffer) == *id,
+            ContentEntry::Zero { .. } => buffer.iter().all(|&b| b == 0),
+        };
+        if ok {
+            Ok(())
+        } else {
+            Err(cairn_format::Error::corrupt(
+                "restored file",
+                path.display().to_string(),
+                format!("bytes at offset {offset} differ"),
+            ))
+        }
+    })?;
+    Ok(())
+}

@@ -1,0 +1,137 @@
+//! Choosing snapshots: filters by host, tag and path, and references (`latest`, a full id, or a
+//! unique id prefix, optionally followed by `:PATH`). `latest` honours the filters, on every
+//! command that takes a snapshot.
+
+use anyhow::{Result, bail};
+use cairn_format::snapshot::Snapshot;
+use cairn_format::{Error, Repository, SnapshotId};
+
+/// Which snapshots a command looks at.
+#[derive(Clone, Debug, Default)]
+pub struct SnapshotFilter {
+    /// Any of these hosts (empty: any host).
+    pub hosts: Vec<String>,
+    /// Any of these groups; a group is a comma-separated list of tags that must all be set.
+    pub tags: Vec<String>,
+    /// Snapshots whose paths include all of these.
+    pub paths: Vec<String>,
+}
+
+impl SnapshotFilter {
+    pub fn matches(&self, snapshot: &Snapshot) -> bool {
+        let host_ok = self.hosts.is_empty() || self.hosts.contains(&snapshot.hostname);
+        let tags_ok = self.tags.is_empty()
+            || self.tags.iter().any(|group| {
+                group
+                    .split(',')
+                    .filter(|t| !t.is_empty())
+                    .all(|tag| snapshot.tags.iter().any(|t| t == tag))
+            });
+        let paths_ok = self.paths.iter().all(|p| snapshot.paths.contains(p));
+        host_ok && tags_ok && paths_ok
+    }
+
+    /// Matching snapshots, oldest first.
+    pub fn apply(&self, repo: &Repository) -> Result<Vec<(SnapshotId, Snapshot)>> {
+        Ok(repo
+            .snapshots()?
+            .into_iter()
+            .filter(|(_, s)| self.matches(s))
+            .collect())
+    }
+}
+
+/// Splits `SNAP:PATH` into the snapshot reference and the path inside it.
+pub fn split_reference(reference: &str) -> (&str, Option<&str>) {
+    match reference.split_once(':') {
+        Some((snap, path)) => (snap, Some(path)),
+        None => (reference, None),
+    }
+}
+
+/// Resolves a snapshot reference.
+pub fn resolve(
+    repo: &Repository,
+    reference: &str,
+    filter: &SnapshotFilter,
+) -> Result<(SnapshotId, Snapshot)> {
+    if reference == "latest" {
+        return filter.apply(repo)?.pop().ok_or_else(|| {
+            Error::SnapshotNotFound {
+                reference: format!("latest (with filter {filter:?})"),
+            }
+            .into()
+        });
+    }
+    if reference.is_empty() || !reference.bytes().all(|b| b.is_ascii_hexdigit()) {
+        bail!(
+            "{reference:?} is not a snapshot reference: use `latest`, an id, or a unique id prefix"
+        );
+    }
+    let prefix = reference.to_ascii_lowercase();
+    let matches: Vec<SnapshotId> = repo
+        .snapshot_ids()?
+        .into_iter()
+        .filter(|id| id.to_hex().starts_with(&prefix))
+        .collect();
+    match matches.as_slice() {
+        [id] => Ok((*id, repo.load_snapshot(id)?)),
+        [] => Err(Error::SnapshotNotFound {
+            reference: reference.into(),
+        }
+        .into()),
+        many => Err(Error::AmbiguousSnapshot {
+            reference: reference.into(),
+            count: many.len(),
+        }
+        .into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cairn_format::BlobId;
+
+    fn snap(host: &str, tags: &[&str], paths: &[&str]) -> Snapshot {
+        Snapshot {
+            time_ns: 0,
+            utc_offset_s: 0,
+            tree: BlobId::default(),
+            paths: paths.iter().map(ToString::to_string).collect(),
+            hostname: host.into(),
+            username: String::new(),
+            uid: 0,
+            gid: 0,
+            tags: tags.iter().map(ToString::to_string).collect(),
+            parent: None,
+            program_version: String::new(),
+            summary: None,
+        }
+    }
+
+    #[test]
+    fn filters_combine() {
+        let s = snap("web", &["daily", "db"], &["/srv"]);
+        let f = |hosts: &[&str], tags: &[&str], paths: &[&str]| SnapshotFilter {
+            hosts: hosts.iter().map(ToString::to_string).collect(),
+            tags: tags.iter().map(ToString::to_string).collect(),
+            paths: paths.iter().map(ToString::to_string).collect(),
+        };
+        assert!(f(&[], &[], &[]).matches(&s));
+        assert!(f(&["web"], &["daily,db"], &["/srv"]).matches(&s));
+        assert!(f(&[], &["weekly", "db"], &[]).matches(&s));
+        assert!(!f(&[], &["daily,weekly"], &[]).matches(&s));
+        assert!(!f(&["db1"], &[], &[]).matches(&s));
+        assert!(!f(&[], &[], &["/etc"]).matches(&s));
+    }
+
+    #[test]
+    fn references_split_on_the_first_colon() {
+        assert_eq!(
+            split_reference("latest:/etc/a:b"),
+            ("latest", Some("/etc/a:b"))
+        );
+        assert_eq!(split_reference("abc"), ("abc", None));
+    }
+}
