@@ -139,7 +139,7 @@ pub fn restore(
         }
     }
     let files = prepare_files(&run, &items, &mut summary);
-    write_contents(&run, &items, &files)?;
+    write_contents(&run, &items, &files);
     if run.interrupted() {
         return Err(Interrupted.into());
     }
@@ -392,7 +392,7 @@ fn remove_any(path: &Path) -> io::Result<()> {
 }
 
 /// Groups every needed blob by pack and has a thread pool read each pack once.
-fn write_contents(run: &Run<'_>, items: &[Item], files: &Files) -> Result<()> {
+fn write_contents(run: &Run<'_>, items: &[Item], files: &Files) {
     let mut wanted: HashMap<BlobId, (u32, Vec<Target>)> = HashMap::new();
     let load = |id: &BlobId| run.repo.read_blob(id);
     for &file in &files.written {
@@ -450,7 +450,6 @@ fn write_contents(run: &Run<'_>, items: &[Item], files: &Files) -> Result<()> {
             });
         }
     });
-    Ok(())
 }
 
 /// Largest gap between two needed blobs that is read through rather than split into two reads.
@@ -541,7 +540,8 @@ fn create_others(run: &Run<'_>, items: &[Item], files: &Files) -> u64 {
     for (i, item) in items.iter().enumerate() {
         let path = run.options.target.join(&item.rel);
         let result = match &item.node.kind {
-            NodeKind::Directory { .. } => continue,
+            // A socket is only meaningful to the process that bound it.
+            NodeKind::Directory { .. } | NodeKind::Socket => continue,
             NodeKind::File { .. } => match files.links.get(&i) {
                 Some(&first) if !files.skipped.contains(&i) => {
                     let source = run.options.target.join(&items[first].rel);
@@ -573,7 +573,6 @@ fn create_others(run: &Run<'_>, items: &[Item], files: &Files) -> u64 {
                 item.node.mode,
                 0,
             ),
-            NodeKind::Socket => continue, // a socket is only meaningful to the process that bound it
         };
         match result {
             Ok(true) => made += 1,

@@ -9,15 +9,15 @@ const ZSTD: u8 = 1;
 
 /// Encodes `data` as a blob payload, compressing at `level` (0 disables compression).
 pub fn encode(data: &[u8], level: i32) -> Vec<u8> {
-    if level > 0 && data.len() >= 64 {
-        if let Ok(compressed) = zstd::bulk::compress(data, level) {
-            if compressed.len() < data.len() {
-                let mut out = Vec::with_capacity(compressed.len() + 1);
-                out.push(ZSTD);
-                out.extend_from_slice(&compressed);
-                return out;
-            }
-        }
+    if level > 0
+        && data.len() >= 64
+        && let Ok(compressed) = zstd::bulk::compress(data, level)
+        && compressed.len() < data.len()
+    {
+        let mut out = Vec::with_capacity(compressed.len() + 1);
+        out.push(ZSTD);
+        out.extend_from_slice(&compressed);
+        return out;
     }
     let mut out = Vec::with_capacity(data.len() + 1);
     out.push(RAW);

@@ -104,7 +104,7 @@ pub type StoreNode<'a> = dyn FnMut(Vec<u8>) -> Result<BlobId> + 'a;
 pub type LoadNode<'a> = dyn Fn(&BlobId) -> Result<Vec<u8>> + 'a;
 
 fn is_boundary(id: &BlobId) -> bool {
-    u16::from_le_bytes([id.0[0], id.0[1]]) & 0x3ff == 0
+    u16::from_le_bytes([id.0[0], id.0[1]]).trailing_zeros() >= 10
 }
 
 /// Builds a content list entry by entry, spilling to content nodes when it grows large.
@@ -233,14 +233,9 @@ impl Content {
         let mut offset = 0;
         match self {
             Content::Inline(entries) => visit_entries(entries, &mut offset, visit),
-            Content::Indirect { root, depth } => walk_node(
-                root,
-                *depth,
-                load,
-                &mut offset,
-                visit,
-                Self::check_depth(*depth)?,
-            ),
+            Content::Indirect { root, depth } => {
+                walk_node(root, Self::check_depth(*depth)?, load, &mut offset, visit)
+            }
         }
     }
 
@@ -313,14 +308,13 @@ fn walk_node(
     load: &LoadNode<'_>,
     offset: &mut u64,
     visit: &mut dyn FnMut(u64, &ContentEntry) -> Result<()>,
-    max_depth: u8,
 ) -> Result<()> {
     let name = blob.to_hex();
     match (ContentNode::decode(&load(blob)?, &name)?, depth) {
         (ContentNode::Leaf(entries), 0) => visit_entries(&entries, offset, visit),
         (ContentNode::Inner(children), d) if d > 0 => {
             for child in &children {
-                walk_node(&child.blob, d - 1, load, offset, visit, max_depth)?;
+                walk_node(&child.blob, d - 1, load, offset, visit)?;
             }
             Ok(())
         }

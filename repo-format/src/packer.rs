@@ -260,10 +260,10 @@ fn work(shared: &Shared, jobs: &Receiver<Job>, packs: &Sender<FinishedPack>) {
             writer.push(blob);
             (writer.size() >= pack_size).then(|| std::mem::take(&mut *writer))
         };
-        if let Some(writer) = full {
-            if packs.send(writer.finish(key)).is_err() {
-                return;
-            }
+        if let Some(writer) = full
+            && packs.send(writer.finish(key)).is_err()
+        {
+            return;
         }
     }
 }

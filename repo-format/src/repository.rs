@@ -356,7 +356,7 @@ impl Repository {
                     blobs,
                 }),
                 Err(e) => {
-                    tracing::warn!(pack = %id, error = %e, "unindexed pack is unreadable; not reused")
+                    tracing::warn!(pack = %id, error = %e, "unindexed pack is unreadable; not reused");
                 }
             }
         }

@@ -82,7 +82,7 @@ pub(super) fn run(
                     progress,
                     &done,
                     &options.interrupt,
-                )
+                );
             });
         }
         let walker = std::thread::Builder::new()
@@ -253,7 +253,7 @@ impl Archiver<'_> {
     fn count_dir(&mut self, parent: Option<&Node>, subtree: &BlobId) {
         match parent.map(|n| &n.kind) {
             Some(NodeKind::Directory { subtree: old }) if old == subtree => {
-                self.counts.dirs_unmodified += 1
+                self.counts.dirs_unmodified += 1;
             }
             Some(NodeKind::Directory { .. }) => self.counts.dirs_changed += 1,
             _ => self.counts.dirs_new += 1,
@@ -274,7 +274,7 @@ impl Archiver<'_> {
         }
         let mut entries: Vec<(Vec<u8>, PathBuf)> = match fs::read_dir(path) {
             Ok(iter) => iter
-                .filter_map(|e| e.ok())
+                .filter_map(std::result::Result::ok)
                 .map(|e| (e.file_name().as_bytes().to_vec(), e.path()))
                 .collect(),
             Err(e) => {
@@ -329,9 +329,9 @@ impl Archiver<'_> {
             Err(e) => return Err(e),
         };
         if parent.is_some() {
-            self.counts.files_changed += 1
+            self.counts.files_changed += 1;
         } else {
-            self.counts.files_new += 1
+            self.counts.files_new += 1;
         }
         self.counts.total_files_processed += 1;
         self.counts.total_bytes_processed += saved.1;

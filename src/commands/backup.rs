@@ -15,7 +15,7 @@ use crate::exit::Exit;
 use crate::progress::{LogObserver, Progress};
 use crate::select::{SnapshotFilter, resolve};
 
-pub fn run(global: &Global, args: BackupArgs) -> Result<Exit> {
+pub fn run(global: &Global, args: &BackupArgs) -> Result<Exit> {
     let repo = open(global)?;
     let mut excludes = args.excludes.clone();
     for file in &args.exclude_files {
@@ -135,7 +135,7 @@ fn print_summary(global: &Global, outcome: &BackupOutcome) -> Result<()> {
     );
     match (&id, &outcome.snapshot.parent) {
         (Some(id), Some(parent)) => {
-            println!("snapshot {} saved (parent {})", &id[..8], parent.short())
+            println!("snapshot {} saved (parent {})", &id[..8], parent.short());
         }
         (Some(id), None) => println!("snapshot {} saved", &id[..8]),
         (None, _) => println!("dry run: nothing was written"),

@@ -30,7 +30,7 @@ pub fn run(cli: Cli) -> Result<Exit> {
     let global = &cli.global;
     match cli.command {
         Command::Init(args) => init::run(global, &args),
-        Command::Backup(args) => backup::run(global, args),
+        Command::Backup(args) => backup::run(global, &args),
         Command::Snapshots(args) => snapshots::run(global, &args),
         Command::Ls(args) => ls::run(global, &args),
         Command::Cat(args) => cat::run(global, &args),
@@ -46,12 +46,12 @@ fn backend(global: &Global) -> Result<Arc<dyn Backend>> {
         bail!("no repository given: use -r/--repo or set CAIRN_REPOSITORY");
     };
     let path = location.strip_prefix("local:").unwrap_or(location);
-    if let Some((scheme, _)) = path.split_once(':') {
-        if !scheme.contains('/') {
-            bail!(
-                "repository {location:?}: backend {scheme:?} is not supported; use a local directory"
-            );
-        }
+    if let Some((scheme, _)) = path.split_once(':')
+        && !scheme.contains('/')
+    {
+        bail!(
+            "repository {location:?}: backend {scheme:?} is not supported; use a local directory"
+        );
     }
     Ok(Arc::new(LocalBackend::new(path)))
 }

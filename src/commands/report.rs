@@ -24,7 +24,7 @@ impl Reporter {
         let handle = if global.json {
             let stop = stop.clone();
             Some(std::thread::spawn(move || {
-                json_lines(&progress, &stop, verb)
+                json_lines(&progress, &stop, verb);
             }))
         } else if !global.quiet && std::io::stderr().is_terminal() {
             let stop = stop.clone();
