@@ -106,7 +106,7 @@ pub struct BackupArgs {
     /// Files and directories to back up
     #[arg(required_unless_present = "stdin")]
     pub paths: Vec<PathBuf>,
-    /// Tag the snapshot (repeatable)
+    /// Tag the snapshot (repeatable; `a,b` adds both)
     #[arg(long = "tag")]
     pub tags: Vec<String>,
     /// Host name to record [default: this machine's]

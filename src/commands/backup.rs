@@ -34,7 +34,13 @@ pub fn run(global: &Global, args: &BackupArgs) -> Result<Exit> {
             filename: args.stdin_filename.clone(),
             reader: Box::new(std::io::stdin()),
         }),
-        tags: args.tags.clone(),
+        tags: args
+            .tags
+            .iter()
+            .flat_map(|t| t.split(','))
+            .filter(|t| !t.is_empty())
+            .map(String::from)
+            .collect(),
         host: args.host.clone().unwrap_or_else(hostname),
         excludes,
         exclude_caches: args.exclude_caches,

@@ -1,0 +1,11 @@
+//! Integration tests: the built `cairn` binary against real repositories in temporary
+//! directories, plus library-level tests that need fault injection. Regression tests name the
+//! issue they guard.
+
+mod cli;
+mod crash;
+mod dedup;
+mod engine;
+mod roundtrip;
+mod security;
+mod util;
