@@ -31,9 +31,13 @@ pub struct IndexSegment {
 impl IndexSegment {
     /// Sealed bytes and the id they are stored under.
     pub fn seal(&self, key: &MasterKey) -> (IndexId, Vec<u8>) {
-        let plain = encoding::encode(Tag::IndexSegment, SEGMENT_VERSION, self);
-        let sealed = key.seal(SealKind::IndexSegment, None, &plain);
+        let sealed = key.seal(SealKind::IndexSegment, None, &self.encode());
         (IndexId::hash_of(&sealed), sealed)
+    }
+
+    /// Plaintext encoding (golden vectors).
+    pub fn encode(&self) -> Vec<u8> {
+        encoding::encode(Tag::IndexSegment, SEGMENT_VERSION, self)
     }
 
     /// Opens a stored segment, checking its name first.
