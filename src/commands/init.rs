@@ -1,6 +1,7 @@
 //! `cairn init`
 
 use anyhow::{Context, Result};
+use cairn_format::chunker::ChunkerParams;
 use cairn_format::crypto::KdfParams;
 use cairn_format::{InitOptions, Repository};
 
@@ -14,6 +15,11 @@ pub fn run(global: &Global, args: &InitArgs) -> Result<Exit> {
     let location = backend.location();
     let password = password(global, &format!("new password for {location}: "), true)?;
     let options = InitOptions {
+        chunker: ChunkerParams {
+            min_size: args.chunk_size * 256,
+            avg_size: args.chunk_size * 1024,
+            max_size: args.chunk_size * 4096,
+        },
         pack_size: args.pack_size * 1024 * 1024,
         compression_level: args.compression,
         kdf: KdfParams {
@@ -24,7 +30,6 @@ pub fn run(global: &Global, args: &InitArgs) -> Result<Exit> {
         hostname: hostname(),
         username: NameCache::default().user(nix::unistd::getuid().as_raw()),
         now_ns: chrono::Utc::now().timestamp_nanos_opt().unwrap_or_default(),
-        ..InitOptions::default()
     };
     let repo = Repository::init(backend, password.as_bytes(), &options, &cache_root(global)?)
         .with_context(|| format!("cannot create a repository at {location}"))?;
