@@ -14,14 +14,16 @@ use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_m
 
 /// Text-like data that compresses about 3:1, like source trees and logs.
 fn corpus(len: usize) -> Vec<u8> {
-    let words = ["backup ", "restore ", "chunk ", "cairn ", "pack ", "index ", "\n", "tree "];
+    let words = [
+        "backup ", "restore ", "chunk ", "cairn ", "pack ", "index ", "\n", "tree ",
+    ];
     let mut x = 0x2545_f491_4f6c_dd1d_u64;
     let mut out = Vec::with_capacity(len + 16);
     while out.len() < len {
         x ^= x << 13;
         x ^= x >> 7;
         x ^= x << 17;
-        if x % 5 == 0 {
+        if x.is_multiple_of(5) {
             out.extend_from_slice(&x.to_le_bytes()[..3]);
         }
         out.extend_from_slice(words[(x % 8) as usize].as_bytes());
@@ -40,8 +42,12 @@ fn chunking(c: &mut Criterion) {
     let mut group = c.benchmark_group("chunker");
     group.throughput(Throughput::Bytes(data.len() as u64));
     group.sample_size(10);
-    group.bench_function("fastcdc_keyed_1MiB_avg", |b| b.iter(|| black_box(chunker.chunk_lengths(&data))));
-    group.bench_function("blake3_keyed_id", |b| b.iter(|| black_box(key().blob_id(&data))));
+    group.bench_function("fastcdc_keyed_1MiB_avg", |b| {
+        b.iter(|| black_box(chunker.chunk_lengths(&data)));
+    });
+    group.bench_function("blake3_keyed_id", |b| {
+        b.iter(|| black_box(key().blob_id(&data)));
+    });
     group.finish();
 }
 
@@ -51,12 +57,22 @@ fn sealing(c: &mut Criterion) {
     let mut group = c.benchmark_group("seal");
     group.throughput(Throughput::Bytes(data.len() as u64));
     for level in [0, 1, 3] {
-        group.bench_with_input(BenchmarkId::new("compress_encrypt_zstd", level), &level, |b, &level| {
-            b.iter(|| black_box(SealedBlob::new(&key(), BlobKind::Data, id, &data, level)));
-        });
+        group.bench_with_input(
+            BenchmarkId::new("compress_encrypt_zstd", level),
+            &level,
+            |b, &level| {
+                b.iter(|| black_box(SealedBlob::new(&key(), BlobKind::Data, id, &data, level)));
+            },
+        );
     }
     let sealed = SealedBlob::new(&key(), BlobKind::Data, id, &data, 3);
-    let entry = PackEntry { kind: BlobKind::Data, id, offset: 0, length: sealed.bytes.len() as u32, raw_length: sealed.raw_length };
+    let entry = PackEntry {
+        kind: BlobKind::Data,
+        id,
+        offset: 0,
+        length: sealed.bytes.len() as u32,
+        raw_length: sealed.raw_length,
+    };
     group.bench_function("decrypt_decompress_verify", |b| {
         b.iter(|| black_box(pack::open_blob(&key(), &entry, &sealed.bytes).unwrap()));
     });
@@ -70,10 +86,27 @@ fn index_lookups(c: &mut Criterion) {
     let blobs_per_pack = 1000u64;
     for pack in 0..200u64 {
         let blobs = (0..blobs_per_pack)
-            .map(|i| PackEntry { kind: BlobKind::Data, id: blob(pack * blobs_per_pack + i), offset: 0, length: 100, raw_length: 60 })
+            .map(|i| PackEntry {
+                kind: BlobKind::Data,
+                id: blob(pack * blobs_per_pack + i),
+                offset: 0,
+                length: 100,
+                raw_length: 60,
+            })
             .collect();
-        let segment = IndexSegment { packs: vec![IndexedPack { id: PackId([pack as u8; 32]), size: 1, blobs }] };
-        index.ingest(&IndexId(*blake3::hash(&pack.to_le_bytes()).as_bytes()), &segment).unwrap();
+        let segment = IndexSegment {
+            packs: vec![IndexedPack {
+                id: PackId([pack as u8; 32]),
+                size: 1,
+                blobs,
+            }],
+        };
+        index
+            .ingest(
+                &IndexId(*blake3::hash(&pack.to_le_bytes()).as_bytes()),
+                &segment,
+            )
+            .unwrap();
     }
     let total = 200 * blobs_per_pack;
     let mut group = c.benchmark_group("index_200k_blobs");

@@ -25,11 +25,11 @@ fn golden(name: &str, actual: &[u8]) {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("testdata")
         .join(format!("{name}.hex"));
-    let hex_text: String = hex::encode(actual)
-        .as_bytes()
-        .chunks(64)
-        .map(|line| format!("{}\n", std::str::from_utf8(line).unwrap()))
-        .collect();
+    let mut hex_text = String::new();
+    for line in hex::encode(actual).as_bytes().chunks(64) {
+        hex_text.push_str(std::str::from_utf8(line).unwrap());
+        hex_text.push('\n');
+    }
     if std::env::var_os("CAIRN_BLESS_GOLDEN").is_some() {
         std::fs::write(&path, hex_text).unwrap();
         return;

@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Measures how the average chunk size trades repository growth after small edits against the
+# number of blobs, on real data from this machine. The defaults in docs/format.md ("Choice of
+# chunk sizes") were chosen from its output; results are recorded in docs/benchmarks.md.
+#
+#   bash benches/chunk-sizes.sh [cairn binary]
+set -euo pipefail
+cairn="${1:-${CARGO_TARGET_DIR:-/var/tmp/cairn-target}/release/cairn}"
+work=$(mktemp -d /var/tmp/cairn-chunks.XXXXXX)
+trap 'rm -rf "$work"' EXIT
+export CAIRN_PASSWORD=bench CAIRN_CACHE_DIR="$work/cache"
+
+# A 256 MiB "disk image" of real files (libraries, documentation) laid end to end.
+mkdir -p "$work/data"
+find /usr/lib /usr/share -type f -size +4k 2>/dev/null | sort | head -n 20000 \
+  | xargs cat 2>/dev/null | head -c $((256 << 20)) > "$work/data/image" || true
+
+edit() {
+  # 200 scattered 4 KiB overwrites (about 0.3%) and one 100-byte insertion in the middle.
+  python3 - "$1" <<'PY'
+import sys
+path = sys.argv[1]
+data = bytearray(open(path, "rb").read())
+x = 88172645463325252
+for _ in range(200):
+    x ^= (x << 13) & (2**64 - 1); x ^= x >> 7; x ^= (x << 17) & (2**64 - 1)
+    at = (x % (len(data) // 4096)) * 4096
+    data[at:at + 4096] = bytes((at + i) % 251 for i in range(4096))
+mid = len(data) // 2
+data[mid:mid] = b"inserted" * 12 + b"four"
+open(path, "wb").write(data)
+PY
+}
+
+size_of() { du -sb "$1" | cut -f1; }
+
+cp "$work/data/image" "$work/original"
+printf '%-10s %14s %12s %16s %12s\n' "avg KiB" "first backup" "blobs" "growth after edit" "edit blobs"
+for avg in 128 256 512 1024 2048; do
+  export CAIRN_REPOSITORY="$work/repo-$avg"
+  cp "$work/original" "$work/data/image"
+  "$cairn" -q init --chunk-size "$avg" --argon2-memory 1024 --argon2-iterations 1 >/dev/null
+  "$cairn" -q backup "$work/data"
+  size1=$(size_of "$CAIRN_REPOSITORY")
+  edit "$work/data/image"
+  "$cairn" -q backup "$work/data"
+  blobs() { "$cairn" --json snapshots | python3 -c "import json,sys; print(json.load(sys.stdin)[$1]['summary']['data_blobs_added'])"; }
+  summary=$(blobs -1)
+  blobs=$(blobs 0)
+  size2=$(size_of "$CAIRN_REPOSITORY")
+  printf '%-10s %11s MiB %12s %13s KiB %12s\n' "$avg" $((size1 >> 20)) "$blobs" $(((size2 - size1) >> 10)) "$summary"
+done
