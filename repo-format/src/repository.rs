@@ -201,14 +201,14 @@ impl Repository {
         Ok(new.len())
     }
 
+    /// Reads a whole object.
+    fn get(&self, name: &str) -> Result<Vec<u8>> {
+        self.backend.get(name).map_err(backend_error("get", name))
+    }
+
     /// Reads and opens one index segment.
     pub fn load_segment(&self, id: &IndexId) -> Result<IndexSegment> {
-        let name = format!("index/{id}");
-        let sealed = self
-            .backend
-            .get(&name)
-            .map_err(backend_error("get", &name))?;
-        IndexSegment::open(&self.key, id, &sealed)
+        IndexSegment::open(&self.key, id, &self.get(&format!("index/{id}"))?)
     }
 
     /// Writes a segment and ingests it into the local index.
@@ -293,12 +293,7 @@ impl Repository {
 
     /// Loads one snapshot.
     pub fn load_snapshot(&self, id: &SnapshotId) -> Result<Snapshot> {
-        let name = format!("snapshots/{id}");
-        let sealed = self
-            .backend
-            .get(&name)
-            .map_err(backend_error("get", &name))?;
-        Snapshot::open(&self.key, id, &sealed)
+        Snapshot::open(&self.key, id, &self.get(&format!("snapshots/{id}"))?)
     }
 
     /// Every snapshot, oldest first.

@@ -5,7 +5,7 @@ use std::fs;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use crate::util::{Scratch, assert_same_tree, describe, noise};
+use crate::util::{Scratch, describe, noise};
 
 fn dataset(s: &Scratch) -> std::path::PathBuf {
     let src = s.path("src");
@@ -62,16 +62,7 @@ fn sigkill_mid_backup_then_rerun_reuses_uploaded_packs() {
         added < total,
         "rerun re-uploaded everything ({added} bytes; {uploaded} packs were there)"
     );
-    let target = s.path("out");
-    let reference = format!("latest:{}", src.display());
-    s.ok(&[
-        "restore",
-        &reference,
-        "--target",
-        target.to_str().unwrap(),
-        "--verify",
-    ]);
-    assert_same_tree(&src, &target);
+    s.restore_latest_and_compare(&src);
 }
 
 #[test]

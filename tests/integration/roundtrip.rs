@@ -3,7 +3,7 @@
 use std::fs;
 use std::os::unix::fs::MetadataExt;
 
-use crate::util::{Scratch, assert_same_tree, make_tree};
+use crate::util::{Scratch, make_tree};
 
 #[test]
 fn every_node_type_round_trips() {
@@ -12,16 +12,7 @@ fn every_node_type_round_trips() {
     make_tree(&src);
     let summary = s.backup(&[&src], &[]);
     assert_eq!(summary["error_count"], 0, "{summary}");
-    let target = s.path("out");
-    let reference = format!("latest:{}", src.display());
-    s.ok(&[
-        "restore",
-        &reference,
-        "--target",
-        target.to_str().unwrap(),
-        "--verify",
-    ]);
-    assert_same_tree(&src, &target);
+    let target = s.restore_latest_and_compare(&src);
     // Holes stay holes: 64 MiB apparent, a few blocks allocated.
     let sparse = fs::metadata(target.join("sparse.img")).unwrap();
     assert_eq!(sparse.len(), 64 << 20);

@@ -104,6 +104,22 @@ impl Scratch {
         self.json(&args)
     }
 
+    /// Restores `latest:<src>` with `--verify` into a new directory, compares it with `src`,
+    /// and returns the directory.
+    pub fn restore_latest_and_compare(&self, src: &Path) -> PathBuf {
+        let target = self.path("restored");
+        let reference = format!("latest:{}", src.display());
+        self.ok(&[
+            "restore",
+            &reference,
+            "--target",
+            target.to_str().unwrap(),
+            "--verify",
+        ]);
+        assert_same_tree(src, &target);
+        target
+    }
+
     /// Every file in the repository, with its bytes.
     pub fn repository_files(&self) -> Vec<(PathBuf, Vec<u8>)> {
         let mut out = Vec::new();
