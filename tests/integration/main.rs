@@ -2,6 +2,7 @@
 //! directories, plus library-level tests that need fault injection. Regression tests name the
 //! issue they guard.
 
+mod bench_smoke;
 mod cli;
 mod crash;
 mod dedup;

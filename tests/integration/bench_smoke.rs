@@ -1,0 +1,34 @@
+//! The peer benchmark's smoke mode runs in the test suite so the script cannot rot (issue #3):
+//! a tiny dataset, only cairn, every scenario, and the result table.
+
+use std::process::Command;
+
+use crate::util::describe;
+
+#[test]
+fn peer_benchmark_smoke_mode_runs_every_scenario() {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/compare/compare.py");
+    let work = tempfile::tempdir().unwrap();
+    let out = Command::new("python3")
+        .args([
+            script,
+            "--smoke",
+            "--tools",
+            "cairn",
+            "--no-install",
+            "--cairn-bin",
+            env!("CARGO_BIN_EXE_cairn"),
+        ])
+        .arg("--work-dir")
+        .arg(work.path())
+        .output()
+        .expect("python3 runs");
+    assert!(out.status.success(), "{}", describe(&out));
+    let table = String::from_utf8_lossy(&out.stdout);
+    for scenario in ["initial", "unchanged", "incremental", "restore"] {
+        assert!(
+            table.contains(&format!("| {scenario} | cairn |")),
+            "{scenario} missing:\n{table}"
+        );
+    }
+}
