@@ -94,7 +94,7 @@ pub struct InitArgs {
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(i32).range(0..=22))]
     pub compression: i32,
     /// Average chunk size in KiB, a power of two (chunks range from a quarter to four times it)
-    #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    #[arg(long, default_value_t = 512, value_parser = clap::value_parser!(u32).range(1..=4096))]
     pub chunk_size: u32,
     /// Argon2id memory in KiB for the password key
     #[arg(long, default_value_t = 65536)]

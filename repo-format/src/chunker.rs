@@ -22,12 +22,12 @@ pub struct ChunkerParams {
 }
 
 impl Default for ChunkerParams {
-    /// 256 KiB / 1 MiB / 4 MiB: see docs/format.md "Choice of chunk sizes".
+    /// 128 KiB / 512 KiB / 2 MiB: see docs/format.md "Choice of chunk sizes".
     fn default() -> Self {
         Self {
-            min_size: 256 * 1024,
-            avg_size: 1024 * 1024,
-            max_size: 4 * 1024 * 1024,
+            min_size: 128 * 1024,
+            avg_size: 512 * 1024,
+            max_size: 2 * 1024 * 1024,
         }
     }
 }

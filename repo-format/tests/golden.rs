@@ -93,7 +93,11 @@ fn sealed_object_layout() {
 fn config() {
     let config = Config {
         id: RepositoryId([0x55; 32]),
-        chunker: ChunkerParams::default(),
+        chunker: ChunkerParams {
+            min_size: 256 << 10,
+            avg_size: 1 << 20,
+            max_size: 4 << 20,
+        },
         pack_size: 16 << 20,
         compression_level: 3,
         created_ns: 1_763_769_600_000_000_000,
