@@ -42,7 +42,7 @@ fn chunking(c: &mut Criterion) {
     let mut group = c.benchmark_group("chunker");
     group.throughput(Throughput::Bytes(data.len() as u64));
     group.sample_size(10);
-    group.bench_function("fastcdc_keyed_1MiB_avg", |b| {
+    group.bench_function("fastcdc_keyed_default_sizes", |b| {
         b.iter(|| black_box(chunker.chunk_lengths(&data)));
     });
     group.bench_function("blake3_keyed_id", |b| {
