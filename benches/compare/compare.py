@@ -29,6 +29,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 PASSWORD = "benchmark password"
 DOC = ROOT / "docs" / "benchmarks.md"
+TIME = "/usr/bin/time"  # GNU time (Debian package `time`)
 BEGIN, END = "<!-- compare:begin -->", "<!-- compare:end -->"
 
 
@@ -50,20 +51,19 @@ def run(cmd, *, env=None, check=True):
 
 
 def measured(cmd, *, env=None, cwd=None, check=True):
-    """Runs `cmd` and measures it with wait4(2): wall time, user+system CPU of the command and
-    everything it waited for, and the peak RSS of the largest of those processes."""
-    with tempfile.TemporaryFile() as stderr:
-        start = time.perf_counter()
-        proc = subprocess.Popen([str(c) for c in cmd], env=env, cwd=cwd, stdin=subprocess.DEVNULL,
-                                stdout=subprocess.DEVNULL, stderr=stderr)
-        _, status, usage = os.wait4(proc.pid, 0)
-        wall = time.perf_counter() - start
-        proc.returncode = os.waitstatus_to_exitcode(status)
+    """Runs `cmd` under GNU time: wall time, user+system CPU, and peak RSS. GNU time forks the
+    command from its own small process; measuring from this Python process instead would count
+    Python's memory, which a forked child inherits in its high-water mark."""
+    with tempfile.NamedTemporaryFile("r") as stats, tempfile.TemporaryFile() as stderr:
+        timed = [TIME, "-f", "%e %U %S %M", "-o", stats.name, *[str(c) for c in cmd]]
+        proc = subprocess.run(timed, env=env, cwd=cwd, stdin=subprocess.DEVNULL,
+                              stdout=subprocess.DEVNULL, stderr=stderr)
         if check and proc.returncode != 0:
             stderr.seek(0)
             raise RuntimeError(f"{' '.join(map(str, cmd))} failed ({proc.returncode}): "
                                f"{stderr.read().decode(errors='replace')[-2000:]}")
-    return Measurement(wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss)
+        wall, user, system, rss_kib = stats.read().split()[-4:]
+    return Measurement(float(wall), float(user) + float(system), int(rss_kib))
 
 
 def tree_size(path):
@@ -132,8 +132,10 @@ class Tool:
         self.compression = compression
         self.env = dict(os.environ)
 
+    version_args = ("--version",)
+
     def version(self):
-        out = run([self.binary, "--version"], env=self.env, check=False)
+        out = run([self.binary, *self.version_args], env=self.env, check=False)
         return out.decode(errors="replace").strip().splitlines()[0] if out else "?"
 
 
@@ -159,6 +161,7 @@ class Cairn(Tool):
 class Restic(Tool):
     name = "restic"
     binary = "restic"
+    version_args = ("version",)
 
     def __init__(self, work, compression):
         super().__init__(work, compression)
@@ -225,7 +228,8 @@ def find_peers(install):
     """The peers available, installing missing ones when asked; a reason for each one skipped."""
     skipped = {}
     if install and os.geteuid() == 0:
-        missing = [pkg for tool, pkg in (("restic", "restic"), ("borg", "borgbackup")) if not shutil.which(tool)]
+        missing = [pkg for tool, pkg in (("restic", "restic"), ("borg", "borgbackup"), (TIME, "time"))
+                   if not shutil.which(tool)]
         if missing:
             subprocess.run(["apt-get", "install", "-y", "-qq", *missing], check=False,
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -389,6 +393,8 @@ def main():
     # Each scenario continues from the state the previous one left, so the first always runs.
     scenarios = [s for s in SCENARIOS if s in chosen or s == "initial"]
     wanted = [t for t in args.tools.split(",") if t]
+    if not Path(TIME).exists():
+        parser.error(f"{TIME} is missing: apt-get install time")
     if not Path(args.cairn_bin).exists():
         parser.error(f"no cairn binary at {args.cairn_bin}: build with `cargo build --release` or pass --cairn-bin")
 
@@ -397,7 +403,8 @@ def main():
     work.mkdir(parents=True, exist_ok=True)
     try:
         data = work / "data"
-        count, used = build_tree(data, size, max_file=max(size // 8, 1 << 20))
+        # Files up to 4 MiB: a tree of tens of thousands of real files, like a home or /etc.
+        count, used = build_tree(data, size, max_file=(1 << 20) if args.smoke else (4 << 20))
         ctx = Context(work, data, new_files=3 if args.smoke else 300)
         peers, skipped = find_peers(install=not (args.no_install or args.smoke))
         classes = {cls.name: cls for cls in peers}

@@ -224,6 +224,11 @@ impl Archiver<'_> {
                 &self.names,
             );
             node.size = content.1;
+            // Reading a file (by anyone) moves its atime; for an unchanged file keep the one
+            // recorded before, so reads alone never make its tree new.
+            if let Some(old) = parent.filter(|p| looks_unchanged(p, meta)) {
+                node.atime_ns = old.atime_ns;
+            }
             return Ok(Some(node));
         } else if file_type.is_symlink() {
             match fs::read_link(path) {
@@ -341,17 +346,12 @@ impl Archiver<'_> {
 
     /// The parent's content list when the file looks unchanged and its blobs are all present.
     fn unchanged_content(&self, meta: &Metadata, parent: Option<&Node>) -> Result<Option<Content>> {
-        let Some(node) = parent else { return Ok(None) };
+        let Some(node) = parent.filter(|p| looks_unchanged(p, meta)) else {
+            return Ok(None);
+        };
         let NodeKind::File { content } = &node.kind else {
             return Ok(None);
         };
-        let same = node.size == meta.size()
-            && node.mtime_ns == meta.mtime() * 1_000_000_000 + meta.mtime_nsec()
-            && node.ctime_ns == meta.ctime() * 1_000_000_000 + meta.ctime_nsec()
-            && node.inode == meta.ino();
-        if !same {
-            return Ok(None);
-        }
         let present = match content {
             Content::Inline(entries) => entries.iter().all(|e| match e {
                 ContentEntry::Data { id, .. } => self.writer.has(id).unwrap_or(false),
@@ -424,6 +424,16 @@ impl Archiver<'_> {
         };
         self.store_tree(&Tree { nodes: vec![node] })
     }
+}
+
+/// The change-detection rule: a file whose size, mtime, ctime and inode all match its node in
+/// the parent snapshot is taken to be unchanged and is not read.
+fn looks_unchanged(node: &Node, meta: &Metadata) -> bool {
+    matches!(node.kind, NodeKind::File { .. })
+        && node.size == meta.size()
+        && node.mtime_ns == meta.mtime() * 1_000_000_000 + meta.mtime_nsec()
+        && node.ctime_ns == meta.ctime() * 1_000_000_000 + meta.ctime_nsec()
+        && node.inode == meta.ino()
 }
 
 /// Opens without updating the access time where the kernel allows it (only the owner or
