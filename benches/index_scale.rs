@@ -82,24 +82,51 @@ fn lookups(repo: &Repository, blobs: u64) {
     println!("random lookups: {hits:.0}/s hits, {misses:.0}/s misses");
 }
 
+/// Runs the backup under GNU time, whose own small process forks it: measuring from this
+/// process would count this process's memory, which a forked child inherits in its
+/// high-water mark.
 fn peak_rss_of_backup(cairn: &Path, repo: &Path, cache: &Path, data: &Path) {
+    let stats = repo.with_file_name("time.txt");
     let started = Instant::now();
-    let status = Command::new(cairn)
+    let status = Command::new("/usr/bin/time")
+        .args(["-f", "%M", "-o"])
+        .arg(&stats)
+        .arg(cairn)
         .args(["-q", "backup"])
         .arg(data)
         .env("CAIRN_REPOSITORY", repo)
         .env("CAIRN_PASSWORD", "scale")
         .env("CAIRN_CACHE_DIR", cache)
         .status()
-        .unwrap();
+        .expect("GNU time is installed (apt-get install time)");
     assert!(status.success());
-    let usage =
-        nix::sys::resource::getrusage(nix::sys::resource::UsageWho::RUSAGE_CHILDREN).unwrap();
+    let rss_kib: u64 = std::fs::read_to_string(&stats)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
     println!(
         "backup of 512 MiB of new data against the index: {:.1} s, peak RSS {} MiB",
         started.elapsed().as_secs_f64(),
-        usage.max_rss() / 1024
+        rss_kib / 1024
     );
+}
+
+/// Incompressible bytes, written a block at a time so this process stays small.
+fn write_noise(path: &Path, len: usize) {
+    use std::io::Write;
+    let mut out = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
+    let mut x = 0x2545_f491_4f6c_dd1d_u64;
+    let mut block = vec![0u8; 1 << 20];
+    for _ in 0..len >> 20 {
+        for byte in &mut block {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            *byte = (x >> 32) as u8;
+        }
+        out.write_all(&block).unwrap();
+    }
 }
 
 fn main() {
@@ -138,15 +165,6 @@ fn main() {
     drop(repo);
     let data = work.path().join("data");
     std::fs::create_dir(&data).unwrap();
-    let mut x = 0x2545_f491_4f6c_dd1d_u64;
-    let noise: Vec<u8> = (0..512 << 20)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 32) as u8
-        })
-        .collect();
-    std::fs::write(data.join("new-data"), noise).unwrap();
+    write_noise(&data.join("new-data"), 512 << 20);
     peak_rss_of_backup(&cairn, &repo_dir, &cache, &data);
 }

@@ -30,7 +30,6 @@ ROOT = Path(__file__).resolve().parents[2]
 PASSWORD = "benchmark password"
 DOC = ROOT / "docs" / "benchmarks.md"
 TIME = "/usr/bin/time"  # GNU time (Debian package `time`)
-BEGIN, END = "<!-- compare:begin -->", "<!-- compare:end -->"
 
 
 @dataclasses.dataclass
@@ -364,13 +363,15 @@ def report(results, tools, scenarios, limit, meta):
     return "\n".join(lines)
 
 
-def update_doc(text):
+def update_doc(section, text):
+    """Replaces the text between `<!-- section:begin -->` and `<!-- section:end -->`."""
+    begin, end = f"<!-- {section}:begin -->", f"<!-- {section}:end -->"
     doc = DOC.read_text()
-    if BEGIN not in doc or END not in doc:
-        raise RuntimeError(f"{DOC} lacks the {BEGIN} / {END} markers")
-    head, rest = doc.split(BEGIN, 1)
-    _, tail = rest.split(END, 1)
-    DOC.write_text(f"{head}{BEGIN}\n{text}\n{END}{tail}")
+    if begin not in doc or end not in doc:
+        raise RuntimeError(f"{DOC} lacks the {begin} / {end} markers")
+    head, rest = doc.split(begin, 1)
+    _, tail = rest.split(end, 1)
+    DOC.write_text(f"{head}{begin}\n{text}\n{end}{tail}")
 
 
 def main():
@@ -438,7 +439,8 @@ def main():
         text = report(results, [t.name for t in tools], chosen, limit, meta)
         print(text)
         if args.update_doc:
-            update_doc(text)
+            # One section per compression setting, so both runs stay in the document.
+            update_doc("compare" if args.zstd_level is None else f"compare-zstd{args.zstd_level}", text)
         missing = [s for s in chosen if ("cairn", s) not in results and "cairn" in wanted]
         return 1 if missing else 0
     finally:

@@ -77,10 +77,15 @@ fn reading_files_between_backups_changes_no_tree() {
         fs::read(src.join(name)).unwrap();
     }
     if fs::metadata(src.join("a")).unwrap().atime_nsec() == before {
-        eprintln!("note: this file system does not update atimes on read; the test proves little here");
+        eprintln!(
+            "note: this file system does not update atimes on read; the test proves little here"
+        );
     }
     let second = s.backup(&[&src], &[]);
-    assert_eq!(second["dirs_changed"], 0, "a read made a tree new: {second}");
+    assert_eq!(
+        second["dirs_changed"], 0,
+        "a read made a tree new: {second}"
+    );
     assert_eq!(second["dirs_unmodified"], 2);
     assert_eq!(second["files_unmodified"], 2);
 }
