@@ -232,11 +232,15 @@ def find_peers(install):
         if missing:
             subprocess.run(["apt-get", "install", "-y", "-qq", *missing], check=False,
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        if not shutil.which("rustic") and shutil.which("cargo"):
-            subprocess.run(["cargo", "install", "--locked", "rustic-rs", "--no-default-features", "--features", "mount"],
-                           check=False, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            cargo_bin = Path.home() / ".cargo" / "bin"
-            os.environ["PATH"] = f"{os.environ['PATH']}:{cargo_bin}"
+        cargo_installs = {
+            "rustic": ["rustic-rs", "--no-default-features", "--features", "mount"],
+            "b3sum": ["b3sum"],  # the BLAKE3 limit
+        }
+        for binary, crate in cargo_installs.items():
+            if not shutil.which(binary) and shutil.which("cargo"):
+                subprocess.run(["cargo", "install", "--locked", *crate], check=False,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        os.environ["PATH"] = f"{os.environ['PATH']}:{Path.home() / '.cargo' / 'bin'}"
     peers = []
     for cls, how in ((Restic, "apt-get install restic"), (Borg, "apt-get install borgbackup"),
                      (Rustic, "cargo install --locked rustic-rs --no-default-features --features mount")):
