@@ -359,8 +359,8 @@ def report(results, tools, scenarios, limit, meta):
         initial = results.get(("cairn", "initial"))
         if initial:
             rate = meta["dataset_bytes"] / initial.wall
-            lines += ["", f"cairn initial backup: {fmt_bytes(rate)}/s "
-                          f"({rate / limit['read (cat)']:.0%} of plain reading)."]
+            shares = [f"{rate / limit[k]:.0%} of {k}" for k in ("read (cat)", "zstd -3, 2 threads") if k in limit]
+            lines += ["", f"cairn initial backup: {fmt_bytes(rate)}/s ({', '.join(shares)})."]
     lines += ["", "Versions: " + "; ".join(f"{k} {v}" for k, v in meta["versions"].items())]
     if meta["skipped"]:
         lines += ["Skipped: " + "; ".join(f"{k}: {v}" for k, v in meta["skipped"].items())]
