@@ -1,6 +1,8 @@
 //! The tracing subscriber: warnings by default, more with -v, nothing but errors with -q, and
 //! `RUST_LOG` wins when set. Logs go to stderr so stdout stays clean for data and JSON.
 
+use std::io::IsTerminal;
+
 use tracing_subscriber::EnvFilter;
 
 pub fn init(verbose: u8, quiet: bool) {
@@ -14,6 +16,7 @@ pub fn init(verbose: u8, quiet: bool) {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_target(false)
         .without_time()
         .try_init();

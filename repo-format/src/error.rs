@@ -31,7 +31,7 @@ pub enum Error {
     AmbiguousSnapshot { reference: String, count: usize },
     #[error("object {name} does not exist in the repository")]
     ObjectNotFound { name: String },
-    #[error("repository backend: {op} {name}: {source}")]
+    #[error("repository backend: {op} {name}")]
     Backend {
         op: &'static str,
         name: String,

@@ -6,13 +6,13 @@ use anyhow::{Context, Result};
 use cairn_format::snapshot::BackupSummary;
 use chrono::{DateTime, FixedOffset, Local, NaiveDateTime, TimeZone};
 
-use super::report::Reporter;
+use super::report::{CliObserver, Reporter};
 use super::table::bytes;
 use super::{hostname, interrupt_flag, open, print_json};
 use crate::backup::{BackupOptions, BackupOutcome, Excludes, ParentChoice, StdinSource, backup};
 use crate::cli::{BackupArgs, Global};
 use crate::exit::Exit;
-use crate::progress::{LogObserver, Progress};
+use crate::progress::Progress;
 use crate::select::{SnapshotFilter, resolve};
 
 pub fn run(global: &Global, args: &BackupArgs) -> Result<Exit> {
@@ -58,7 +58,7 @@ pub fn run(global: &Global, args: &BackupArgs) -> Result<Exit> {
     }
     let progress = Arc::new(Progress::default());
     let reporter = Reporter::start(global, progress.clone(), "backup");
-    let outcome = backup(&repo, options, &progress, &LogObserver);
+    let outcome = backup(&repo, options, &progress, &CliObserver::new(global));
     reporter.finish();
     let outcome = outcome?;
     print_summary(global, &outcome)?;

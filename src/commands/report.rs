@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::cli::Global;
-use crate::progress::Progress;
+use crate::progress::{Observer, Progress};
 
 /// A background thread sampling progress until dropped or finished.
 pub struct Reporter {
@@ -117,4 +117,30 @@ fn bar(progress: &Progress, stop: &AtomicBool, verb: &str) {
         ));
     }
     bar.finish_and_clear();
+}
+
+/// Reports skipped items to a person on stderr, or as JSON lines on stdout with `--json`.
+pub struct CliObserver {
+    json: bool,
+}
+
+impl CliObserver {
+    pub fn new(global: &Global) -> Self {
+        Self { json: global.json }
+    }
+}
+
+impl Observer for CliObserver {
+    fn warning(&self, path: &std::path::Path, message: &str) {
+        if self.json {
+            let line = serde_json::json!({
+                "message_type": "error",
+                "item": path.to_string_lossy(),
+                "error": message,
+            });
+            println!("{line}");
+        } else {
+            eprintln!("warning: {}: {message}", path.display());
+        }
+    }
 }

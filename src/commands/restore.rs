@@ -4,12 +4,12 @@ use std::sync::Arc;
 
 use anyhow::{Result, bail};
 
-use super::report::Reporter;
+use super::report::{CliObserver, Reporter};
 use super::table::bytes;
 use super::{interrupt_flag, open, print_json};
 use crate::cli::{Global, OverwriteArg, RestoreArgs};
 use crate::exit::Exit;
-use crate::progress::{LogObserver, Progress};
+use crate::progress::Progress;
 use crate::restore::{Overwrite, RestoreOptions, restore};
 use crate::select::{SnapshotFilter, resolve, split_reference};
 
@@ -32,7 +32,13 @@ pub fn run(global: &Global, args: &RestoreArgs) -> Result<Exit> {
     };
     let progress = Arc::new(Progress::default());
     let reporter = Reporter::start(global, progress.clone(), "restore");
-    let summary = restore(&repo, &snapshot, &options, &progress, &LogObserver);
+    let summary = restore(
+        &repo,
+        &snapshot,
+        &options,
+        &progress,
+        &CliObserver::new(global),
+    );
     reporter.finish();
     let summary = summary?;
     if global.json {
