@@ -27,8 +27,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "benches"))
+from doc_section import replace as update_doc  # noqa: E402
 PASSWORD = "benchmark password"
-DOC = ROOT / "docs" / "benchmarks.md"
 TIME = "/usr/bin/time"  # GNU time (Debian package `time`)
 
 
@@ -365,17 +366,6 @@ def report(results, tools, scenarios, limit, meta):
     if meta["skipped"]:
         lines += ["Skipped: " + "; ".join(f"{k}: {v}" for k, v in meta["skipped"].items())]
     return "\n".join(lines)
-
-
-def update_doc(section, text):
-    """Replaces the text between `<!-- section:begin -->` and `<!-- section:end -->`."""
-    begin, end = f"<!-- {section}:begin -->", f"<!-- {section}:end -->"
-    doc = DOC.read_text()
-    if begin not in doc or end not in doc:
-        raise RuntimeError(f"{DOC} lacks the {begin} / {end} markers")
-    head, rest = doc.split(begin, 1)
-    _, tail = rest.split(end, 1)
-    DOC.write_text(f"{head}{begin}\n{text}\n{end}{tail}")
 
 
 def main():
