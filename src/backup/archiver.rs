@@ -97,6 +97,7 @@ pub(super) fn run(
                     observer,
                     names: NameCache::default(),
                     counts: BackupSummary::default(),
+                    chunk_buffer: Vec::new(),
                 };
                 let root = match stdin {
                     Some(source) => archiver.save_stdin(&source.filename, source.reader),
@@ -125,6 +126,8 @@ struct Archiver<'a> {
     observer: &'a dyn Observer,
     names: NameCache,
     counts: BackupSummary,
+    /// The chunker's read buffer, reused from file to file.
+    chunk_buffer: Vec<u8>,
 }
 
 impl Archiver<'_> {
@@ -363,7 +366,7 @@ impl Archiver<'_> {
     }
 
     /// Chunks a stream into data blobs; all-zero chunks become zero extents.
-    fn save_content(&self, source: impl Read) -> Result<(Content, u64)> {
+    fn save_content(&mut self, source: impl Read) -> Result<(Content, u64)> {
         let key = self.repo.key();
         let writer = self.writer;
         let mut store = |bytes: Vec<u8>| {
@@ -372,7 +375,8 @@ impl Archiver<'_> {
             Ok(id)
         };
         let mut builder = ContentBuilder::default();
-        let mut reader = self.repo.chunker().reader(source);
+        let buffer = std::mem::take(&mut self.chunk_buffer);
+        let mut reader = self.repo.chunker().reader_with_buffer(source, buffer);
         let mut total = 0u64;
         while let Some(chunk) = reader.next_chunk()? {
             self.check_interrupt()?;
@@ -390,6 +394,7 @@ impl Archiver<'_> {
             };
             builder.push(entry, &mut store)?;
         }
+        self.chunk_buffer = reader.into_buffer();
         Ok((builder.finish(&mut store)?, total))
     }
 
