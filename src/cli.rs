@@ -37,7 +37,7 @@ pub struct Global {
     /// Run this shell command and use the first line of its output as the password
     #[arg(long, env = "CAIRN_PASSWORD_COMMAND", global = true)]
     pub password_command: Option<String>,
-    /// Directory for the local index cache [default: $`XDG_CACHE_HOME/cairn`]
+    /// Directory for the local index cache [default: $XDG_CACHE_HOME/cairn]
     #[arg(long, env = "CAIRN_CACHE_DIR", global = true)]
     pub cache_dir: Option<PathBuf>,
     /// Print machine-readable JSON instead of tables
