@@ -12,6 +12,7 @@ pub mod exit;
 pub mod logging;
 pub mod metadata;
 pub mod password;
+pub mod pattern;
 pub mod progress;
 pub mod restore;
 pub mod select;

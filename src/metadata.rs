@@ -58,6 +58,16 @@ fn nanos(seconds: i64, nanos: i64) -> i64 {
     seconds.saturating_mul(1_000_000_000).saturating_add(nanos)
 }
 
+/// Modification time in ns since the epoch, as tree nodes record it.
+pub fn mtime_ns(meta: &Metadata) -> i64 {
+    nanos(meta.mtime(), meta.mtime_nsec())
+}
+
+/// Status-change time in ns since the epoch, as tree nodes record it.
+pub fn ctime_ns(meta: &Metadata) -> i64 {
+    nanos(meta.ctime(), meta.ctime_nsec())
+}
+
 /// A node for `path` with everything but the kind-specific part; `kind` is given by the
 /// caller, which knows whether it read a file's content or a directory's subtree.
 pub fn node_from(
@@ -67,7 +77,7 @@ pub fn node_from(
     kind: NodeKind,
     names: &NameCache,
 ) -> Node {
-    let mtime_ns = nanos(meta.mtime(), meta.mtime_nsec());
+    let mtime_ns = mtime_ns(meta);
     // Listing a directory updates its atime, so recording it would make every tree blob new
     // on every run; a directory's atime is recorded as its mtime instead.
     let atime_ns = match kind {
@@ -89,7 +99,7 @@ pub fn node_from(
         group: names.group(meta.gid()),
         mtime_ns,
         atime_ns,
-        ctime_ns: nanos(meta.ctime(), meta.ctime_nsec()),
+        ctime_ns: ctime_ns(meta),
         inode: meta.ino(),
         device: meta.dev(),
         nlink: meta.nlink(),

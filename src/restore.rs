@@ -26,7 +26,7 @@ use cairn_format::index::BlobLocation;
 use cairn_format::snapshot::Snapshot;
 use cairn_format::tree::{Node, NodeKind, Tree};
 use cairn_format::{BlobId, PackId, Repository};
-use globset::{Glob, GlobSet, GlobSetBuilder};
+use globset::GlobSet;
 
 use crate::exit::Interrupted;
 use crate::metadata;
@@ -162,28 +162,13 @@ struct Filter {
 
 impl Filter {
     fn new(includes: &[String], excludes: &[String]) -> Result<Self> {
-        let build = |patterns: &[String]| -> Result<GlobSet> {
-            let mut set = GlobSetBuilder::new();
-            for p in patterns {
-                let anchored = if p.starts_with('/') {
-                    p.clone()
-                } else {
-                    format!("**/{p}")
-                };
-                set.add(
-                    Glob::new(anchored.trim_end_matches('/'))
-                        .with_context(|| format!("invalid pattern {p:?}"))?,
-                );
-            }
-            Ok(set.build()?)
-        };
         Ok(Self {
             includes: if includes.is_empty() {
                 None
             } else {
-                Some(build(includes)?)
+                Some(crate::pattern::compile(includes)?)
             },
-            excludes: build(excludes)?,
+            excludes: crate::pattern::compile(excludes)?,
         })
     }
 }
@@ -358,9 +343,7 @@ fn should_skip(path: &Path, node: &Node, overwrite: Overwrite) -> bool {
         Overwrite::Always => false,
         Overwrite::Never => true,
         Overwrite::IfChanged => {
-            meta.is_file()
-                && meta.size() == node.size
-                && meta.mtime() * 1_000_000_000 + meta.mtime_nsec() == node.mtime_ns
+            meta.is_file() && meta.size() == node.size && metadata::mtime_ns(&meta) == node.mtime_ns
         }
     }
 }

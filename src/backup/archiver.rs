@@ -436,8 +436,8 @@ impl Archiver<'_> {
 fn looks_unchanged(node: &Node, meta: &Metadata) -> bool {
     matches!(node.kind, NodeKind::File { .. })
         && node.size == meta.size()
-        && node.mtime_ns == meta.mtime() * 1_000_000_000 + meta.mtime_nsec()
-        && node.ctime_ns == meta.ctime() * 1_000_000_000 + meta.ctime_nsec()
+        && node.mtime_ns == crate::metadata::mtime_ns(meta)
+        && node.ctime_ns == crate::metadata::ctime_ns(meta)
         && node.inode == meta.ino()
 }
 

@@ -1,6 +1,4 @@
-//! What a backup leaves out: glob patterns (restic's rules: a pattern that starts with `/`
-//! matches from the root, any other matches at any depth; `*` stays within one path component,
-//! `**` crosses them), cache directories tagged per the Cache Directory Tagging spec, and
+//! What a backup leaves out: glob patterns (rules in `crate::pattern`), cache directories tagged per the Cache Directory Tagging spec, and
 //! directories that contain a marker file.
 
 use std::fs;
@@ -8,7 +6,7 @@ use std::io::Read;
 use std::path::Path;
 
 use anyhow::{Context, Result};
-use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
+use globset::GlobSet;
 
 const CACHEDIR_SIGNATURE: &[u8] = b"Signature: 8a477f597d28d172789f06886806bc55";
 
@@ -21,21 +19,8 @@ pub struct Excludes {
 
 impl Excludes {
     pub fn new(patterns: &[String], caches: bool, if_present: Vec<String>) -> Result<Self> {
-        let mut builder = GlobSetBuilder::new();
-        for pattern in patterns {
-            let anchored = if pattern.starts_with('/') {
-                pattern.trim_end_matches('/').to_string()
-            } else {
-                format!("**/{}", pattern.trim_end_matches('/'))
-            };
-            let glob = GlobBuilder::new(&anchored)
-                .literal_separator(true)
-                .build()
-                .with_context(|| format!("invalid exclude pattern {pattern:?}"))?;
-            builder.add(glob);
-        }
         Ok(Self {
-            globs: builder.build()?,
+            globs: crate::pattern::compile(patterns)?,
             caches,
             if_present,
         })

@@ -5,15 +5,15 @@ use cairn_format::chunker::ChunkerParams;
 use cairn_format::crypto::KdfParams;
 use cairn_format::{InitOptions, Repository};
 
-use super::{backend, cache_root, hostname, password, print_json};
+use super::{backend, cache_root, creation_stamp, hostname, password, print_json};
 use crate::cli::{Global, InitArgs};
 use crate::exit::Exit;
-use crate::metadata::NameCache;
 
 pub fn run(global: &Global, args: &InitArgs) -> Result<Exit> {
     let backend = backend(global)?;
     let location = backend.location();
     let password = password(global, &format!("new password for {location}: "), true)?;
+    let (now_ns, username) = creation_stamp();
     let options = InitOptions {
         chunker: ChunkerParams {
             min_size: args.chunk_size * 256,
@@ -28,8 +28,8 @@ pub fn run(global: &Global, args: &InitArgs) -> Result<Exit> {
             parallelism: 1,
         },
         hostname: hostname(),
-        username: NameCache::default().user(nix::unistd::getuid().as_raw()),
-        now_ns: chrono::Utc::now().timestamp_nanos_opt().unwrap_or_default(),
+        username,
+        now_ns,
     };
     let repo = Repository::init(backend, password.as_bytes(), &options, &cache_root(global)?)
         .with_context(|| format!("cannot create a repository at {location}"))?;

@@ -5,10 +5,9 @@ use cairn_format::KeyId;
 use cairn_format::crypto::KdfParams;
 
 use super::table::{local_time, render};
-use super::{hostname, open, print_json};
+use super::{creation_stamp, hostname, open, print_json};
 use crate::cli::{Global, KeyAction, KeyArgs, NewPasswordArgs};
 use crate::exit::Exit;
-use crate::metadata::NameCache;
 use crate::password::{Password, PasswordSource, prompt_new};
 
 pub fn run(global: &Global, args: KeyArgs) -> Result<Exit> {
@@ -93,14 +92,6 @@ fn add(repo: &cairn_format::Repository, args: &NewPasswordArgs) -> Result<KeyId>
         user,
         now,
     )?)
-}
-
-fn creation_stamp() -> (i64, String) {
-    let now = chrono::Utc::now().timestamp_nanos_opt().unwrap_or_default();
-    (
-        now,
-        NameCache::default().user(nix::unistd::getuid().as_raw()),
-    )
 }
 
 fn find_key(repo: &cairn_format::Repository, prefix: &str) -> Result<KeyId> {

@@ -119,6 +119,13 @@ fn hostname() -> String {
         .unwrap_or_default()
 }
 
+/// Now (ns since the epoch) and the user name, as recorded in new key files.
+fn creation_stamp() -> (i64, String) {
+    let now = chrono::Utc::now().timestamp_nanos_opt().unwrap_or_default();
+    let user = crate::metadata::NameCache::default().user(nix::unistd::getuid().as_raw());
+    (now, user)
+}
+
 /// Prints a value as pretty JSON on stdout.
 fn print_json<T: serde::Serialize>(value: &T) -> Result<()> {
     println!("{}", serde_json::to_string_pretty(value)?);
