@@ -342,3 +342,41 @@ fn json_backup_emits_a_summary_and_help_documents_exit_codes() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("no password given"));
 }
+
+#[test]
+fn explicit_parent_and_one_file_system() {
+    let s = Scratch::with_repo();
+    let src = small_tree(&s);
+    let first = s.backup(&[&src], &[]);
+    fs::write(src.join("top.txt"), b"changed").unwrap();
+    s.backup(&[&src], &[]);
+    let id = first["snapshot_id"].as_str().unwrap();
+    let third = s.backup(&[&src], &["--parent", &id[..10]]);
+    assert_eq!(third["parent"], first["snapshot_id"]);
+    assert_eq!(third["files_changed"], 1, "{third}");
+
+    if !is_root() {
+        eprintln!("skipping the --one-file-system half: mounting a tmpfs needs root");
+        return;
+    }
+    let mnt = src.join("mnt");
+    fs::create_dir(&mnt).unwrap();
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "tmpfs"])
+        .arg(&mnt)
+        .status()
+        .unwrap();
+    assert!(mounted.success(), "mount -t tmpfs failed");
+    fs::write(mnt.join("other-fs"), b"x").unwrap();
+    s.backup(&[&src], &["--one-file-system"]);
+    let listing = s.ok(&["ls", "latest", src.to_str().unwrap()]);
+    let _ = std::process::Command::new("umount").arg(&mnt).status();
+    assert!(
+        listing.contains("/mnt"),
+        "the mount point itself is kept: {listing}"
+    );
+    assert!(
+        !listing.contains("other-fs"),
+        "crossed into another file system: {listing}"
+    );
+}
