@@ -69,6 +69,8 @@ pub enum Command {
     Dump(DumpArgs),
     /// Manage the repository's password keys
     Key(KeyArgs),
+    /// Browse snapshots in a read-only FUSE filesystem (runs until unmounted)
+    Mount(MountArgs),
 }
 
 /// Snapshot selection shared by commands that take a snapshot.
@@ -231,6 +233,50 @@ pub struct DumpArgs {
 }
 
 #[derive(Args, Debug)]
+pub struct MountArgs {
+    /// Empty directory to mount on
+    pub mountpoint: PathBuf,
+    /// Show only this snapshot (SNAPSHOT or SNAPSHOT:PATH of a directory) at the mount root
+    #[arg(long)]
+    pub snapshot: Option<String>,
+    #[command(flatten)]
+    pub filter: FilterArgs,
+    /// Let other users use the mount (non-root users need user_allow_other in /etc/fuse.conf)
+    #[arg(long)]
+    pub allow_other: bool,
+    /// Memory for decrypted chunks, in bytes or with a K, M, G suffix (powers of 1024)
+    #[arg(long, default_value = "256M", value_parser = parse_size)]
+    pub cache_size: u64,
+}
+
+/// `4096`, `64K`, `256M`, `2G`: bytes, or KiB/MiB/GiB/TiB with a suffix.
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (digits, unit) = text.split_at(split);
+    let shift = match unit
+        .trim_end_matches(['b', 'B', 'i'])
+        .to_ascii_uppercase()
+        .as_str()
+    {
+        "" => 0,
+        "K" => 10,
+        "M" => 20,
+        "G" => 30,
+        "T" => 40,
+        _ => return Err(format!("unknown size unit {unit:?}: use K, M, G or T")),
+    };
+    let value: u64 = digits
+        .parse()
+        .map_err(|_| format!("{text:?} is not a size such as 512M or 2G"))?;
+    value
+        .checked_mul(1 << shift)
+        .ok_or_else(|| format!("{text:?} is too large"))
+}
+
+#[derive(Args, Debug)]
 pub struct KeyArgs {
     #[command(subcommand)]
     pub action: KeyAction,
@@ -256,4 +302,20 @@ pub struct NewPasswordArgs {
     /// Read the new password from this file
     #[arg(long, env = "CAIRN_NEW_PASSWORD_FILE")]
     pub new_password_file: Option<PathBuf>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_size;
+
+    #[test]
+    fn sizes_parse_with_binary_suffixes() {
+        assert_eq!(parse_size("4096"), Ok(4096));
+        assert_eq!(parse_size("64K"), Ok(64 << 10));
+        assert_eq!(parse_size("256M"), Ok(256 << 20));
+        assert_eq!(parse_size("2GiB"), Ok(2 << 30));
+        assert!(parse_size("12X").is_err());
+        assert!(parse_size("M").is_err());
+        assert!(parse_size("99999999999T").is_err());
+    }
 }

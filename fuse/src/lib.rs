@@ -1,6 +1,19 @@
-//! cairn-fuse: the read-only FUSE view of a repository.
+//! cairn-fuse: the read-only FUSE view of a repository (`cairn mount`).
 //!
-//! This crate is the home of `cairn mount`. It is deliberately empty until the mount is built
-//! (see docs/architecture.md): the filesystem core will live in `fs.rs` with no fuser types,
-//! and `adapter.rs` will be the only `impl fuser::Filesystem`. Nothing in cairn depends on it
-//! yet, and no feature is advertised for it.
+//! `fs` is the filesystem core (inodes, listings, attributes, reads) with no fuser types, so
+//! it is tested without a kernel; `adapter` is the only `impl fuser::Filesystem` and owns the
+//! mount session. `catalog` names snapshots in the whole-repository layout, `file` reads open
+//! files with sequential prefetch, `cache` holds decrypted blobs. docs/mount.md states the
+//! semantics.
+
+pub mod adapter;
+pub mod cache;
+pub mod catalog;
+pub mod error;
+pub mod file;
+pub mod fs;
+
+pub use adapter::{Mount, MountOptions, Unmounter};
+pub use catalog::{LiveCatalog, SnapshotFilter};
+pub use error::FsError;
+pub use fs::{CairnFs, FsOptions, MountRoot, snapshot_root};

@@ -251,29 +251,33 @@ impl Content {
 
     /// The entry covering byte `offset` and where that entry starts; `None` past the end.
     pub fn locate(&self, offset: u64, load: &LoadNode<'_>) -> Result<Option<(u64, ContentEntry)>> {
-        match self {
-            Content::Inline(entries) => Ok(locate_in(entries, offset, 0)),
-            Content::Indirect { root, depth } => {
-                let mut depth = Self::check_depth(*depth)?;
-                let mut blob = *root;
-                let mut base = 0u64;
-                loop {
-                    let name = blob.to_hex();
-                    match (ContentNode::decode(&load(&blob)?, &name)?, depth) {
-                        (ContentNode::Leaf(entries), 0) => {
-                            return Ok(locate_in(&entries, offset, base));
-                        }
-                        (ContentNode::Inner(children), d) if d > 0 => {
-                            let Some((start, child)) = locate_child(&children, offset, base) else {
-                                return Ok(None);
-                            };
-                            base = start;
-                            blob = child.blob;
-                            depth -= 1;
-                        }
-                        _ => return Err(depth_mismatch(&name)),
-                    }
+        Ok(self
+            .leaf_at(offset, load)?
+            .and_then(|leaf| leaf.find(offset)))
+    }
+
+    /// The run of entries (the whole inline list, or one B-tree leaf) that covers byte
+    /// `offset`: one node load per level. Random readers keep the run and answer the next
+    /// offsets inside it without loading anything.
+    pub fn leaf_at(&self, offset: u64, load: &LoadNode<'_>) -> Result<Option<LeafRun>> {
+        let (mut blob, mut depth) = match self {
+            Content::Inline(entries) => return Ok(LeafRun::new(0, entries.clone())),
+            Content::Indirect { root, depth } => (*root, Self::check_depth(*depth)?),
+        };
+        let mut base = 0u64;
+        loop {
+            let name = blob.to_hex();
+            match (ContentNode::decode(&load(&blob)?, &name)?, depth) {
+                (ContentNode::Leaf(entries), 0) => return Ok(LeafRun::new(base, entries)),
+                (ContentNode::Inner(children), d) if d > 0 => {
+                    let Some((start, child)) = locate_child(&children, offset, base) else {
+                        return Ok(None);
+                    };
+                    base = start;
+                    blob = child.blob;
+                    depth -= 1;
                 }
+                _ => return Err(depth_mismatch(&name)),
             }
         }
     }
@@ -283,6 +287,61 @@ impl Content {
             return Err(Error::corrupt("content list", "", format!("depth {depth}")));
         }
         Ok(depth)
+    }
+}
+
+/// Consecutive entries of a content list and the file offset of each.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LeafRun {
+    entries: Vec<ContentEntry>,
+    starts: Vec<u64>,
+    end: u64,
+}
+
+impl LeafRun {
+    fn new(base: u64, entries: Vec<ContentEntry>) -> Option<Self> {
+        let starts = prefix_starts(entries.iter().map(ContentEntry::length), base);
+        let end = match (starts.last(), entries.last()) {
+            (Some(start), Some(last)) => start.saturating_add(last.length()),
+            _ => return None,
+        };
+        Some(Self {
+            entries,
+            starts,
+            end,
+        })
+    }
+
+    /// First byte the run covers.
+    pub fn start(&self) -> u64 {
+        self.starts[0]
+    }
+
+    /// One past the last byte the run covers.
+    pub fn end(&self) -> u64 {
+        self.end
+    }
+
+    /// The entry covering `offset` and its start (binary search over the prefix sums).
+    pub fn find(&self, offset: u64) -> Option<(u64, ContentEntry)> {
+        self.position(offset)
+            .map(|i| (self.starts[i], self.entries[i]))
+    }
+
+    /// Index of the entry covering `offset`.
+    pub fn position(&self, offset: u64) -> Option<usize> {
+        if offset >= self.end {
+            return None;
+        }
+        self.starts.partition_point(|&s| s <= offset).checked_sub(1)
+    }
+
+    /// Entries from index `i` on, each with its start.
+    pub fn from_position(&self, i: usize) -> impl Iterator<Item = (u64, ContentEntry)> + '_ {
+        self.starts[i..]
+            .iter()
+            .copied()
+            .zip(self.entries[i..].iter().copied())
     }
 }
 
@@ -320,13 +379,6 @@ fn walk_node(
         }
         _ => Err(depth_mismatch(&name)),
     }
-}
-
-/// Binary search over prefix sums of entry lengths.
-fn locate_in(entries: &[ContentEntry], offset: u64, base: u64) -> Option<(u64, ContentEntry)> {
-    let starts = prefix_starts(entries.iter().map(ContentEntry::length), base);
-    let i = starts.partition_point(|&s| s <= offset).checked_sub(1)?;
-    (offset < starts[i] + entries[i].length()).then(|| (starts[i], entries[i]))
 }
 
 fn locate_child(children: &[ContentChild], offset: u64, base: u64) -> Option<(u64, ContentChild)> {
@@ -421,6 +473,25 @@ mod tests {
             start += entry.length();
         }
         assert_eq!(content.locate(start, &load).unwrap(), None);
+    }
+
+    #[test]
+    fn leaf_runs_tile_the_file() {
+        let store = Store::new();
+        let list = entries(20_000);
+        let content = Content::from_entries(list.clone(), &mut |b| store.put(b)).unwrap();
+        let load = |id: &BlobId| store.get(id);
+        let total: u64 = list.iter().map(ContentEntry::length).sum();
+        let (mut offset, mut seen) = (0, Vec::new());
+        while offset < total {
+            let leaf = content.leaf_at(offset, &load).unwrap().unwrap();
+            assert_eq!(leaf.start(), offset, "runs are contiguous");
+            let i = leaf.position(offset).unwrap();
+            seen.extend(leaf.from_position(i).map(|(_, e)| e));
+            offset = leaf.end();
+        }
+        assert_eq!(seen, list);
+        assert!(content.leaf_at(total, &load).unwrap().is_none());
     }
 
     #[test]

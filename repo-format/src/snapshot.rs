@@ -12,7 +12,7 @@ use crate::id::{BlobId, SnapshotId};
 pub const SNAPSHOT_VERSION: u8 = 1;
 
 /// What one backup recorded.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Snapshot {
     /// When the backup started (or `--time`), nanoseconds since the Unix epoch, UTC.
     pub time_ns: i64,

@@ -7,6 +7,7 @@ mod dump;
 mod init;
 mod key;
 mod ls;
+mod mount;
 mod report;
 mod restore;
 mod snapshots;
@@ -37,6 +38,7 @@ pub fn run(cli: Cli) -> Result<Exit> {
         Command::Restore(args) => restore::run(global, &args),
         Command::Dump(args) => dump::run(global, &args),
         Command::Key(args) => key::run(global, args),
+        Command::Mount(args) => mount::run(global, &args),
     }
 }
 

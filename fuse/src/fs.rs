@@ -1,0 +1,701 @@
+//! The filesystem core: inodes, directory listings, attributes, symlinks, xattrs and reads of
+//! a repository, with no fuser types (the adapter translates), so it is tested directly.
+//!
+//! Inodes are allocated on first sight and live as long as the mount: memory grows with what
+//! is browsed, never with the size of the repository. An inode number is stable: the same
+//! path (or, inside a snapshot, the same hardlinked file) always gets the same number.
+//! Everything below a snapshot root is immutable; only the whole-repository listings
+//! (`ids/`, `snapshots/`, `hosts/`, `tags/`) change, when the snapshot catalog refreshes.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use cairn_format::content::ContentEntry;
+use cairn_format::snapshot::Snapshot;
+use cairn_format::tree::{Node, NodeKind, Tree};
+use cairn_format::{BlobId, Repository, SnapshotId};
+
+use crate::cache::{BlobCache, Prefetcher};
+use crate::catalog::{CatalogEntry, LATEST, Listing, LiveCatalog};
+use crate::error::{FsError, FsResult};
+use crate::file::OpenFile;
+
+/// An inode number as the kernel sees it.
+pub type Ino = u64;
+/// The mount's root directory.
+pub const ROOT: Ino = 1;
+/// How long the kernel may cache what never changes (everything inside a snapshot).
+pub const IMMUTABLE_TTL: Duration = Duration::from_secs(24 * 3600);
+/// How long the kernel may cache the whole-repository listings, which gain snapshots.
+pub const LISTING_TTL: Duration = Duration::from_secs(1);
+
+/// The kind of a directory entry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FileKind {
+    Directory,
+    File,
+    Symlink,
+    BlockDevice,
+    CharDevice,
+    Fifo,
+    Socket,
+}
+
+/// What `stat` shows.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Attr {
+    pub ino: Ino,
+    pub kind: FileKind,
+    pub size: u64,
+    /// 512-byte blocks actually stored: zero extents (holes) do not count.
+    pub blocks: u64,
+    pub perm: u16,
+    pub nlink: u32,
+    pub uid: u32,
+    pub gid: u32,
+    pub rdev: u32,
+    pub atime: SystemTime,
+    pub mtime: SystemTime,
+    pub ctime: SystemTime,
+    /// How long the kernel may keep this.
+    pub ttl: Duration,
+}
+
+/// One entry of a directory listing.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DirEntry {
+    pub ino: Ino,
+    pub kind: FileKind,
+    pub name: Vec<u8>,
+}
+
+/// The answer to getxattr/listxattr: the size when asked for it (a zero-size buffer), else
+/// the bytes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum XattrReply {
+    Size(u32),
+    Data(Vec<u8>),
+}
+
+/// What the mount shows at its root.
+pub enum MountRoot {
+    /// The whole repository: `ids/`, `snapshots/`, `hosts/`, `tags/` of the catalog's
+    /// snapshots.
+    Repository(LiveCatalog),
+    /// One snapshot, or one directory inside it (see [`snapshot_root`]).
+    Directory(Node),
+}
+
+/// Tuning and ownership of the mount.
+#[derive(Clone, Debug)]
+pub struct FsOptions {
+    /// Bytes of decrypted blobs kept in memory.
+    pub cache_bytes: u64,
+    pub prefetch_workers: usize,
+    /// Owner of the directories the mount makes up (the mounting user).
+    pub uid: u32,
+    pub gid: u32,
+}
+
+impl Default for FsOptions {
+    fn default() -> Self {
+        Self {
+            cache_bytes: 256 << 20,
+            prefetch_workers: 4,
+            uid: 0,
+            gid: 0,
+        }
+    }
+}
+
+/// The directory node that stands for a snapshot's root (the snapshot records no metadata
+/// for it): readable by everyone, owned by the user who made the backup, timed at the backup.
+pub fn snapshot_root(name: &str, snapshot: &Snapshot) -> Node {
+    Node {
+        name: name.as_bytes().to_vec(),
+        kind: NodeKind::Directory {
+            subtree: snapshot.tree,
+        },
+        mode: 0o755,
+        uid: snapshot.uid,
+        gid: snapshot.gid,
+        user: snapshot.username.clone(),
+        group: String::new(),
+        mtime_ns: snapshot.time_ns,
+        atime_ns: snapshot.time_ns,
+        ctime_ns: snapshot.time_ns,
+        inode: 0,
+        device: 0,
+        nlink: 2,
+        size: 0,
+        xattrs: Vec::new(),
+    }
+}
+
+enum Body {
+    /// The whole-repository root.
+    Root,
+    Listing(Listing),
+    /// The `latest` symlink of a listing; its target follows the catalog.
+    Latest(Listing),
+    /// A node of a snapshot. `view` is the inode of the snapshot root it was reached from:
+    /// hardlinks are shared within one view.
+    Node {
+        view: Ino,
+        node: Box<Node>,
+        children: OnceLock<Arc<Children>>,
+        blocks: OnceLock<u64>,
+    },
+}
+
+struct Inode {
+    parent: Ino,
+    body: Body,
+}
+
+/// A snapshot directory's entries, sorted by name.
+struct Children {
+    names: Vec<Vec<u8>>,
+    inos: Vec<Ino>,
+}
+
+/// What an inode number is allocated for: asking again gives the same number.
+#[derive(Hash, PartialEq, Eq)]
+enum Key {
+    Name(Ino, Vec<u8>),
+    Snapshot(Ino, SnapshotId),
+    Hardlink { view: Ino, device: u64, inode: u64 },
+}
+
+#[derive(Default)]
+struct Table {
+    inodes: Vec<Arc<Inode>>,
+    keys: HashMap<Key, Ino>,
+}
+
+impl Table {
+    fn get(&self, ino: Ino) -> Option<Arc<Inode>> {
+        let index = usize::try_from(ino.checked_sub(1)?).ok()?;
+        self.inodes.get(index).cloned()
+    }
+
+    /// The inode for `key`, made by `make(new ino)` the first time.
+    fn intern(&mut self, key: Key, make: impl FnOnce(Ino) -> Inode) -> Ino {
+        if let Some(&ino) = self.keys.get(&key) {
+            return ino;
+        }
+        let ino = self.inodes.len() as Ino + 1;
+        self.inodes.push(Arc::new(make(ino)));
+        self.keys.insert(key, ino);
+        ino
+    }
+}
+
+enum Handle {
+    File(Arc<OpenFile>),
+    Directory(Arc<Vec<DirEntry>>),
+}
+
+/// A read-only view of a repository.
+pub struct CairnFs {
+    cache: Arc<BlobCache>,
+    prefetcher: Prefetcher,
+    catalog: Option<LiveCatalog>,
+    table: RwLock<Table>,
+    handles: Mutex<HashMap<u64, Handle>>,
+    next_handle: AtomicU64,
+    options: FsOptions,
+    mounted_at: SystemTime,
+}
+
+const TOP: [(&str, Listing); 4] = [
+    ("hosts", Listing::Hosts),
+    ("ids", Listing::Ids),
+    ("snapshots", Listing::Snapshots),
+    ("tags", Listing::Tags),
+];
+
+impl CairnFs {
+    /// Builds the view (fails only if the prefetch threads cannot start).
+    pub fn new(
+        repo: Arc<Repository>,
+        root: MountRoot,
+        options: FsOptions,
+    ) -> std::io::Result<Self> {
+        let cache = Arc::new(BlobCache::new(repo, options.cache_bytes));
+        let prefetcher = Prefetcher::start(&cache, options.prefetch_workers)?;
+        let (catalog, body) = match root {
+            MountRoot::Repository(catalog) => (Some(catalog), Body::Root),
+            MountRoot::Directory(node) => (None, node_body(ROOT, node)),
+        };
+        let table = Table {
+            inodes: vec![Arc::new(Inode { parent: ROOT, body })],
+            keys: HashMap::new(),
+        };
+        Ok(Self {
+            cache,
+            prefetcher,
+            catalog,
+            table: RwLock::new(table),
+            handles: Mutex::default(),
+            next_handle: AtomicU64::new(1),
+            options,
+            mounted_at: SystemTime::now(),
+        })
+    }
+
+    /// Resolves `name` in directory `parent`.
+    pub fn lookup(&self, parent: Ino, name: &[u8]) -> FsResult<Attr> {
+        let dir = self.inode(parent)?;
+        let ino = match &dir.body {
+            Body::Root => self.top_level(name).ok_or(FsError::NotFound)?,
+            Body::Listing(listing) => {
+                let name = std::str::from_utf8(name).map_err(|_| FsError::NotFound)?;
+                let entry = self
+                    .live_catalog()?
+                    .get()
+                    .find(listing, name)
+                    .ok_or(FsError::NotFound)?;
+                self.catalog_inode(parent, listing, &entry)?
+            }
+            Body::Node { .. } => {
+                let children = self.children(parent, &dir)?;
+                let i = children
+                    .names
+                    .binary_search_by(|n| n.as_slice().cmp(name))
+                    .map_err(|_| FsError::NotFound)?;
+                children.inos[i]
+            }
+            Body::Latest(_) => return Err(FsError::NotDirectory),
+        };
+        self.getattr(ino)
+    }
+
+    pub fn getattr(&self, ino: Ino) -> FsResult<Attr> {
+        let inode = self.inode(ino)?;
+        Ok(match &inode.body {
+            Body::Root | Body::Listing(_) => self.virtual_attr(ino, FileKind::Directory, 0),
+            Body::Latest(listing) => {
+                let target = self.latest_target(listing)?;
+                self.virtual_attr(ino, FileKind::Symlink, target.len() as u64)
+            }
+            Body::Node { node, blocks, .. } => {
+                let blocks = *blocks.get_or_init(|| self.stored_blocks(ino, node));
+                node_attr(ino, node, blocks)
+            }
+        })
+    }
+
+    pub fn readlink(&self, ino: Ino) -> FsResult<Vec<u8>> {
+        match &self.inode(ino)?.body {
+            Body::Latest(listing) => Ok(self.latest_target(listing)?.into_bytes()),
+            Body::Node { node, .. } => match &node.kind {
+                NodeKind::Symlink { target } => Ok(target.clone()),
+                _ => Err(FsError::NotSymlink),
+            },
+            _ => Err(FsError::NotSymlink),
+        }
+    }
+
+    /// Opens a directory: its entries are fixed for the life of the handle, so a listing that
+    /// gains a snapshot while `ls` pages through it is still read consistently.
+    pub fn opendir(&self, ino: Ino) -> FsResult<u64> {
+        let dir = self.inode(ino)?;
+        let mut entries = vec![
+            dot(ino, b"."),
+            dot(if ino == ROOT { ROOT } else { dir.parent }, b".."),
+        ];
+        match &dir.body {
+            Body::Root => entries.extend(TOP.iter().map(|(name, _)| DirEntry {
+                ino: self.top_level(name.as_bytes()).expect("top-level name"),
+                kind: FileKind::Directory,
+                name: name.as_bytes().to_vec(),
+            })),
+            Body::Listing(listing) => {
+                let catalog = self.live_catalog()?.get();
+                for entry in catalog.entries(listing).unwrap_or_default() {
+                    entries.push(DirEntry {
+                        ino: self.catalog_inode(ino, listing, &entry)?,
+                        kind: match entry {
+                            CatalogEntry::Latest(_) => FileKind::Symlink,
+                            _ => FileKind::Directory,
+                        },
+                        name: entry.name().as_bytes().to_vec(),
+                    });
+                }
+            }
+            Body::Node { .. } => {
+                let children = self.children(ino, &dir)?;
+                let table = self.table.read().expect("inode table");
+                for (name, &child) in children.names.iter().zip(&children.inos) {
+                    let Some(kind) = table.get(child).map(|i| kind_of(&i.body)) else {
+                        return Err(FsError::NotFound);
+                    };
+                    entries.push(DirEntry {
+                        ino: child,
+                        kind,
+                        name: name.clone(),
+                    });
+                }
+            }
+            Body::Latest(_) => return Err(FsError::NotDirectory),
+        }
+        Ok(self.add_handle(Handle::Directory(Arc::new(entries))))
+    }
+
+    /// Entries of an open directory from position `offset` on; each entry's position is its
+    /// index + 1 (what the kernel passes back to continue).
+    pub fn readdir(&self, handle: u64, offset: u64) -> FsResult<Vec<(u64, DirEntry)>> {
+        let entries = match self.handles.lock().expect("handles").get(&handle) {
+            Some(Handle::Directory(entries)) => entries.clone(),
+            _ => return Err(FsError::NotFound),
+        };
+        let start = usize::try_from(offset).unwrap_or(usize::MAX);
+        Ok(entries
+            .iter()
+            .enumerate()
+            .skip(start)
+            .map(|(i, e)| (i as u64 + 1, e.clone()))
+            .collect())
+    }
+
+    pub fn open(&self, ino: Ino) -> FsResult<u64> {
+        let inode = self.inode(ino)?;
+        let Body::Node { node, .. } = &inode.body else {
+            return Err(FsError::NotFile);
+        };
+        let NodeKind::File { content } = &node.kind else {
+            return Err(FsError::NotFile);
+        };
+        let file = OpenFile::new(self.path(ino), content.clone(), node.size);
+        Ok(self.add_handle(Handle::File(Arc::new(file))))
+    }
+
+    pub fn read(&self, handle: u64, offset: u64, length: u32) -> FsResult<Vec<u8>> {
+        let file = match self.handles.lock().expect("handles").get(&handle) {
+            Some(Handle::File(file)) => file.clone(),
+            _ => return Err(FsError::NotFound),
+        };
+        file.read(&self.cache, &self.prefetcher, offset, length)
+    }
+
+    /// Closes a file or directory handle.
+    pub fn release(&self, handle: u64) {
+        self.handles.lock().expect("handles").remove(&handle);
+    }
+
+    /// `size` is the caller's buffer: 0 asks for the value's size.
+    pub fn getxattr(&self, ino: Ino, name: &[u8], size: u32) -> FsResult<XattrReply> {
+        let inode = self.inode(ino)?;
+        let Body::Node { node, .. } = &inode.body else {
+            return Err(FsError::NoAttribute);
+        };
+        let xattr = node.xattrs.iter().find(|x| x.name == name);
+        sized_reply(xattr.ok_or(FsError::NoAttribute)?.value.clone(), size)
+    }
+
+    /// Names of all xattrs, each followed by a NUL byte.
+    pub fn listxattr(&self, ino: Ino, size: u32) -> FsResult<XattrReply> {
+        let inode = self.inode(ino)?;
+        let mut names = Vec::new();
+        if let Body::Node { node, .. } = &inode.body {
+            for xattr in &node.xattrs {
+                names.extend_from_slice(&xattr.name);
+                names.push(0);
+            }
+        }
+        sized_reply(names, size)
+    }
+
+    /// The path of an inode inside the mount (for log lines).
+    pub fn path(&self, mut ino: Ino) -> String {
+        let table = self.table.read().expect("inode table");
+        let mut parts = Vec::new();
+        while ino != ROOT {
+            let Some(inode) = table.get(ino) else { break };
+            parts.push(match &inode.body {
+                Body::Node { node, .. } => String::from_utf8_lossy(&node.name).into_owned(),
+                Body::Listing(listing) => listing_name(listing),
+                Body::Latest(_) => LATEST.to_string(),
+                Body::Root => break,
+            });
+            ino = inode.parent;
+        }
+        parts.reverse();
+        parts.join("/")
+    }
+
+    fn inode(&self, ino: Ino) -> FsResult<Arc<Inode>> {
+        self.table
+            .read()
+            .expect("inode table")
+            .get(ino)
+            .ok_or(FsError::NotFound)
+    }
+
+    fn live_catalog(&self) -> FsResult<&LiveCatalog> {
+        self.catalog.as_ref().ok_or(FsError::NotFound)
+    }
+
+    fn top_level(&self, name: &[u8]) -> Option<Ino> {
+        let (name, listing) = TOP.iter().find(|(n, _)| n.as_bytes() == name)?;
+        let mut table = self.table.write().expect("inode table");
+        Some(
+            table.intern(Key::Name(ROOT, name.as_bytes().to_vec()), |_| Inode {
+                parent: ROOT,
+                body: Body::Listing(listing.clone()),
+            }),
+        )
+    }
+
+    /// The inode of one entry of a whole-repository listing.
+    fn catalog_inode(&self, parent: Ino, listing: &Listing, entry: &CatalogEntry) -> FsResult<Ino> {
+        let (key, body): (Key, Box<dyn FnOnce(Ino) -> Body>) = match entry {
+            CatalogEntry::Group(name, group) => {
+                let group = group.clone();
+                (
+                    Key::Name(parent, name.as_bytes().to_vec()),
+                    Box::new(move |_| Body::Listing(group)),
+                )
+            }
+            CatalogEntry::Latest(_) => {
+                let listing = listing.clone();
+                (
+                    Key::Name(parent, LATEST.as_bytes().to_vec()),
+                    Box::new(move |_| Body::Latest(listing)),
+                )
+            }
+            CatalogEntry::Snapshot(name, id) => {
+                let catalog = self.live_catalog()?.get();
+                let snapshot = catalog.snapshot(id).ok_or(FsError::NotFound)?;
+                let node = snapshot_root(name, snapshot);
+                (
+                    Key::Snapshot(parent, *id),
+                    Box::new(move |ino| node_body(ino, node)),
+                )
+            }
+        };
+        let mut table = self.table.write().expect("inode table");
+        Ok(table.intern(key, |ino| Inode {
+            parent,
+            body: body(ino),
+        }))
+    }
+
+    /// The entries of a snapshot directory, loaded on first use.
+    fn children(&self, ino: Ino, dir: &Inode) -> FsResult<Arc<Children>> {
+        let Body::Node {
+            view,
+            node,
+            children,
+            ..
+        } = &dir.body
+        else {
+            return Err(FsError::NotDirectory);
+        };
+        if let Some(loaded) = children.get() {
+            return Ok(loaded.clone());
+        }
+        let NodeKind::Directory { subtree } = &node.kind else {
+            return Err(FsError::NotDirectory);
+        };
+        let tree = self.load_tree(ino, subtree)?;
+        let loaded = Arc::new(self.intern_children(ino, *view, tree));
+        Ok(children.get_or_init(|| loaded).clone())
+    }
+
+    fn load_tree(&self, ino: Ino, id: &BlobId) -> FsResult<Tree> {
+        let result = self
+            .cache
+            .get(id)
+            .and_then(|bytes| Tree::decode(&bytes, &id.to_hex()));
+        result.map_err(|error| {
+            let path = self.path(ino);
+            tracing::error!(%path, blob = %id, %error, "cannot list the directory");
+            FsError::Repository(format!("{path}: tree {id}: {error}"))
+        })
+    }
+
+    fn intern_children(&self, dir: Ino, view: Ino, mut tree: Tree) -> Children {
+        // A hostile tree may be unsorted or repeat a name: sort, keep the first of each name.
+        tree.nodes.sort_by(|a, b| a.name.cmp(&b.name));
+        tree.nodes.dedup_by(|b, a| a.name == b.name);
+        let mut table = self.table.write().expect("inode table");
+        let mut children = Children {
+            names: Vec::with_capacity(tree.nodes.len()),
+            inos: Vec::with_capacity(tree.nodes.len()),
+        };
+        for node in tree.nodes {
+            let key = match node.kind {
+                NodeKind::File { .. } if node.nlink > 1 => Key::Hardlink {
+                    view,
+                    device: node.device,
+                    inode: node.inode,
+                },
+                _ => Key::Name(dir, node.name.clone()),
+            };
+            children.names.push(node.name.clone());
+            children.inos.push(table.intern(key, |_| Inode {
+                parent: dir,
+                body: node_body(view, node),
+            }));
+        }
+        children
+    }
+
+    fn latest_target(&self, listing: &Listing) -> FsResult<String> {
+        match self.live_catalog()?.get().find(listing, LATEST) {
+            Some(CatalogEntry::Latest(target)) => Ok(target),
+            _ => Err(FsError::NotFound),
+        }
+    }
+
+    /// 512-byte blocks of stored data (zero extents excluded), so `du` shows sparse files as
+    /// they were. Large files load their content-list nodes once, through the cache.
+    fn stored_blocks(&self, ino: Ino, node: &Node) -> u64 {
+        let NodeKind::File { content } = &node.kind else {
+            return 0;
+        };
+        let load = |id: &BlobId| self.cache.get(id).map(|blob| blob.to_vec());
+        let mut data = 0u64;
+        let result = content.for_each(&load, &mut |_, entry| {
+            if let ContentEntry::Data { length, .. } = entry {
+                data += u64::from(*length);
+            }
+            Ok(())
+        });
+        if let Err(error) = result {
+            let path = self.path(ino);
+            tracing::warn!(%path, %error, "cannot read the content list; reporting the full size");
+            data = node.size;
+        }
+        data.div_ceil(512)
+    }
+
+    fn virtual_attr(&self, ino: Ino, kind: FileKind, size: u64) -> Attr {
+        Attr {
+            ino,
+            kind,
+            size,
+            blocks: 0,
+            perm: if kind == FileKind::Directory {
+                0o555
+            } else {
+                0o777
+            },
+            nlink: if kind == FileKind::Directory { 2 } else { 1 },
+            uid: self.options.uid,
+            gid: self.options.gid,
+            rdev: 0,
+            atime: self.mounted_at,
+            mtime: self.mounted_at,
+            ctime: self.mounted_at,
+            ttl: LISTING_TTL,
+        }
+    }
+
+    fn add_handle(&self, handle: Handle) -> u64 {
+        let id = self.next_handle.fetch_add(1, Ordering::Relaxed);
+        self.handles.lock().expect("handles").insert(id, handle);
+        id
+    }
+}
+
+/// `view` is the inode of the snapshot root; a root passes its own number.
+fn node_body(view: Ino, node: Node) -> Body {
+    Body::Node {
+        view,
+        node: Box::new(node),
+        children: OnceLock::new(),
+        blocks: OnceLock::new(),
+    }
+}
+
+fn dot(ino: Ino, name: &[u8]) -> DirEntry {
+    DirEntry {
+        ino,
+        kind: FileKind::Directory,
+        name: name.to_vec(),
+    }
+}
+
+fn kind_of(body: &Body) -> FileKind {
+    match body {
+        Body::Root | Body::Listing(_) => FileKind::Directory,
+        Body::Latest(_) => FileKind::Symlink,
+        Body::Node { node, .. } => node_kind(&node.kind),
+    }
+}
+
+fn node_kind(kind: &NodeKind) -> FileKind {
+    match kind {
+        NodeKind::File { .. } => FileKind::File,
+        NodeKind::Directory { .. } => FileKind::Directory,
+        NodeKind::Symlink { .. } => FileKind::Symlink,
+        NodeKind::BlockDevice { .. } => FileKind::BlockDevice,
+        NodeKind::CharDevice { .. } => FileKind::CharDevice,
+        NodeKind::Fifo => FileKind::Fifo,
+        NodeKind::Socket => FileKind::Socket,
+    }
+}
+
+fn node_attr(ino: Ino, node: &Node, blocks: u64) -> Attr {
+    let (size, rdev) = match &node.kind {
+        NodeKind::File { .. } => (node.size, 0),
+        NodeKind::Symlink { target } => (target.len() as u64, 0),
+        NodeKind::BlockDevice { rdev } | NodeKind::CharDevice { rdev } => (0, *rdev),
+        _ => (0, 0),
+    };
+    Attr {
+        ino,
+        kind: node_kind(&node.kind),
+        size,
+        blocks,
+        perm: (node.mode & 0o7777) as u16,
+        nlink: node.nlink.clamp(1, u64::from(u32::MAX)) as u32,
+        uid: node.uid,
+        gid: node.gid,
+        rdev: encode_rdev(rdev),
+        atime: system_time(node.atime_ns),
+        mtime: system_time(node.mtime_ns),
+        ctime: system_time(node.ctime_ns),
+        ttl: IMMUTABLE_TTL,
+    }
+}
+
+/// The kernel's 32-bit `new_encode_dev` form of a 64-bit glibc `dev_t`, which FUSE carries.
+fn encode_rdev(rdev: u64) -> u32 {
+    let major = ((rdev >> 32) & 0xffff_f000) | ((rdev >> 8) & 0xfff);
+    let minor = ((rdev >> 12) & 0xffff_ff00) | (rdev & 0xff);
+    ((minor & 0xff) | ((major & 0xfff) << 8) | ((minor & !0xff) << 12)) as u32
+}
+
+fn system_time(ns: i64) -> SystemTime {
+    let magnitude = Duration::from_nanos(ns.unsigned_abs());
+    if ns >= 0 {
+        UNIX_EPOCH + magnitude
+    } else {
+        UNIX_EPOCH - magnitude
+    }
+}
+
+fn sized_reply(value: Vec<u8>, size: u32) -> FsResult<XattrReply> {
+    let len = u32::try_from(value.len()).map_err(|_| FsError::BufferTooSmall)?;
+    match size {
+        0 => Ok(XattrReply::Size(len)),
+        s if s < len => Err(FsError::BufferTooSmall),
+        _ => Ok(XattrReply::Data(value)),
+    }
+}
+
+fn listing_name(listing: &Listing) -> String {
+    match listing {
+        Listing::Ids => "ids".into(),
+        Listing::Snapshots => "snapshots".into(),
+        Listing::Hosts => "hosts".into(),
+        Listing::Tags => "tags".into(),
+        Listing::Host(name) | Listing::Tag(name) => name.clone(),
+    }
+}

@@ -1,0 +1,154 @@
+//! `cairn mount`: checks the mountpoint, opens the repository and the snapshot list before
+//! mounting (so a wrong password or a broken repository leaves nothing half-mounted), then
+//! serves the filesystem in the foreground until SIGINT, SIGTERM or `fusermount3 -u`.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use cairn_format::Repository;
+use cairn_format::tree::{Node, NodeKind};
+use cairn_fuse::{CairnFs, FsOptions, LiveCatalog, Mount, MountOptions, MountRoot, Unmounter};
+
+use super::{open, print_json};
+use crate::cli::{Global, MountArgs};
+use crate::exit::Exit;
+use crate::select::{SnapshotFilter, resolve, split_reference};
+
+/// How often the whole-repository view re-reads the snapshot list.
+const CATALOG_TTL: Duration = Duration::from_secs(2);
+/// Kernel request threads: enough that slow reads never hold up `ls` elsewhere.
+const REQUEST_THREADS: usize = 8;
+
+pub fn run(global: &Global, args: &MountArgs) -> Result<Exit> {
+    check_mountpoint(&args.mountpoint)?;
+    let repo = open(global)?;
+    let filter = SnapshotFilter::from(&args.filter);
+    let root = match &args.snapshot {
+        Some(reference) => MountRoot::Directory(snapshot_directory(&repo, reference, &filter)?),
+        None => MountRoot::Repository(LiveCatalog::load(
+            repo.clone(),
+            Box::new(move |snapshot| filter.matches(snapshot)),
+            CATALOG_TTL,
+        )?),
+    };
+    let cores = std::thread::available_parallelism().map_or(2, usize::from);
+    let options = FsOptions {
+        cache_bytes: args.cache_size,
+        prefetch_workers: (2 * cores).max(4),
+        uid: nix::unistd::geteuid().as_raw(),
+        gid: nix::unistd::getegid().as_raw(),
+    };
+    let location = repo.location();
+    let fs = CairnFs::new(repo, root, options).context("cannot start the mount's threads")?;
+    let mount_options = MountOptions {
+        allow_other: args.allow_other,
+        threads: REQUEST_THREADS,
+        source: format!("cairn:{location}"),
+    };
+    let mountpoint = args.mountpoint.display().to_string();
+    let mut mount = Mount::new(fs, &args.mountpoint, &mount_options).with_context(|| {
+        format!("cannot mount on {mountpoint} (is FUSE available: /dev/fuse, fusermount3?)")
+    })?;
+    unmount_on_signal(mount.unmounter(), args.mountpoint.clone())?;
+    announce(global, &location, &mountpoint)?;
+    mount
+        .run()
+        .with_context(|| format!("serving the mount on {mountpoint}"))?;
+    Ok(Exit::Ok)
+}
+
+fn check_mountpoint(path: &Path) -> Result<()> {
+    let shown = path.display();
+    let meta = match std::fs::metadata(path) {
+        Ok(meta) => meta,
+        Err(e) if e.raw_os_error() == Some(libc::ENOTCONN) => bail!(
+            "mountpoint {shown}: a previous mount there is dead ({e}); clean it up with `fusermount3 -u {shown}`"
+        ),
+        Err(e) => bail!("mountpoint {shown}: {e}; create an empty directory to mount on"),
+    };
+    if !meta.is_dir() {
+        bail!("mountpoint {shown} is not a directory");
+    }
+    let mut entries =
+        std::fs::read_dir(path).with_context(|| format!("cannot list mountpoint {shown}"))?;
+    if entries.next().is_some() {
+        bail!(
+            "mountpoint {shown} is not empty (or already mounted): use an empty directory, so nothing is hidden"
+        );
+    }
+    Ok(())
+}
+
+/// The directory `SNAPSHOT[:PATH]` names, as the mount root.
+fn snapshot_directory(repo: &Repository, reference: &str, filter: &SnapshotFilter) -> Result<Node> {
+    let (snap, path) = split_reference(reference);
+    let (id, snapshot) = resolve(repo, snap, filter)?;
+    let node = match path {
+        Some(path) => crate::dump::find_node(repo, &snapshot, path)?,
+        None => None,
+    };
+    match node {
+        None => Ok(cairn_fuse::snapshot_root(&id.short(), &snapshot)),
+        Some(
+            node @ Node {
+                kind: NodeKind::Directory { .. },
+                ..
+            },
+        ) => Ok(node),
+        Some(_) => bail!(
+            "{reference} is not a directory: mount its directory, or use `cairn dump` or `cairn restore` for one file"
+        ),
+    }
+}
+
+/// The first SIGINT or SIGTERM unmounts; if the mount is busy it is detached lazily (it
+/// leaves the namespace now and ends when the last open file is closed).
+fn unmount_on_signal(mut unmounter: Unmounter, mountpoint: PathBuf) -> Result<()> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])?;
+    std::thread::Builder::new()
+        .name("cairn-unmount".into())
+        .spawn(move || {
+            if signals.forever().next().is_none() {
+                return;
+            }
+            if let Err(error) = unmounter.unmount() {
+                tracing::warn!(%error, "mount busy; detaching it lazily");
+                let detached = std::process::Command::new("fusermount3")
+                    .args(["-u", "-z", "--"])
+                    .arg(&mountpoint)
+                    .status();
+                if !detached.is_ok_and(|s| s.success()) {
+                    eprintln!(
+                        "cairn: cannot unmount {}: {error}; run `fusermount3 -u -z {}`",
+                        mountpoint.display(),
+                        mountpoint.display()
+                    );
+                }
+            }
+        })?;
+    Ok(())
+}
+
+fn announce(global: &Global, location: &str, mountpoint: &str) -> Result<()> {
+    if global.json {
+        #[derive(serde::Serialize)]
+        struct Mounted<'a> {
+            message_type: &'static str,
+            repository: &'a str,
+            mountpoint: &'a str,
+        }
+        return print_json(&Mounted {
+            message_type: "mounted",
+            repository: location,
+            mountpoint,
+        });
+    }
+    if !global.quiet {
+        eprintln!(
+            "mounted {location} on {mountpoint}; stop with Ctrl-C or `fusermount3 -u {mountpoint}`"
+        );
+    }
+    Ok(())
+}
