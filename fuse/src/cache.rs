@@ -72,17 +72,19 @@ const QUEUE: usize = 4096;
 
 /// Worker threads that load blobs into the cache before readers ask for them.
 pub struct Prefetcher {
-    jobs: Sender<BlobId>,
+    jobs: Option<Sender<BlobId>>,
+    workers: Vec<std::thread::JoinHandle<()>>,
 }
 
 impl Prefetcher {
     /// Starts `workers` threads; they stop when the prefetcher is dropped.
     pub fn start(cache: &Arc<BlobCache>, workers: usize) -> std::io::Result<Self> {
         let (jobs, queue) = crossbeam_channel::bounded::<BlobId>(QUEUE);
+        let mut handles = Vec::with_capacity(workers);
         for n in 0..workers.max(1) {
             let queue = queue.clone();
             let cache = cache.clone();
-            std::thread::Builder::new()
+            let handle = std::thread::Builder::new()
                 .name(format!("cairn-prefetch-{n}"))
                 .spawn(move || {
                     for id in queue {
@@ -92,13 +94,30 @@ impl Prefetcher {
                         }
                     }
                 })?;
+            handles.push(handle);
         }
-        Ok(Self { jobs })
+        Ok(Self {
+            jobs: Some(jobs),
+            workers: handles,
+        })
     }
 
     /// Asks for a blob to be loaded soon (a hint: never blocks).
     pub fn request(&self, id: BlobId) {
         // Full or shut down: the reader fetches the blob itself when it gets there.
-        let _ = self.jobs.try_send(id);
+        if let Some(jobs) = &self.jobs {
+            let _ = jobs.try_send(id);
+        }
+    }
+}
+
+impl Drop for Prefetcher {
+    /// Stops the workers and waits for them, so no thread still holds the repository (and
+    /// its RocksDB handle) when the process exits.
+    fn drop(&mut self) {
+        self.jobs = None;
+        for worker in self.workers.drain(..) {
+            let _ = worker.join();
+        }
     }
 }
