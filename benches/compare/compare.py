@@ -12,13 +12,18 @@ With --update-doc the result table replaces the marked section of docs/benchmark
 there are never edited by hand).
 
 A scenario is a function `scenario_<name>(tool, ctx) -> Measurement | None` registered in
-SCENARIOS; later work adds its own (image backup, mount read, check --read-data, prune).
+SCENARIOS (None: the tool has no such feature); PREREQUISITES names the scenarios whose state
+another one needs. Mount scenarios mount each tool's repository with its own FUSE command
+(cairn, restic and rustic mount the latest snapshot, borg the latest archive), drop the page
+cache (as root), run a reader, and report the mount process's peak RSS (VmHWM).
 """
 
 import argparse
+import contextlib
 import dataclasses
 import os
 import platform
+import random
 import shutil
 import subprocess
 import sys
@@ -157,6 +162,13 @@ class Cairn(Tool):
     def restore(self, target):
         return measured([self.binary, "-q", "restore", "latest", "--target", target], env=self.env)
 
+    def restore_file(self, path, target):
+        return measured([self.binary, "-q", "restore", f"latest:{path}", "--target", target], env=self.env)
+
+    def mount_command(self, mnt):
+        # The whole-repository view, as users browse it.
+        return [self.binary, "mount", mnt], mnt / "snapshots" / "latest"
+
 
 class Restic(Tool):
     name = "restic"
@@ -180,6 +192,12 @@ class Restic(Tool):
     def restore(self, target):
         return measured(["restic", "-q", "restore", "latest", "--target", target], env=self.env)
 
+    def restore_file(self, path, target):
+        return measured(["restic", "-q", "restore", "latest", "--include", path, "--target", target], env=self.env)
+
+    def mount_command(self, mnt):
+        return ["restic", "mount", mnt], mnt / "snapshots" / "latest"
+
 
 class Rustic(Tool):
     name = "rustic"
@@ -198,6 +216,13 @@ class Rustic(Tool):
 
     def restore(self, target):
         return measured(["rustic", "--no-progress", "restore", "latest", target], env=self.env)
+
+    def restore_file(self, path, target):
+        return measured(["rustic", "--no-progress", "restore", f"latest:{path}", target], env=self.env)
+
+    def mount_command(self, mnt):
+        # Mounts under the snapshot's path template; `latest` alone as the root.
+        return ["rustic", "--no-progress", "mount", mnt, "latest"], mnt
 
 
 class Borg(Tool):
@@ -222,6 +247,13 @@ class Borg(Tool):
     def restore(self, target):
         Path(target).mkdir(parents=True, exist_ok=True)
         return measured(["borg", "extract", f"::run{self.serial}"], env=self.env, cwd=target)
+
+    def restore_file(self, path, target):
+        Path(target).mkdir(parents=True, exist_ok=True)
+        return measured(["borg", "extract", f"::run{self.serial}", path.lstrip("/")], env=self.env, cwd=target)
+
+    def mount_command(self, mnt):
+        return ["borg", "mount", "-f", f"::run{self.serial}", mnt], mnt
 
 
 def find_peers(install):
@@ -259,6 +291,12 @@ class Context:
     work: Path
     data: Path
     new_files: int
+    images: Path = None
+    dense_bytes: int = 0
+    sparse_bytes: int = 0
+    random_reads: int = 0
+    catalog_snapshots: int = 0
+    mount_rss_kib: int = 0
 
 
 def scenario_initial(tool, ctx):
@@ -296,13 +334,199 @@ def scenario_restore(tool, ctx):
     return m
 
 
+def drop_caches():
+    """Empties the page cache (root only), so every tool reads its repository from disk."""
+    if os.geteuid() == 0:
+        os.sync()
+        Path("/proc/sys/vm/drop_caches").write_text("3\n")
+
+
+def unmount(mnt):
+    for cmd in (["fusermount3", "-u", mnt], ["fusermount", "-u", mnt], ["umount", "-l", mnt]):
+        if shutil.which(cmd[0]) and subprocess.run([str(c) for c in cmd], capture_output=True).returncode == 0:
+            return
+
+
+@contextlib.contextmanager
+def mounted(tool, ctx, wanted):
+    """Mounts the tool's latest snapshot and yields the snapshot root once `wanted` (a path
+    inside it) exists; afterwards records the mount process's peak RSS in ctx.mount_rss_kib."""
+    mnt = ctx.work / f"mnt-{tool.name}"
+    mnt.mkdir(exist_ok=True)
+    argv, root = tool.mount_command(mnt)
+    with tempfile.TemporaryFile() as log:
+        proc = subprocess.Popen([str(a) for a in argv], env=tool.env, stdin=subprocess.DEVNULL,
+                                stdout=log, stderr=log)
+        try:
+            deadline = time.time() + 900
+            while not (root / wanted.lstrip("/")).exists():
+                if proc.poll() is not None or time.time() > deadline:
+                    log.seek(0)
+                    raise RuntimeError(f"{tool.name} mount failed: {log.read().decode(errors='replace')[-500:]}")
+                time.sleep(0.1)
+            yield root
+            ctx.mount_rss_kib = peak_rss_kib(proc.pid)
+        finally:
+            unmount(mnt)
+            try:
+                proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def peak_rss_kib(pid):
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    return 0
+
+
+def scenario_mount_walk(tool, ctx):
+    """`find` and `du -s` over the mounted file tree (the latest tree snapshot)."""
+    with mounted(tool, ctx, str(ctx.data)) as root:
+        tree = root / str(ctx.data).lstrip("/")
+        drop_caches()
+        m = measured(["sh", "-c", f"find '{tree}' | wc -l > /dev/null && du -s '{tree}' > /dev/null"])
+    m.rss_kib = ctx.mount_rss_kib
+    return m
+
+
+def build_images(target, dense_bytes, sparse_bytes, seed=7):
+    """`dense.bin`: incompressible bytes (the sequential read); `sparse.raw`: a VM-like image,
+    one eighth data in 8 MiB extents spread over the file, the rest holes (random reads)."""
+    if target.exists():
+        return
+    target.mkdir()
+    rng = random.Random(seed)
+    with open(target / "dense.bin", "wb") as f:
+        for _ in range(dense_bytes >> 20):
+            f.write(rng.randbytes(1 << 20))
+    with open(target / "sparse.raw", "wb") as f:
+        f.truncate(sparse_bytes)
+        extent = min(8 << 20, sparse_bytes // 8)
+        for offset in range(0, sparse_bytes, extent * 8):
+            f.seek(offset)
+            f.write(rng.randbytes(extent))
+
+
+def scenario_image_backup(tool, ctx):
+    build_images(ctx.images, ctx.dense_bytes, ctx.sparse_bytes)
+    m = tool.backup(str(ctx.images))
+    m.repo_bytes = tree_size(tool.repo)
+    return m
+
+
+def scenario_image_restore(tool, ctx):
+    """Restore of dense.bin alone: the reference for reading the same file through the mount."""
+    target = ctx.work / f"image-restore-{tool.name}"
+    shutil.rmtree(target, ignore_errors=True)
+    drop_caches()
+    m = tool.restore_file(str(ctx.images / "dense.bin"), str(target))
+    # rustic writes a single file to the target path itself; the others under the target.
+    restored = [target] if target.is_file() else list(target.rglob("dense.bin"))
+    if not restored or restored[0].stat().st_size != ctx.dense_bytes:
+        raise RuntimeError(f"{tool.name} did not restore dense.bin")
+    shutil.rmtree(target, ignore_errors=True)
+    return m
+
+
+def scenario_mount_read(tool, ctx):
+    """`cat` of dense.bin through the mount: sequential read throughput."""
+    wanted = str(ctx.images / "dense.bin")
+    with mounted(tool, ctx, wanted) as root:
+        drop_caches()
+        m = measured(["cat", root / wanted.lstrip("/")])
+    m.rss_kib = ctx.mount_rss_kib
+    return m
+
+
+RANDOM_READER = """
+import os, random, sys
+fd = os.open(sys.argv[1], os.O_RDONLY)
+size = os.fstat(fd).st_size
+rng = random.Random(11)
+for _ in range(int(sys.argv[2])):
+    assert len(os.pread(fd, 4096, rng.randrange(0, size - 4096) & ~4095)) == 4096
+"""
+
+
+def scenario_mount_random(tool, ctx):
+    """Random 4 KiB reads (aligned, uniform over the file) in sparse.raw through the mount."""
+    wanted = str(ctx.images / "sparse.raw")
+    with mounted(tool, ctx, wanted) as root:
+        drop_caches()
+        m = measured(["python3", "-c", RANDOM_READER, root / wanted.lstrip("/"), str(ctx.random_reads)])
+    m.rss_kib = ctx.mount_rss_kib
+    return m
+
+
+def scenario_mount_catalog(tool, ctx):
+    """cairn only: a repository of many small snapshots; time from starting `cairn mount` to
+    the end of the first `ls snapshots/`."""
+    if not isinstance(tool, Cairn):
+        return None
+    many = Cairn(ctx.work / "many", None, tool.binary)
+    many.repo.parent.mkdir(exist_ok=True)
+    run([many.binary, "init", "--argon2-memory", "1024", "--argon2-iterations", "1"], env=many.env)
+    source = ctx.work / "many" / "source"
+    source.mkdir(exist_ok=True)
+    for i in range(ctx.catalog_snapshots):
+        (source / "counter").write_text(str(i))
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(1_700_000_000 + 3600 * i))
+        run([many.binary, "-q", "backup", source, "--time", stamp, "--host", f"host{i % 10}"], env=many.env)
+    mnt = ctx.work / "mnt-many"
+    mnt.mkdir(exist_ok=True)
+    started = time.time()
+    proc = subprocess.Popen([many.binary, "mount", mnt], env=many.env, stdin=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        while not (mnt / "snapshots").exists():
+            if proc.poll() is not None or time.time() - started > 120:
+                raise RuntimeError("cairn mount of the many-snapshot repository failed")
+            time.sleep(0.01)
+        listed = len(os.listdir(mnt / "snapshots"))
+        wall = time.time() - started
+        rss = peak_rss_kib(proc.pid)
+    finally:
+        unmount(mnt)
+        proc.wait(timeout=60)
+    if listed != ctx.catalog_snapshots + 1:
+        raise RuntimeError(f"listed {listed} entries for {ctx.catalog_snapshots} snapshots")
+    return Measurement(wall, 0.0, rss)
+
+
 # Order matters: each scenario continues from the state the previous one left.
 SCENARIOS = {
     "initial": scenario_initial,
     "unchanged": scenario_unchanged,
     "incremental": scenario_incremental,
     "restore": scenario_restore,
+    "mount-walk": scenario_mount_walk,
+    "image-backup": scenario_image_backup,
+    "image-restore": scenario_image_restore,
+    "mount-read": scenario_mount_read,
+    "mount-random": scenario_mount_random,
+    "mount-catalog": scenario_mount_catalog,
 }
+MOUNT_SCENARIOS = {"mount-walk", "mount-read", "mount-random", "mount-catalog"}
+# What a scenario needs run before it (besides `initial`, which always runs).
+PREREQUISITES = {
+    "image-restore": ["image-backup"],
+    "mount-read": ["image-backup"],
+    "mount-random": ["image-backup"],
+}
+
+
+def fuse_usable():
+    """None when FUSE mounts can run here, else the reason they cannot."""
+    try:
+        os.close(os.open("/dev/fuse", os.O_RDWR))
+    except OSError as error:
+        return f"/dev/fuse is not usable ({error.strerror})"
+    if not shutil.which("fusermount3"):
+        return "fusermount3 is missing (apt-get install fuse3)"
+    return None
 
 
 # ---------------------------------------------------------------- limits
@@ -351,9 +575,17 @@ def report(results, tools, scenarios, limit, meta):
             m = results.get((tool, scenario))
             if m is None:
                 continue
-            ratio = "" if tool == "cairn" or base is None else f"{m.wall / base.wall:.2f}x"
+            ratio = "" if tool == "cairn" or base is None or base.wall <= 0 else f"{m.wall / base.wall:.2f}x"
+            repo = fmt_bytes(m.repo_bytes) if m.repo_bytes else "-"
             lines.append(f"| {scenario} | {tool} | {m.wall:.2f} | {m.cpu:.2f} | {fmt_bytes(m.rss_kib * 1024)} "
-                         f"| {fmt_bytes(m.repo_bytes)} | {ratio} |")
+                         f"| {repo} | {ratio} |")
+    if any(s in MOUNT_SCENARIOS for s in scenarios):
+        lines += ["", "Mount rows: CPU is the reader's, peak RSS the mount process's (VmHWM); "
+                  "mount-catalog is cairn alone (no peer builds that many snapshots here)."]
+    restore, read = results.get(("cairn", "image-restore")), results.get(("cairn", "mount-read"))
+    if restore and read and read.wall > 0:
+        lines += [f"cairn mount sequential read: {restore.wall / read.wall:.0%} of cairn restore "
+                  "throughput for the same file."]
     if limit:
         lines += ["", "Machine limits on the same bytes:", "", "| what | throughput |", "|---|---:|"]
         lines += [f"| {k} | {fmt_bytes(v)}/s |" for k, v in limit.items()]
@@ -386,7 +618,8 @@ def main():
     if unknown:
         parser.error(f"unknown scenarios {unknown}; known: {', '.join(SCENARIOS)}")
     # Each scenario continues from the state the previous one left, so the first always runs.
-    scenarios = [s for s in SCENARIOS if s in chosen or s == "initial"]
+    needed = set(chosen) | {"initial"} | {p for s in chosen for p in PREREQUISITES.get(s, [])}
+    scenarios = [s for s in SCENARIOS if s in needed]
     wanted = [t for t in args.tools.split(",") if t]
     if not Path(TIME).exists():
         parser.error(f"{TIME} is missing: apt-get install time")
@@ -400,7 +633,12 @@ def main():
         data = work / "data"
         # Files up to 4 MiB: a tree of tens of thousands of real files, like a home or /etc.
         count, used = build_tree(data, size, max_file=(1 << 20) if args.smoke else (4 << 20))
-        ctx = Context(work, data, new_files=3 if args.smoke else 300)
+        ctx = Context(work, data, new_files=3 if args.smoke else 300, images=work / "images",
+                      dense_bytes=(8 if args.smoke else 1024) << 20,
+                      sparse_bytes=(64 if args.smoke else 4096) << 20,
+                      random_reads=50 if args.smoke else 2000,
+                      catalog_snapshots=10 if args.smoke else 1000)
+        no_fuse = fuse_usable()
         peers, skipped = find_peers(install=not (args.no_install or args.smoke))
         classes = {cls.name: cls for cls in peers}
         tools = []
@@ -414,9 +652,14 @@ def main():
         results = {}
         # Scenarios in order for each tool; tools one after another, so no two runs overlap.
         for scenario in scenarios:
+            if scenario in MOUNT_SCENARIOS and no_fuse:
+                skipped[scenario] = no_fuse
+                continue
             for tool in tools:
                 try:
-                    results[(tool.name, scenario)] = SCENARIOS[scenario](tool, ctx)
+                    measurement = SCENARIOS[scenario](tool, ctx)
+                    if measurement is not None:
+                        results[(tool.name, scenario)] = measurement
                 except RuntimeError as error:
                     skipped[f"{tool.name}/{scenario}"] = str(error).splitlines()[0]
                 print(f"done: {scenario} {tool.name}", file=sys.stderr)
@@ -435,7 +678,8 @@ def main():
         if args.update_doc:
             # One section per compression setting, so both runs stay in the document.
             update_doc("compare" if args.zstd_level is None else f"compare-zstd{args.zstd_level}", text)
-        missing = [s for s in chosen if ("cairn", s) not in results and "cairn" in wanted]
+        missing = [s for s in chosen if ("cairn", s) not in results and "cairn" in wanted
+                   and not (s in MOUNT_SCENARIOS and no_fuse)]
         return 1 if missing else 0
     finally:
         if not args.work_dir:

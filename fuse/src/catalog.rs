@@ -121,18 +121,31 @@ impl Catalog {
         Some(entries)
     }
 
-    /// The entry called `name` in a listing.
+    /// The entry called `name` in a listing (without building the whole listing).
     pub fn find(&self, listing: &Listing, name: &str) -> Option<CatalogEntry> {
-        self.entries(listing)?
-            .into_iter()
-            .find(|entry| entry.name() == name)
+        let named = match listing {
+            Listing::Ids => &self.ids,
+            Listing::Snapshots => &self.times,
+            Listing::Host(host) => self.hosts.get(host)?,
+            Listing::Tag(tag) => self.tags.get(tag)?,
+            Listing::Hosts => return self.hosts.contains_key(name).then(|| group(name, Listing::Host)),
+            Listing::Tags => return self.tags.contains_key(name).then(|| group(name, Listing::Tag)),
+        };
+        if name == LATEST {
+            let (newest, _) = named.last()?;
+            return Some(CatalogEntry::Latest(newest.clone()));
+        }
+        let (name, id) = named.iter().find(|(n, _)| n == name)?;
+        Some(CatalogEntry::Snapshot(name.clone(), *id))
     }
 }
 
+fn group(name: &str, make: fn(String) -> Listing) -> CatalogEntry {
+    CatalogEntry::Group(name.to_string(), make(name.to_string()))
+}
+
 fn groups(map: &BTreeMap<String, Named>, make: fn(String) -> Listing) -> Vec<CatalogEntry> {
-    map.keys()
-        .map(|name| CatalogEntry::Group(name.clone(), make(name.clone())))
-        .collect()
+    map.keys().map(|name| group(name, make)).collect()
 }
 
 /// `2026-11-22T04:11:18Z`, the snapshot time in UTC to the second; later snapshots with the

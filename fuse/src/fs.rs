@@ -18,7 +18,7 @@ use cairn_format::tree::{Node, NodeKind, Tree};
 use cairn_format::{BlobId, Repository, SnapshotId};
 
 use crate::cache::{BlobCache, Prefetcher};
-use crate::catalog::{CatalogEntry, LATEST, Listing, LiveCatalog};
+use crate::catalog::{Catalog, CatalogEntry, LATEST, Listing, LiveCatalog};
 use crate::error::{FsError, FsResult};
 use crate::file::OpenFile;
 
@@ -253,12 +253,9 @@ impl CairnFs {
             Body::Root => self.top_level(name).ok_or(FsError::NotFound)?,
             Body::Listing(listing) => {
                 let name = std::str::from_utf8(name).map_err(|_| FsError::NotFound)?;
-                let entry = self
-                    .live_catalog()?
-                    .get()
-                    .find(listing, name)
-                    .ok_or(FsError::NotFound)?;
-                self.catalog_inode(parent, listing, &entry)?
+                let catalog = self.live_catalog()?.get();
+                let entry = catalog.find(listing, name).ok_or(FsError::NotFound)?;
+                self.catalog_inode(parent, listing, &entry, &catalog)?
             }
             Body::Node { .. } => {
                 let children = self.children(parent, &dir)?;
@@ -317,7 +314,7 @@ impl CairnFs {
                 let catalog = self.live_catalog()?.get();
                 for entry in catalog.entries(listing).unwrap_or_default() {
                     entries.push(DirEntry {
-                        ino: self.catalog_inode(ino, listing, &entry)?,
+                        ino: self.catalog_inode(ino, listing, &entry, &catalog)?,
                         kind: match entry {
                             CatalogEntry::Latest(_) => FileKind::Symlink,
                             _ => FileKind::Directory,
@@ -451,7 +448,13 @@ impl CairnFs {
     }
 
     /// The inode of one entry of a whole-repository listing.
-    fn catalog_inode(&self, parent: Ino, listing: &Listing, entry: &CatalogEntry) -> FsResult<Ino> {
+    fn catalog_inode(
+        &self,
+        parent: Ino,
+        listing: &Listing,
+        entry: &CatalogEntry,
+        catalog: &Catalog,
+    ) -> FsResult<Ino> {
         let (key, body): (Key, Box<dyn FnOnce(Ino) -> Body>) = match entry {
             CatalogEntry::Group(name, group) => {
                 let group = group.clone();
@@ -468,7 +471,6 @@ impl CairnFs {
                 )
             }
             CatalogEntry::Snapshot(name, id) => {
-                let catalog = self.live_catalog()?.get();
                 let snapshot = catalog.snapshot(id).ok_or(FsError::NotFound)?;
                 let node = snapshot_root(name, snapshot);
                 (

@@ -1,5 +1,6 @@
 //! The peer benchmark's smoke mode runs in the test suite so the script cannot rot (issue #3):
-//! a tiny dataset, only cairn, every scenario, and the result table.
+//! a tiny dataset, only cairn, every scenario (the mount ones where FUSE works, issue #4), and
+//! the result table.
 
 use std::process::Command;
 
@@ -25,7 +26,18 @@ fn peer_benchmark_smoke_mode_runs_every_scenario() {
         .expect("python3 runs");
     assert!(out.status.success(), "{}", describe(&out));
     let table = String::from_utf8_lossy(&out.stdout);
-    for scenario in ["initial", "unchanged", "incremental", "restore"] {
+    let mut scenarios = vec![
+        "initial",
+        "unchanged",
+        "incremental",
+        "restore",
+        "image-backup",
+        "image-restore",
+    ];
+    if crate::mount::fuse_usable() {
+        scenarios.extend(["mount-walk", "mount-read", "mount-random", "mount-catalog"]);
+    }
+    for scenario in scenarios {
         assert!(
             table.contains(&format!("| {scenario} | cairn |")),
             "{scenario} missing:\n{table}"

@@ -20,7 +20,7 @@ use crate::util::{Scratch, assert_same_tree, assert_same_tree_within, describe, 
 const CHUNK_BLOCKS: u64 = 4096 + 8;
 
 /// Whether real mounts can run here; explains on stderr when not.
-fn fuse_usable() -> bool {
+pub fn fuse_usable() -> bool {
     let device = fs::OpenOptions::new()
         .read(true)
         .write(true)
