@@ -8,9 +8,9 @@ use std::path::Path;
 
 use fuser::{
     Config, Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo,
-    KernelConfig, LockOwner, MountOption, OpenAccMode, OpenFlags, ReplyAttr, ReplyData,
-    ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyXattr, Request, Session, SessionACL,
-    SessionUnmounter,
+    InitFlags, KernelConfig, LockOwner, MountOption, OpenAccMode, OpenFlags, ReplyAttr, ReplyData,
+    ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyXattr, Request,
+    Session, SessionACL, SessionUnmounter,
 };
 
 use crate::error::FsError;
@@ -159,6 +159,9 @@ impl Filesystem for Adapter {
         while let Err(max) = config.set_max_readahead(readahead) {
             readahead = max;
         }
+        // Listings carry every entry's attributes, so `find`/`du`/`ls -l` need no lookup per
+        // entry (kernels without it fall back to readdir + lookup).
+        let _ = config.add_capabilities(InitFlags::FUSE_DO_READDIRPLUS);
         Ok(())
     }
 
@@ -206,7 +209,7 @@ impl Filesystem for Adapter {
         reply: ReplyData,
     ) {
         match self.fs.read(fh.0, offset, size) {
-            Ok(data) => reply.data(&data),
+            Ok(data) => reply.data(data.as_slice()),
             Err(e) => reply.error(errno(&e)),
         }
     }
@@ -256,6 +259,36 @@ impl Filesystem for Adapter {
                 for (next, entry) in entries {
                     let name = OsStr::from_bytes(&entry.name);
                     if reply.add(INodeNo(entry.ino), next, file_type(entry.kind), name) {
+                        break; // buffer full: the kernel asks again from `next`
+                    }
+                }
+                reply.ok();
+            }
+            Err(e) => reply.error(errno(&e)),
+        }
+    }
+
+    fn readdirplus(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        mut reply: ReplyDirectoryPlus,
+    ) {
+        match self.fs.readdir_plus(fh.0, offset) {
+            Ok(entries) => {
+                for (next, entry, attr) in entries {
+                    let name = OsStr::from_bytes(&entry.name);
+                    let file = file_attr(&attr);
+                    if reply.add(
+                        INodeNo(entry.ino),
+                        next,
+                        name,
+                        &attr.ttl,
+                        &file,
+                        Generation(0),
+                    ) {
                         break; // buffer full: the kernel asks again from `next`
                     }
                 }

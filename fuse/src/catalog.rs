@@ -128,8 +128,18 @@ impl Catalog {
             Listing::Snapshots => &self.times,
             Listing::Host(host) => self.hosts.get(host)?,
             Listing::Tag(tag) => self.tags.get(tag)?,
-            Listing::Hosts => return self.hosts.contains_key(name).then(|| group(name, Listing::Host)),
-            Listing::Tags => return self.tags.contains_key(name).then(|| group(name, Listing::Tag)),
+            Listing::Hosts => {
+                return self
+                    .hosts
+                    .contains_key(name)
+                    .then(|| group(name, Listing::Host));
+            }
+            Listing::Tags => {
+                return self
+                    .tags
+                    .contains_key(name)
+                    .then(|| group(name, Listing::Tag));
+            }
         };
         if name == LATEST {
             let (newest, _) = named.last()?;

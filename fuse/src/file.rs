@@ -13,12 +13,32 @@ use std::sync::{Arc, Mutex};
 use cairn_format::BlobId;
 use cairn_format::content::{Content, ContentEntry, LeafRun};
 
-use crate::cache::{BlobCache, Prefetcher};
+use crate::cache::{Blob, BlobCache, Prefetcher};
 use crate::error::{FsError, FsResult};
 
 pub const WINDOW_MIN: u64 = 4 << 20;
 pub const WINDOW_MAX: u64 = 64 << 20;
 pub const SEQUENTIAL_SLACK: u64 = 1 << 20;
+
+/// Bytes for a read reply: a range of a cached chunk when the read falls inside one chunk
+/// (no copy), else assembled.
+#[derive(Debug)]
+pub enum FileData {
+    Shared {
+        blob: Blob,
+        range: std::ops::Range<usize>,
+    },
+    Owned(Vec<u8>),
+}
+
+impl FileData {
+    pub fn as_slice(&self) -> &[u8] {
+        match self {
+            FileData::Shared { blob, range } => &blob[range.clone()],
+            FileData::Owned(bytes) => bytes,
+        }
+    }
+}
 
 /// A file opened through the mount.
 pub struct OpenFile {
@@ -57,10 +77,10 @@ impl OpenFile {
         prefetcher: &Prefetcher,
         offset: u64,
         length: u32,
-    ) -> FsResult<Vec<u8>> {
+    ) -> FsResult<FileData> {
         let end = offset.saturating_add(u64::from(length)).min(self.size);
         if offset >= end {
-            return Ok(Vec::new());
+            return Ok(FileData::Owned(Vec::new()));
         }
         let (leaf, prefetch) = self.note_read(offset, end, cache.capacity());
         if let Some((from, to)) = prefetch {
@@ -70,6 +90,13 @@ impl OpenFile {
             Some(leaf) => leaf,
             None => self.leaf_at(cache, offset)?,
         };
+        if let Some((start, entry)) = leaf.find(offset)
+            && end <= start + entry.length()
+        {
+            let single = self.single_entry(cache, &entry, offset - start, end - offset)?;
+            self.state.lock().expect("read state").leaf = Some(leaf);
+            return Ok(single);
+        }
         let mut out = Vec::with_capacity((end - offset) as usize);
         let mut pos = offset;
         while pos < end {
@@ -88,7 +115,35 @@ impl OpenFile {
             }
         }
         self.state.lock().expect("read state").leaf = Some(leaf);
-        Ok(out)
+        Ok(FileData::Owned(out))
+    }
+
+    /// A read inside one entry: zeros, or a slice of the cached chunk without copying.
+    fn single_entry(
+        &self,
+        cache: &BlobCache,
+        entry: &ContentEntry,
+        skip: u64,
+        take: u64,
+    ) -> FsResult<FileData> {
+        match *entry {
+            ContentEntry::Zero { .. } => Ok(FileData::Owned(vec![0; take as usize])),
+            ContentEntry::Data { id, length } => {
+                let blob = self.chunk(cache, &id, length)?;
+                let range = skip as usize..(skip + take) as usize;
+                Ok(FileData::Shared { blob, range })
+            }
+        }
+    }
+
+    /// A data chunk's plaintext, checked against the length the content list records.
+    fn chunk(&self, cache: &BlobCache, id: &BlobId, length: u32) -> FsResult<Blob> {
+        let blob = cache.get(id).map_err(|e| self.damaged(id, &e))?;
+        if blob.len() != length as usize {
+            let error = format!("{} bytes where the content list says {length}", blob.len());
+            return Err(self.damaged(id, &error));
+        }
+        Ok(blob)
     }
 
     fn copy_entry(

@@ -20,7 +20,7 @@ use cairn_format::{BlobId, Repository, SnapshotId};
 use crate::cache::{BlobCache, Prefetcher};
 use crate::catalog::{Catalog, CatalogEntry, LATEST, Listing, LiveCatalog};
 use crate::error::{FsError, FsResult};
-use crate::file::OpenFile;
+use crate::file::{FileData, OpenFile};
 
 /// An inode number as the kernel sees it.
 pub type Ino = u64;
@@ -358,6 +358,15 @@ impl CairnFs {
             .collect())
     }
 
+    /// As [`readdir`](Self::readdir), with each entry's attributes (the kernel's readdirplus:
+    /// one request instead of a lookup per entry).
+    pub fn readdir_plus(&self, handle: u64, offset: u64) -> FsResult<Vec<(u64, DirEntry, Attr)>> {
+        self.readdir(handle, offset)?
+            .into_iter()
+            .map(|(next, entry)| Ok((next, entry.clone(), self.getattr(entry.ino)?)))
+            .collect()
+    }
+
     pub fn open(&self, ino: Ino) -> FsResult<u64> {
         let inode = self.inode(ino)?;
         let Body::Node { node, .. } = &inode.body else {
@@ -370,7 +379,7 @@ impl CairnFs {
         Ok(self.add_handle(Handle::File(Arc::new(file))))
     }
 
-    pub fn read(&self, handle: u64, offset: u64, length: u32) -> FsResult<Vec<u8>> {
+    pub fn read(&self, handle: u64, offset: u64, length: u32) -> FsResult<FileData> {
         let file = match self.handles.lock().expect("handles").get(&handle) {
             Some(Handle::File(file)) => file.clone(),
             _ => return Err(FsError::NotFound),
