@@ -241,7 +241,12 @@ impl Filesystem for Adapter {
 
     fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
         match self.fs.opendir(ino.0) {
-            Ok(fh) => reply.opened(FileHandle(fh), FopenFlags::empty()),
+            // Snapshot directories never change: the kernel keeps their listings cached.
+            Ok(dir) if dir.immutable => reply.opened(
+                FileHandle(dir.handle),
+                FopenFlags::FOPEN_CACHE_DIR | FopenFlags::FOPEN_KEEP_CACHE,
+            ),
+            Ok(dir) => reply.opened(FileHandle(dir.handle), FopenFlags::empty()),
             Err(e) => reply.error(errno(&e)),
         }
     }
@@ -255,8 +260,8 @@ impl Filesystem for Adapter {
         mut reply: ReplyDirectory,
     ) {
         match self.fs.readdir(fh.0, offset) {
-            Ok(entries) => {
-                for (next, entry) in entries {
+            Ok(page) => {
+                for (next, entry) in page.iter() {
                     let name = OsStr::from_bytes(&entry.name);
                     if reply.add(INodeNo(entry.ino), next, file_type(entry.kind), name) {
                         break; // buffer full: the kernel asks again from `next`
@@ -276,26 +281,29 @@ impl Filesystem for Adapter {
         offset: u64,
         mut reply: ReplyDirectoryPlus,
     ) {
-        match self.fs.readdir_plus(fh.0, offset) {
-            Ok(entries) => {
-                for (next, entry, attr) in entries {
-                    let name = OsStr::from_bytes(&entry.name);
-                    let file = file_attr(&attr);
-                    if reply.add(
-                        INodeNo(entry.ino),
-                        next,
-                        name,
-                        &attr.ttl,
-                        &file,
-                        Generation(0),
-                    ) {
-                        break; // buffer full: the kernel asks again from `next`
-                    }
-                }
-                reply.ok();
+        let page = match self.fs.readdir(fh.0, offset) {
+            Ok(page) => page,
+            Err(e) => return reply.error(errno(&e)),
+        };
+        for (next, entry) in page.iter() {
+            let attr = match self.fs.getattr(entry.ino) {
+                Ok(attr) => attr,
+                Err(e) => return reply.error(errno(&e)),
+            };
+            let name = OsStr::from_bytes(&entry.name);
+            let file = file_attr(&attr);
+            if reply.add(
+                INodeNo(entry.ino),
+                next,
+                name,
+                &attr.ttl,
+                &file,
+                Generation(0),
+            ) {
+                break; // buffer full: the kernel asks again from `next`
             }
-            Err(e) => reply.error(errno(&e)),
         }
+        reply.ok();
     }
 
     fn releasedir(

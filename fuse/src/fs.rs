@@ -71,6 +71,30 @@ pub struct DirEntry {
     pub name: Vec<u8>,
 }
 
+/// Entries of an open directory from some position on (see [`CairnFs::readdir`]).
+pub struct DirPage {
+    entries: Arc<Vec<DirEntry>>,
+    start: usize,
+}
+
+impl DirPage {
+    /// Each entry with the position that follows it (what the kernel passes back to go on).
+    pub fn iter(&self) -> impl Iterator<Item = (u64, &DirEntry)> {
+        self.entries[self.start..]
+            .iter()
+            .zip(self.start as u64 + 1..)
+            .map(|(entry, next)| (next, entry))
+    }
+}
+
+/// An open directory.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OpenDir {
+    pub handle: u64,
+    /// A snapshot directory, whose listing never changes: the kernel may cache it.
+    pub immutable: bool,
+}
+
 /// The answer to getxattr/listxattr: the size when asked for it (a zero-size buffer), else
 /// the bytes.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -298,7 +322,7 @@ impl CairnFs {
 
     /// Opens a directory: its entries are fixed for the life of the handle, so a listing that
     /// gains a snapshot while `ls` pages through it is still read consistently.
-    pub fn opendir(&self, ino: Ino) -> FsResult<u64> {
+    pub fn opendir(&self, ino: Ino) -> FsResult<OpenDir> {
         let dir = self.inode(ino)?;
         let mut entries = vec![
             dot(ino, b"."),
@@ -339,32 +363,22 @@ impl CairnFs {
             }
             Body::Latest(_) => return Err(FsError::NotDirectory),
         }
-        Ok(self.add_handle(Handle::Directory(Arc::new(entries))))
+        let immutable = matches!(dir.body, Body::Node { .. });
+        let handle = self.add_handle(Handle::Directory(Arc::new(entries)));
+        Ok(OpenDir { handle, immutable })
     }
 
-    /// Entries of an open directory from position `offset` on; each entry's position is its
-    /// index + 1 (what the kernel passes back to continue).
-    pub fn readdir(&self, handle: u64, offset: u64) -> FsResult<Vec<(u64, DirEntry)>> {
+    /// The entries of an open directory from position `offset` on. The kernel asks page by
+    /// page, so nothing is copied here: the caller takes entries until its buffer is full.
+    pub fn readdir(&self, handle: u64, offset: u64) -> FsResult<DirPage> {
         let entries = match self.handles.lock().expect("handles").get(&handle) {
             Some(Handle::Directory(entries)) => entries.clone(),
             _ => return Err(FsError::NotFound),
         };
-        let start = usize::try_from(offset).unwrap_or(usize::MAX);
-        Ok(entries
-            .iter()
-            .enumerate()
-            .skip(start)
-            .map(|(i, e)| (i as u64 + 1, e.clone()))
-            .collect())
-    }
-
-    /// As [`readdir`](Self::readdir), with each entry's attributes (the kernel's readdirplus:
-    /// one request instead of a lookup per entry).
-    pub fn readdir_plus(&self, handle: u64, offset: u64) -> FsResult<Vec<(u64, DirEntry, Attr)>> {
-        self.readdir(handle, offset)?
-            .into_iter()
-            .map(|(next, entry)| Ok((next, entry.clone(), self.getattr(entry.ino)?)))
-            .collect()
+        let start = usize::try_from(offset)
+            .unwrap_or(usize::MAX)
+            .min(entries.len());
+        Ok(DirPage { entries, start })
     }
 
     pub fn open(&self, ino: Ino) -> FsResult<u64> {
@@ -513,6 +527,13 @@ impl CairnFs {
             return Err(FsError::NotDirectory);
         };
         let tree = self.load_tree(ino, subtree)?;
+        // Walkers (`find`, `du`, `cp -r`) list the subdirectories next: fetch their trees in
+        // parallel now rather than one by one as they are reached.
+        for node in &tree.nodes {
+            if let NodeKind::Directory { subtree } = &node.kind {
+                self.prefetcher.request(*subtree);
+            }
+        }
         let loaded = Arc::new(self.intern_children(ino, *view, tree));
         Ok(children.get_or_init(|| loaded).clone())
     }

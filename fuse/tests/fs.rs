@@ -186,12 +186,12 @@ fn lookup_path(fs: &CairnFs, path: &str) -> Result<Ino, FsError> {
 }
 
 fn list(fs: &CairnFs, ino: Ino) -> Vec<String> {
-    let handle = fs.opendir(ino).unwrap();
+    let handle = fs.opendir(ino).unwrap().handle;
     let names = fs
         .readdir(handle, 0)
         .unwrap()
-        .into_iter()
-        .map(|(_, e)| String::from_utf8(e.name).unwrap())
+        .iter()
+        .map(|(_, e)| String::from_utf8(e.name.clone()).unwrap())
         .collect();
     fs.release(handle);
     names
