@@ -1,5 +1,7 @@
 //! The tracing subscriber: warnings by default, more with -v, nothing but errors with -q, and
-//! `RUST_LOG` wins when set. Logs go to stderr so stdout stays clean for data and JSON.
+//! `RUST_LOG` wins when set. Logs go to stderr so stdout stays clean for data and JSON. The FUSE
+//! library's own chatter (operations the kernel probes that a read-only mount does not offer, a
+//! second unmount attempt after `fusermount3 -u`) shows only from -vv on.
 
 use std::io::IsTerminal;
 
@@ -12,7 +14,9 @@ pub fn init(verbose: u8, quiet: bool) {
         (false, 1) => "info",
         _ => "debug",
     };
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
+    let fuser = if verbose >= 2 { level } else { "error" };
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new(format!("{level},fuser={fuser}")));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
