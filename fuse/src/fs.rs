@@ -9,59 +9,22 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock, RwLock};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::SystemTime;
 
 use cairn_format::content::ContentEntry;
 use cairn_format::snapshot::Snapshot;
 use cairn_format::tree::{Node, NodeKind, Tree};
-use cairn_format::{BlobId, Repository, SnapshotId};
+use cairn_format::{BlobId, Repository};
 
+use crate::attr::node_attr;
+pub use crate::attr::{Attr, FileKind, IMMUTABLE_TTL, LISTING_TTL};
 use crate::cache::{BlobCache, Prefetcher};
 use crate::catalog::{Catalog, CatalogEntry, LATEST, Listing, LiveCatalog};
 use crate::error::{FsError, FsResult};
 use crate::file::{FileData, OpenFile};
-
-/// An inode number as the kernel sees it.
-pub type Ino = u64;
-/// The mount's root directory.
-pub const ROOT: Ino = 1;
-/// How long the kernel may cache what never changes (everything inside a snapshot).
-pub const IMMUTABLE_TTL: Duration = Duration::from_secs(24 * 3600);
-/// How long the kernel may cache the whole-repository listings, which gain snapshots.
-pub const LISTING_TTL: Duration = Duration::from_secs(1);
-
-/// The kind of a directory entry.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum FileKind {
-    Directory,
-    File,
-    Symlink,
-    BlockDevice,
-    CharDevice,
-    Fifo,
-    Socket,
-}
-
-/// What `stat` shows.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Attr {
-    pub ino: Ino,
-    pub kind: FileKind,
-    pub size: u64,
-    /// 512-byte blocks actually stored: zero extents (holes) do not count.
-    pub blocks: u64,
-    pub perm: u16,
-    pub nlink: u32,
-    pub uid: u32,
-    pub gid: u32,
-    pub rdev: u32,
-    pub atime: SystemTime,
-    pub mtime: SystemTime,
-    pub ctime: SystemTime,
-    /// How long the kernel may keep this.
-    pub ttl: Duration,
-}
+use crate::inode::{Body, Children, Inode, Key, Table, kind_of, node_body};
+pub use crate::inode::{Ino, ROOT};
 
 /// One entry of a directory listing.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -155,65 +118,6 @@ pub fn snapshot_root(name: &str, snapshot: &Snapshot) -> Node {
         nlink: 2,
         size: 0,
         xattrs: Vec::new(),
-    }
-}
-
-enum Body {
-    /// The whole-repository root.
-    Root,
-    Listing(Listing),
-    /// The `latest` symlink of a listing; its target follows the catalog.
-    Latest(Listing),
-    /// A node of a snapshot. `view` is the inode of the snapshot root it was reached from:
-    /// hardlinks are shared within one view.
-    Node {
-        view: Ino,
-        node: Box<Node>,
-        children: OnceLock<Arc<Children>>,
-        blocks: OnceLock<u64>,
-    },
-}
-
-struct Inode {
-    parent: Ino,
-    body: Body,
-}
-
-/// A snapshot directory's entries, sorted by name.
-struct Children {
-    names: Vec<Vec<u8>>,
-    inos: Vec<Ino>,
-}
-
-/// What an inode number is allocated for: asking again gives the same number.
-#[derive(Hash, PartialEq, Eq)]
-enum Key {
-    Name(Ino, Vec<u8>),
-    Snapshot(Ino, SnapshotId),
-    Hardlink { view: Ino, device: u64, inode: u64 },
-}
-
-#[derive(Default)]
-struct Table {
-    inodes: Vec<Arc<Inode>>,
-    keys: HashMap<Key, Ino>,
-}
-
-impl Table {
-    fn get(&self, ino: Ino) -> Option<Arc<Inode>> {
-        let index = usize::try_from(ino.checked_sub(1)?).ok()?;
-        self.inodes.get(index).cloned()
-    }
-
-    /// The inode for `key`, made by `make(new ino)` the first time.
-    fn intern(&mut self, key: Key, make: impl FnOnce(Ino) -> Inode) -> Ino {
-        if let Some(&ino) = self.keys.get(&key) {
-            return ino;
-        }
-        let ino = self.inodes.len() as Ino + 1;
-        self.inodes.push(Arc::new(make(ino)));
-        self.keys.insert(key, ino);
-        ino
     }
 }
 
@@ -635,81 +539,11 @@ impl CairnFs {
     }
 }
 
-/// `view` is the inode of the snapshot root; a root passes its own number.
-fn node_body(view: Ino, node: Node) -> Body {
-    Body::Node {
-        view,
-        node: Box::new(node),
-        children: OnceLock::new(),
-        blocks: OnceLock::new(),
-    }
-}
-
 fn dot(ino: Ino, name: &[u8]) -> DirEntry {
     DirEntry {
         ino,
         kind: FileKind::Directory,
         name: name.to_vec(),
-    }
-}
-
-fn kind_of(body: &Body) -> FileKind {
-    match body {
-        Body::Root | Body::Listing(_) => FileKind::Directory,
-        Body::Latest(_) => FileKind::Symlink,
-        Body::Node { node, .. } => node_kind(&node.kind),
-    }
-}
-
-fn node_kind(kind: &NodeKind) -> FileKind {
-    match kind {
-        NodeKind::File { .. } => FileKind::File,
-        NodeKind::Directory { .. } => FileKind::Directory,
-        NodeKind::Symlink { .. } => FileKind::Symlink,
-        NodeKind::BlockDevice { .. } => FileKind::BlockDevice,
-        NodeKind::CharDevice { .. } => FileKind::CharDevice,
-        NodeKind::Fifo => FileKind::Fifo,
-        NodeKind::Socket => FileKind::Socket,
-    }
-}
-
-fn node_attr(ino: Ino, node: &Node, blocks: u64) -> Attr {
-    let (size, rdev) = match &node.kind {
-        NodeKind::File { .. } => (node.size, 0),
-        NodeKind::Symlink { target } => (target.len() as u64, 0),
-        NodeKind::BlockDevice { rdev } | NodeKind::CharDevice { rdev } => (0, *rdev),
-        _ => (0, 0),
-    };
-    Attr {
-        ino,
-        kind: node_kind(&node.kind),
-        size,
-        blocks,
-        perm: (node.mode & 0o7777) as u16,
-        nlink: node.nlink.clamp(1, u64::from(u32::MAX)) as u32,
-        uid: node.uid,
-        gid: node.gid,
-        rdev: encode_rdev(rdev),
-        atime: system_time(node.atime_ns),
-        mtime: system_time(node.mtime_ns),
-        ctime: system_time(node.ctime_ns),
-        ttl: IMMUTABLE_TTL,
-    }
-}
-
-/// The kernel's 32-bit `new_encode_dev` form of a 64-bit glibc `dev_t`, which FUSE carries.
-fn encode_rdev(rdev: u64) -> u32 {
-    let major = ((rdev >> 32) & 0xffff_f000) | ((rdev >> 8) & 0xfff);
-    let minor = ((rdev >> 12) & 0xffff_ff00) | (rdev & 0xff);
-    ((minor & 0xff) | ((major & 0xfff) << 8) | ((minor & !0xff) << 12)) as u32
-}
-
-fn system_time(ns: i64) -> SystemTime {
-    let magnitude = Duration::from_nanos(ns.unsigned_abs());
-    if ns >= 0 {
-        UNIX_EPOCH + magnitude
-    } else {
-        UNIX_EPOCH - magnitude
     }
 }
 
