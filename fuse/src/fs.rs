@@ -333,6 +333,11 @@ impl CairnFs {
         sized_reply(names, size)
     }
 
+    /// Inodes allocated so far: grows with what has been browsed (diagnostics and tests).
+    pub fn inode_count(&self) -> usize {
+        self.table.read().expect("inode table").inodes.len()
+    }
+
     /// The path of an inode inside the mount (for log lines).
     pub fn path(&self, mut ino: Ino) -> String {
         let table = self.table.read().expect("inode table");

@@ -498,6 +498,39 @@ fn one_snapshot_directory_can_be_the_root() {
 }
 
 #[test]
+fn trees_load_only_when_browsed() {
+    let f = Fixture::new();
+    let nodes = f.write(|w| {
+        (0..3)
+            .map(|d| {
+                let files = (0..100)
+                    .map(|i| w.file(&format!("f{i}"), &[Ok(vec![d, i])]).0)
+                    .collect();
+                w.dir(&format!("d{d}"), files)
+            })
+            .collect()
+    });
+    f.snapshot(1_700_000_000, "h", &[], nodes);
+    let fs = f.whole_repository(Duration::from_secs(60));
+    let d0 = lookup_path(&fs, "snapshots/latest/d0").unwrap();
+    let before = fs.inode_count();
+    assert!(
+        before < 20,
+        "{before} inodes before listing anything in the snapshot"
+    );
+    assert_eq!(list(&fs, d0).len(), 102);
+    assert_eq!(
+        fs.inode_count(),
+        before + 100,
+        "only d0's entries were added"
+    );
+    // Looking a file up again, or listing again, allocates nothing.
+    lookup_path(&fs, "snapshots/latest/d0/f7").unwrap();
+    list(&fs, d0);
+    assert_eq!(fs.inode_count(), before + 100);
+}
+
+#[test]
 fn concurrent_readers_get_their_own_bytes() {
     let f = Fixture::new();
     let (nodes, files) = f.write(|w| {
