@@ -48,9 +48,8 @@ pub fn run(global: &Global, args: &MountArgs) -> Result<Exit> {
         source: format!("cairn:{location}"),
     };
     let mountpoint = args.mountpoint.display().to_string();
-    let mut mount = Mount::new(fs, &args.mountpoint, &mount_options).with_context(|| {
-        format!("cannot mount on {mountpoint} (is FUSE available: /dev/fuse, fusermount3?)")
-    })?;
+    let mut mount = Mount::new(fs, &args.mountpoint, &mount_options)
+        .map_err(|error| mount_failure(&mountpoint, &error))?;
     unmount_on_signal(mount.unmounter(), args.mountpoint.clone())?;
     announce(global, &location, &mountpoint)?;
     mount
@@ -70,6 +69,21 @@ fn limit_malloc_arenas() {
     unsafe {
         libc::mallopt(libc::M_ARENA_MAX, 2);
     }
+}
+
+/// Why the kernel mount failed, and what to do about it.
+fn mount_failure(mountpoint: &str, error: &std::io::Error) -> anyhow::Error {
+    let advice = match error.kind() {
+        std::io::ErrorKind::PermissionDenied => {
+            "/dev/fuse is not usable by this user: run as root, or have the administrator make \
+             /dev/fuse accessible (mode 0666 on most systems) and install fuse3"
+        }
+        std::io::ErrorKind::NotFound => {
+            "FUSE is missing: install fuse3 (fusermount3) and load the fuse kernel module"
+        }
+        _ => "check that FUSE works here (/dev/fuse, fusermount3 from the fuse3 package)",
+    };
+    anyhow::anyhow!("cannot mount on {mountpoint}: {error}; {advice}")
 }
 
 fn check_mountpoint(path: &Path) -> Result<()> {
