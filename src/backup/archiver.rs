@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::ffi::OsStr;
 use std::fs::{self, File, Metadata, OpenOptions};
-use std::io::Read;
+use std::io::{Read, Seek, SeekFrom};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
@@ -60,6 +60,24 @@ fn insert(level: &mut BTreeMap<Vec<u8>, Planned>, names: &[&OsStr], path: &Path)
     } // a Real ancestor already covers this path
 }
 
+/// How many bytes the walk read, skipped as holes, and found to be zeros (reported, not stored).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ReadStats {
+    /// Bytes read from files and stdin.
+    pub bytes_read: u64,
+    /// Bytes in holes of sparse files, recorded as zero extents without being read.
+    pub bytes_holes: u64,
+    /// Bytes read that were all-zero chunks, recorded as zero extents.
+    pub bytes_zero: u64,
+}
+
+/// What the walk produced.
+pub(super) struct Walked {
+    pub root: BlobId,
+    pub counts: BackupSummary,
+    pub reads: ReadStats,
+}
+
 /// Walks everything and returns the root tree id with the walk's counters.
 pub(super) fn run(
     repo: &Repository,
@@ -69,7 +87,7 @@ pub(super) fn run(
     parent: Option<&Tree>,
     progress: &Progress,
     observer: &dyn Observer,
-) -> Result<(BlobId, BackupSummary)> {
+) -> Result<Walked> {
     let stdin = options.stdin.take();
     let options = &*options;
     let done = AtomicBool::new(false);
@@ -97,6 +115,7 @@ pub(super) fn run(
                     observer,
                     names: NameCache::default(),
                     counts: BackupSummary::default(),
+                    reads: ReadStats::default(),
                     chunk_buffer: Vec::new(),
                 };
                 let root = match stdin {
@@ -108,7 +127,11 @@ pub(super) fn run(
                     None => archiver.save_planned(Path::new("/"), &plan(&options.paths), parent),
                 };
                 done.store(true, Ordering::Relaxed);
-                Ok((root?, archiver.counts))
+                Ok(Walked {
+                    root: root?,
+                    counts: archiver.counts,
+                    reads: archiver.reads,
+                })
             });
         walker
             .map_err(|e| anyhow!("cannot start the walker thread: {e}"))?
@@ -126,6 +149,7 @@ struct Archiver<'a> {
     observer: &'a dyn Observer,
     names: NameCache,
     counts: BackupSummary,
+    reads: ReadStats,
     /// The chunker's read buffer, reused from file to file.
     chunk_buffer: Vec<u8>,
 }
@@ -328,7 +352,7 @@ impl Archiver<'_> {
                 return Ok(None);
             }
         };
-        let saved = match self.save_content(file) {
+        let saved = match self.save_regular_file(&file, meta.size()) {
             Ok(saved) => saved,
             Err(e) if e.is::<std::io::Error>() => {
                 self.warn(path, &format!("cannot read: {e}"));
@@ -367,6 +391,39 @@ impl Archiver<'_> {
 
     /// Chunks a stream into data blobs; all-zero chunks become zero extents.
     fn save_content(&mut self, source: impl Read) -> Result<(Content, u64)> {
+        self.save_runs([Ok(Run::Data(source))])
+    }
+
+    /// A regular file, hole-aware: the holes the file system reports (SEEK_HOLE) become zero
+    /// extents without being read, and each data extent is chunked from its start.
+    fn save_regular_file(&mut self, file: &File, size: u64) -> Result<(Content, u64)> {
+        let mut position = 0;
+        let mut runs = Vec::new();
+        for (start, length) in data_extents(file, size) {
+            if start > position {
+                runs.push(Extent::Hole(start - position));
+            }
+            runs.push(Extent::Data(start, length));
+            position = start + length;
+        }
+        if size > position {
+            runs.push(Extent::Hole(size - position));
+        }
+        let mut reader = file;
+        self.save_runs(runs.into_iter().map(|run| match run {
+            Extent::Hole(length) => Ok(Run::Hole(length)),
+            Extent::Data(start, length) => {
+                reader.seek(SeekFrom::Start(start))?;
+                Ok(Run::Data(reader.take(length)))
+            }
+        }))
+    }
+
+    /// Builds a content list from holes and data streams, in file order.
+    fn save_runs<R: Read>(
+        &mut self,
+        runs: impl IntoIterator<Item = std::io::Result<Run<R>>>,
+    ) -> Result<(Content, u64)> {
         let key = self.repo.key();
         let writer = self.writer;
         let mut store = |bytes: Vec<u8>| {
@@ -375,26 +432,40 @@ impl Archiver<'_> {
             Ok(id)
         };
         let mut builder = ContentBuilder::default();
-        let buffer = std::mem::take(&mut self.chunk_buffer);
-        let mut reader = self.repo.chunker().reader_with_buffer(source, buffer);
         let mut total = 0u64;
-        while let Some(chunk) = reader.next_chunk()? {
-            self.check_interrupt()?;
-            let length = chunk.len() as u32;
-            total += u64::from(length);
-            self.progress.add_bytes(u64::from(length));
-            let entry = if chunk.iter().all(|&b| b == 0) {
-                ContentEntry::Zero {
-                    length: u64::from(length),
+        for run in runs {
+            let source = match run? {
+                Run::Hole(length) => {
+                    self.reads.bytes_holes += length;
+                    self.progress.add_bytes(length);
+                    total += length;
+                    builder.push(ContentEntry::Zero { length }, &mut store)?;
+                    continue;
                 }
-            } else {
-                let id = key.blob_id(chunk);
-                writer.add(BlobKind::Data, id, || chunk.to_vec())?;
-                ContentEntry::Data { id, length }
+                Run::Data(source) => source,
             };
-            builder.push(entry, &mut store)?;
+            let buffer = std::mem::take(&mut self.chunk_buffer);
+            let mut reader = self.repo.chunker().reader_with_buffer(source, buffer);
+            while let Some(chunk) = reader.next_chunk()? {
+                self.check_interrupt()?;
+                let length = chunk.len() as u32;
+                total += u64::from(length);
+                self.reads.bytes_read += u64::from(length);
+                self.progress.add_bytes(u64::from(length));
+                let entry = if chunk.iter().all(|&b| b == 0) {
+                    self.reads.bytes_zero += u64::from(length);
+                    ContentEntry::Zero {
+                        length: u64::from(length),
+                    }
+                } else {
+                    let id = key.blob_id(chunk);
+                    writer.add(BlobKind::Data, id, || chunk.to_vec())?;
+                    ContentEntry::Data { id, length }
+                };
+                builder.push(entry, &mut store)?;
+            }
+            self.chunk_buffer = reader.into_buffer();
         }
-        self.chunk_buffer = reader.into_buffer();
         Ok((builder.finish(&mut store)?, total))
     }
 
@@ -456,6 +527,63 @@ fn open_for_reading(path: &Path) -> std::io::Result<File> {
         })
 }
 
+/// A piece of a file's content, in order.
+enum Run<R> {
+    Hole(u64),
+    Data(R),
+}
+
+enum Extent {
+    Hole(u64),
+    /// Offset and length.
+    Data(u64, u64),
+}
+
+/// Holes shorter than this are read like data: chunking restarts after every skipped hole, so
+/// skipping small ones would only cut chunks short. Zeros read are still stored as zero
+/// extents when a whole chunk is zero.
+const HOLE_MIN: u64 = 1 << 20;
+
+/// The data extents `(offset, length)` of a file, from SEEK_DATA/SEEK_HOLE, with holes
+/// shorter than [`HOLE_MIN`] folded into the data around them. A file system that cannot tell
+/// gets the whole file as one extent (everything is read, as before).
+fn data_extents(file: &File, size: u64) -> Vec<(u64, u64)> {
+    use nix::unistd::{Whence, lseek};
+    let whole = vec![(0, size)];
+    let mut extents: Vec<(u64, u64)> = Vec::new();
+    let mut position = 0u64;
+    while position < size {
+        let Ok(offset) = i64::try_from(position) else {
+            return whole;
+        };
+        let start = match lseek(file, offset, Whence::SeekData) {
+            Ok(start) => (start as u64).min(size),
+            Err(nix::errno::Errno::ENXIO) => break, // only a hole is left
+            Err(_) => return whole,
+        };
+        let end = match lseek(file, start as i64, Whence::SeekHole) {
+            Ok(end) => (end as u64).clamp(start, size),
+            Err(_) => return whole,
+        };
+        if start >= end {
+            break;
+        }
+        let gap_from = extents.last().map_or(0, |&(s, l)| s + l);
+        match extents.last_mut() {
+            Some(last) if start - gap_from < HOLE_MIN => last.1 = end - last.0,
+            None if start < HOLE_MIN => extents.push((0, end)),
+            _ => extents.push((start, end - start)),
+        }
+        position = end;
+    }
+    if let Some(last) = extents.last_mut()
+        && size - (last.0 + last.1) < HOLE_MIN
+    {
+        last.1 = size - last.0;
+    }
+    extents
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -476,5 +604,42 @@ mod tests {
             panic!("home is above a path")
         };
         assert!(matches!(&home[&b"a".to_vec()], Planned::Real(p) if p == Path::new("/home/a")));
+    }
+
+    #[test]
+    fn data_extents_skip_large_holes_and_fold_small_ones() {
+        use std::os::unix::fs::FileExt;
+        let dir = tempfile::tempdir().unwrap();
+        let file = File::options()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(dir.path().join("img"))
+            .unwrap();
+        let size = (256 << 20) + 12_345;
+        file.set_len(size).unwrap();
+        for offset in [4096, 100 << 20, (100 << 20) + (512 << 10), size - 5000] {
+            file.write_all_at(&[7u8; 3000], offset).unwrap();
+        }
+        let extents = data_extents(&file, size);
+        if extents == [(0, size)] {
+            eprintln!("skipping: this file system does not report holes (SEEK_HOLE)");
+            return;
+        }
+        // The leading 4 KiB hole and the 512 KiB gap are read; the big holes are skipped.
+        assert_eq!(extents.len(), 3, "{extents:?}");
+        assert_eq!(extents[0].0, 0);
+        assert!(
+            extents[1].0 <= 100 << 20
+                && extents[1].0 + extents[1].1 >= (100 << 20) + (512 << 10) + 3000
+        );
+        assert_eq!(
+            extents[2].0 + extents[2].1,
+            size,
+            "a short trailing hole is folded in"
+        );
+        let read: u64 = extents.iter().map(|e| e.1).sum();
+        assert!(read < 16 << 20, "{read} bytes would be read");
     }
 }

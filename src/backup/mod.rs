@@ -10,6 +10,7 @@ mod archiver;
 mod exclude;
 mod scan;
 
+pub use archiver::ReadStats;
 pub use exclude::Excludes;
 
 use std::io::Read;
@@ -69,6 +70,8 @@ pub struct BackupOutcome {
     pub id: Option<SnapshotId>,
     pub snapshot: Snapshot,
     pub summary: BackupSummary,
+    /// Bytes read, skipped as holes, and found zero (reported, not stored in the snapshot).
+    pub reads: ReadStats,
 }
 
 /// Runs a backup and writes its snapshot (unless `dry_run`).
@@ -109,7 +112,11 @@ pub fn backup(
     );
     // Flush what was uploaded even when the walk failed or was interrupted.
     let stats = writer.finish();
-    let (root, counts) = walked?;
+    let archiver::Walked {
+        root,
+        counts,
+        reads,
+    } = walked?;
     let stats = stats?;
     let summary = BackupSummary {
         start_ns: started.timestamp_nanos_opt().unwrap_or_default(),
@@ -147,6 +154,7 @@ pub fn backup(
         id,
         snapshot,
         summary,
+        reads,
     })
 }
 

@@ -114,6 +114,9 @@ fn print_summary(global: &Global, outcome: &BackupOutcome) -> Result<()> {
             "tree_blobs": s.tree_blobs_added,
             "data_added": s.bytes_added,
             "data_added_packed": s.bytes_added_stored,
+            "bytes_read": outcome.reads.bytes_read,
+            "bytes_holes": outcome.reads.bytes_holes,
+            "bytes_zero": outcome.reads.bytes_zero,
             "error_count": s.errors,
         }));
     }
@@ -132,6 +135,13 @@ fn print_summary(global: &Global, outcome: &BackupOutcome) -> Result<()> {
         "Added:       {} ({} stored)",
         bytes(s.bytes_added),
         bytes(s.bytes_added_stored)
+    );
+    let r = &outcome.reads;
+    println!(
+        "Read:        {} ({} of it zeros), {} skipped as holes",
+        bytes(r.bytes_read),
+        bytes(r.bytes_zero),
+        bytes(r.bytes_holes)
     );
     println!(
         "Processed:   {} files, {} in {:.1}s",

@@ -7,6 +7,7 @@ mod cli;
 mod crash;
 mod dedup;
 mod engine;
+mod image;
 mod mount;
 mod roundtrip;
 mod security;
