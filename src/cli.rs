@@ -135,9 +135,16 @@ pub struct BackupArgs {
     /// Back up standard input as one file
     #[arg(long, conflicts_with = "paths")]
     pub stdin: bool,
-    /// File name for --stdin
+    /// Back up the standard output of the command given as PATHS (after `--`) as one file;
+    /// the backup fails if the command does
+    #[arg(long, conflicts_with = "stdin")]
+    pub stdin_from_command: bool,
+    /// File name for --stdin and --stdin-from-command
     #[arg(long, default_value = "stdin")]
     pub stdin_filename: String,
+    /// Back up the contents of block devices and fifos as files, instead of the device node
+    #[arg(long)]
+    pub read_special: bool,
     /// Take unchanged files from this snapshot instead of the automatic choice
     #[arg(long)]
     pub parent: Option<String>,

@@ -239,7 +239,7 @@ impl Archiver<'_> {
             let subtree = self.save_dir(path, meta, parent_tree.as_ref(), root_dev)?;
             self.count_dir(parent, &subtree);
             NodeKind::Directory { subtree }
-        } else if file_type.is_file() {
+        } else if file_type.is_file() || self.reads_as_file(meta) {
             let Some(content) = self.save_file(path, meta, parent)? else {
                 return Ok(None);
             };
@@ -330,7 +330,15 @@ impl Archiver<'_> {
         self.store_tree(&tree)
     }
 
+    /// With `--read-special`, block devices and fifos are backed up by their contents.
+    fn reads_as_file(&self, meta: &Metadata) -> bool {
+        let file_type = meta.file_type();
+        self.options.read_special && (file_type.is_block_device() || file_type.is_fifo())
+    }
+
     /// A file's content list and the number of bytes it covers, or `None` if unreadable.
+    /// Devices and fifos read as files are read whole every time: their metadata says nothing
+    /// about whether their contents changed.
     fn save_file(
         &mut self,
         path: &Path,
@@ -338,7 +346,8 @@ impl Archiver<'_> {
         parent: Option<&Node>,
     ) -> Result<Option<(Content, u64)>> {
         self.progress.set_current(path);
-        if let Some(content) = self.unchanged_content(meta, parent)? {
+        let special = !meta.file_type().is_file();
+        if !special && let Some(content) = self.unchanged_content(meta, parent)? {
             self.counts.files_unmodified += 1;
             self.counts.total_files_processed += 1;
             self.counts.total_bytes_processed += meta.size();
@@ -352,7 +361,14 @@ impl Archiver<'_> {
                 return Ok(None);
             }
         };
-        let saved = match self.save_regular_file(&file, meta.size()) {
+        let saved = if meta.file_type().is_block_device() {
+            device_size(&file).and_then(|size| self.save_regular_file(&file, size))
+        } else if special {
+            self.save_content(&file)
+        } else {
+            self.save_regular_file(&file, meta.size())
+        };
+        let saved = match saved {
             Ok(saved) => saved,
             Err(e) if e.is::<std::io::Error>() => {
                 self.warn(path, &format!("cannot read: {e}"));
@@ -514,6 +530,11 @@ fn looks_unchanged(node: &Node, meta: &Metadata) -> bool {
 
 /// Opens without updating the access time where the kernel allows it (only the owner or
 /// root may ask for that).
+/// A block device's size: the offset of its end.
+fn device_size(mut device: &File) -> Result<u64> {
+    Ok(device.seek(SeekFrom::End(0))?)
+}
+
 fn open_for_reading(path: &Path) -> std::io::Result<File> {
     OpenOptions::new()
         .read(true)

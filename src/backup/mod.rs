@@ -27,10 +27,62 @@ use chrono::{DateTime, FixedOffset};
 
 use crate::progress::{Observer, Progress};
 
-/// Standard input as one file in the snapshot.
+/// Standard input (or a command's output) as one file in the snapshot.
 pub struct StdinSource {
     pub filename: String,
     pub reader: Box<dyn Read + Send + Sync>,
+}
+
+impl StdinSource {
+    /// Runs `command` and backs up what it writes to standard output. The command's exit
+    /// status is checked at the end of its output: a failure fails the backup, so a truncated
+    /// stream never becomes a snapshot.
+    pub fn from_command(command: &[String], filename: &str) -> Result<Self> {
+        let (program, args) = command
+            .split_first()
+            .context("--stdin-from-command needs a command after `--`")?;
+        let mut child = std::process::Command::new(program)
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .with_context(|| format!("cannot run {program:?}"))?;
+        let stdout = child
+            .stdout
+            .take()
+            .context("the command has no standard output")?;
+        Ok(Self {
+            filename: filename.to_string(),
+            reader: Box::new(CommandOutput {
+                child,
+                stdout,
+                command: command.join(" "),
+            }),
+        })
+    }
+}
+
+/// A command's standard output that turns a failed exit into a read error at its end.
+struct CommandOutput {
+    child: std::process::Child,
+    stdout: std::process::ChildStdout,
+    command: String,
+}
+
+impl Read for CommandOutput {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.stdout.read(buf)?;
+        if n == 0 && !buf.is_empty() {
+            let status = self.child.wait()?;
+            if !status.success() {
+                return Err(std::io::Error::other(format!(
+                    "`{}` failed ({status}); its output was not saved as a snapshot",
+                    self.command
+                )));
+            }
+        }
+        Ok(n)
+    }
 }
 
 /// Which snapshot unchanged files are taken from.
@@ -53,6 +105,8 @@ pub struct BackupOptions {
     pub exclude_caches: bool,
     pub exclude_if_present: Vec<String>,
     pub one_file_system: bool,
+    /// Back up the contents of block devices and fifos as files (borg's `--read-special`).
+    pub read_special: bool,
     pub parent: ParentChoice,
     /// Snapshot time; now when `None`.
     pub time: Option<DateTime<FixedOffset>>,

@@ -28,12 +28,26 @@ pub fn run(global: &Global, args: &BackupArgs) -> Result<Exit> {
         }
         (None, false) => ParentChoice::Auto,
     };
-    let options = BackupOptions {
-        paths: args.paths.clone(),
-        stdin: args.stdin.then(|| StdinSource {
+    let stdin = if args.stdin_from_command {
+        let command: Vec<String> = args
+            .paths
+            .iter()
+            .map(|p| p.to_string_lossy().into())
+            .collect();
+        Some(StdinSource::from_command(&command, &args.stdin_filename)?)
+    } else {
+        args.stdin.then(|| StdinSource {
             filename: args.stdin_filename.clone(),
             reader: Box::new(std::io::stdin()),
-        }),
+        })
+    };
+    let options = BackupOptions {
+        paths: if stdin.is_some() {
+            Vec::new()
+        } else {
+            args.paths.clone()
+        },
+        stdin,
         tags: args
             .tags
             .iter()
@@ -46,6 +60,7 @@ pub fn run(global: &Global, args: &BackupArgs) -> Result<Exit> {
         exclude_caches: args.exclude_caches,
         exclude_if_present: args.exclude_if_present.clone(),
         one_file_system: args.one_file_system,
+        read_special: args.read_special,
         parent,
         time: args.time.as_deref().map(parse_time).transpose()?,
         dry_run: args.dry_run,

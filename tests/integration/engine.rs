@@ -31,6 +31,7 @@ fn options(paths: Vec<PathBuf>) -> BackupOptions {
         exclude_caches: false,
         exclude_if_present: vec![],
         one_file_system: false,
+        read_special: false,
         parent: ParentChoice::Auto,
         time: None,
         dry_run: false,

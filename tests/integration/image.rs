@@ -4,7 +4,9 @@
 use std::fs;
 use std::os::unix::fs::{FileExt, MetadataExt};
 
-use crate::util::{Scratch, noise};
+use std::process::Command;
+
+use crate::util::{Scratch, describe, is_root, noise};
 
 #[test]
 fn holes_are_not_read_and_a_sparse_image_restores_exactly() {
@@ -55,4 +57,120 @@ fn holes_are_not_read_and_a_sparse_image_restores_exactly() {
     // An unchanged second backup reads nothing at all.
     let again = s.backup(&[&src], &[]);
     assert_eq!(again["bytes_read"].as_u64(), Some(0));
+}
+
+#[test]
+fn stdin_from_command_saves_the_output_and_fails_with_the_command() {
+    let s = Scratch::with_repo();
+    let script = "head -c 3000000 /dev/urandom > \"$0\"; cat \"$0\"";
+    let expected = s.path("expected.bin");
+    let summary = s.backup(
+        &[],
+        &[
+            "--stdin-from-command",
+            "--stdin-filename",
+            "vm.raw",
+            "--",
+            "sh",
+            "-c",
+            script,
+            expected.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(summary["bytes_read"].as_u64(), Some(3_000_000));
+    let out = s.cmd(&["dump", "latest", "vm.raw"]).output().unwrap();
+    assert!(out.status.success(), "{}", describe(&out));
+    assert!(
+        out.stdout == fs::read(&expected).unwrap(),
+        "dumped bytes differ"
+    );
+
+    let before = s.json(&["snapshots"]).as_array().unwrap().len();
+    let out = s.run(&[
+        "backup",
+        "--stdin-from-command",
+        "--",
+        "sh",
+        "-c",
+        "echo partial output; exit 3",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("exit status: 3"), "{stderr}");
+    assert_eq!(
+        s.json(&["snapshots"]).as_array().unwrap().len(),
+        before,
+        "no snapshot"
+    );
+
+    let out = s.run(&[
+        "backup",
+        "--stdin-from-command",
+        "--",
+        "/nonexistent/program",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot run"));
+}
+
+/// A loop device over an image file: the device's contents are backed up with
+/// `--read-special` and dumped back byte for byte.
+#[test]
+fn read_special_backs_up_a_block_device_by_its_contents() {
+    if !is_root() {
+        eprintln!("skipping: attaching a loop device needs root");
+        return;
+    }
+    let s = Scratch::with_repo();
+    let image = s.path("disk.img");
+    // Zeros longer than two maximal chunks, so whole chunks of them are found to be zero.
+    let mut bytes = noise(70, 12 << 20);
+    bytes[(2 << 20)..(9 << 20)].fill(0);
+    fs::write(&image, &bytes).unwrap();
+    let out = Command::new("losetup")
+        .args(["--find", "--show"])
+        .arg(&image)
+        .output();
+    let device = match out {
+        Ok(out) if out.status.success() => {
+            String::from_utf8(out.stdout).unwrap().trim().to_string()
+        }
+        Ok(out) => {
+            eprintln!(
+                "skipping: losetup cannot attach a loop device here: {}",
+                describe(&out)
+            );
+            return;
+        }
+        Err(e) => {
+            eprintln!("skipping: losetup is not available ({e})");
+            return;
+        }
+    };
+    let detach = || {
+        let _ = Command::new("losetup").args(["-d", &device]).status();
+    };
+    let result = std::panic::catch_unwind(|| {
+        let summary = s.backup(&[std::path::Path::new(&device)], &["--read-special"]);
+        assert_eq!(summary["bytes_read"].as_u64(), Some(12 << 20));
+        assert!(
+            summary["bytes_zero"].as_u64().unwrap() >= 1 << 20,
+            "zeros found: {summary}"
+        );
+        let out = s.cmd(&["dump", "latest", &device]).output().unwrap();
+        assert!(out.status.success(), "{}", describe(&out));
+        assert!(out.stdout == bytes, "dumped device contents differ");
+        // A second run reads the device again (its metadata says nothing about its contents).
+        let again = s.backup(&[std::path::Path::new(&device)], &["--read-special"]);
+        assert_eq!(again["bytes_read"].as_u64(), Some(12 << 20));
+        assert_eq!(
+            again["data_blobs"].as_u64(),
+            Some(0),
+            "nothing new to store"
+        );
+    });
+    detach();
+    if let Err(panic) = result {
+        std::panic::resume_unwind(panic);
+    }
 }
