@@ -8,7 +8,8 @@ use std::io::{Read, Seek, SeekFrom};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Mutex, PoisonError};
 
 use anyhow::{Result, anyhow};
 use cairn_format::content::{Content, ContentBuilder, ContentEntry};
@@ -18,6 +19,7 @@ use cairn_format::snapshot::BackupSummary;
 use cairn_format::tree::{Node, NodeKind, Tree};
 use cairn_format::{BlobId, Repository};
 
+use super::extent::{self, Piece, RangeReader};
 use super::{BackupOptions, Excludes, is_root, scan};
 use crate::exit::Interrupted;
 use crate::metadata::{NameCache, node_from};
@@ -69,6 +71,14 @@ pub struct ReadStats {
     pub bytes_holes: u64,
     /// Bytes read that were all-zero chunks, recorded as zero extents.
     pub bytes_zero: u64,
+}
+
+impl ReadStats {
+    fn add(&mut self, other: &ReadStats) {
+        self.bytes_read += other.bytes_read;
+        self.bytes_holes += other.bytes_holes;
+        self.bytes_zero += other.bytes_zero;
+    }
 }
 
 /// What the walk produced.
@@ -411,77 +421,66 @@ impl Archiver<'_> {
     }
 
     /// A regular file, hole-aware: the holes the file system reports (SEEK_HOLE) become zero
-    /// extents without being read, and each data extent is chunked from its start.
+    /// extents without being read. Data is cut into pieces on a fixed grid (`extent.rs`);
+    /// a file of several pieces is chunked on every core, a window of pieces at a time.
     fn save_regular_file(&mut self, file: &File, size: u64) -> Result<(Content, u64)> {
-        let mut position = 0;
-        let mut runs = Vec::new();
-        for (start, length) in data_extents(file, size) {
-            if start > position {
-                runs.push(Extent::Hole(start - position));
-            }
-            runs.push(Extent::Data(start, length));
-            position = start + length;
+        let pieces = extent::pieces(file, size);
+        let data_pieces = pieces
+            .iter()
+            .filter(|p| matches!(p, Piece::Data { .. }))
+            .count();
+        if data_pieces <= 1 {
+            return self.save_runs(pieces.into_iter().map(|piece| {
+                Ok(match piece {
+                    Piece::Hole(length) => Run::Hole(length),
+                    Piece::Data { start, length } => {
+                        Run::Data(RangeReader::new(file, start, length))
+                    }
+                })
+            }));
         }
-        if size > position {
-            runs.push(Extent::Hole(size - position));
-        }
-        let mut reader = file;
-        self.save_runs(runs.into_iter().map(|run| match run {
-            Extent::Hole(length) => Ok(Run::Hole(length)),
-            Extent::Data(start, length) => {
-                reader.seek(SeekFrom::Start(start))?;
-                Ok(Run::Data(reader.take(length)))
+        let context = self.chunk_context();
+        let workers = std::thread::available_parallelism().map_or(2, usize::from);
+        let (mut builder, mut store) = (ContentBuilder::default(), self.tree_store());
+        let mut total = 0;
+        for window in pieces.chunks(2 * workers) {
+            for (entries, reads) in context.pieces(file, window, workers)? {
+                total += reads.bytes_read + reads.bytes_holes;
+                self.reads.add(&reads);
+                for entry in entries {
+                    builder.push(entry, &mut store)?;
+                }
             }
-        }))
+        }
+        Ok((builder.finish(&mut store)?, total))
     }
 
-    /// Builds a content list from holes and data streams, in file order.
+    /// Builds a content list from holes and data streams, in order, on this thread.
     fn save_runs<R: Read>(
         &mut self,
         runs: impl IntoIterator<Item = std::io::Result<Run<R>>>,
     ) -> Result<(Content, u64)> {
-        let key = self.repo.key();
-        let writer = self.writer;
-        let mut store = |bytes: Vec<u8>| {
-            let id = key.blob_id(&bytes);
-            writer.add(BlobKind::Tree, id, move || bytes)?;
-            Ok(id)
-        };
-        let mut builder = ContentBuilder::default();
-        let mut total = 0u64;
+        let context = self.chunk_context();
+        let (mut builder, mut store) = (ContentBuilder::default(), self.tree_store());
+        let mut reads = ReadStats::default();
         for run in runs {
-            let source = match run? {
+            match run? {
                 Run::Hole(length) => {
-                    self.reads.bytes_holes += length;
+                    reads.bytes_holes += length;
                     self.progress.add_bytes(length);
-                    total += length;
                     builder.push(ContentEntry::Zero { length }, &mut store)?;
-                    continue;
                 }
-                Run::Data(source) => source,
-            };
-            let buffer = std::mem::take(&mut self.chunk_buffer);
-            let mut reader = self.repo.chunker().reader_with_buffer(source, buffer);
-            while let Some(chunk) = reader.next_chunk()? {
-                self.check_interrupt()?;
-                let length = chunk.len() as u32;
-                total += u64::from(length);
-                self.reads.bytes_read += u64::from(length);
-                self.progress.add_bytes(u64::from(length));
-                let entry = if chunk.iter().all(|&b| b == 0) {
-                    self.reads.bytes_zero += u64::from(length);
-                    ContentEntry::Zero {
-                        length: u64::from(length),
-                    }
-                } else {
-                    let id = key.blob_id(chunk);
-                    writer.add(BlobKind::Data, id, || chunk.to_vec())?;
-                    ContentEntry::Data { id, length }
-                };
-                builder.push(entry, &mut store)?;
+                Run::Data(source) => {
+                    let buffer = std::mem::take(&mut self.chunk_buffer);
+                    self.chunk_buffer =
+                        context.chunk(source, buffer, &mut reads, &mut |entry| {
+                            Ok(builder.push(entry, &mut store)?)
+                        })?;
+                }
             }
-            self.chunk_buffer = reader.into_buffer();
         }
+        self.reads.add(&reads);
+        let total = reads.bytes_read + reads.bytes_holes;
         Ok((builder.finish(&mut store)?, total))
     }
 
@@ -548,61 +547,128 @@ fn open_for_reading(path: &Path) -> std::io::Result<File> {
         })
 }
 
-/// A piece of a file's content, in order.
+impl<'a> Archiver<'a> {
+    fn chunk_context(&self) -> ChunkContext<'a> {
+        ChunkContext {
+            repo: self.repo,
+            writer: self.writer,
+            progress: self.progress,
+            interrupt: &self.options.interrupt,
+        }
+    }
+
+    /// Stores content-list nodes as tree blobs.
+    fn tree_store(&self) -> impl FnMut(Vec<u8>) -> cairn_format::Result<BlobId> + use<'a> {
+        let key = self.repo.key();
+        let writer = self.writer;
+        move |bytes: Vec<u8>| {
+            let id = key.blob_id(&bytes);
+            writer.add(BlobKind::Tree, id, move || bytes)?;
+            Ok(id)
+        }
+    }
+}
+
+/// A piece of a stream's content, in order.
 enum Run<R> {
     Hole(u64),
     Data(R),
 }
 
-enum Extent {
-    Hole(u64),
-    /// Offset and length.
-    Data(u64, u64),
+/// What chunking needs, shared by the threads that chunk pieces of one large file.
+#[derive(Clone, Copy)]
+struct ChunkContext<'a> {
+    repo: &'a Repository,
+    writer: &'a BlobWriter,
+    progress: &'a Progress,
+    interrupt: &'a AtomicBool,
 }
 
-/// Holes shorter than this are read like data: chunking restarts after every skipped hole, so
-/// skipping small ones would only cut chunks short. Zeros read are still stored as zero
-/// extents when a whole chunk is zero.
-const HOLE_MIN: u64 = 1 << 20;
+impl ChunkContext<'_> {
+    /// Chunks a stream: new data chunks go to the writer, all-zero chunks become zero
+    /// extents; `emit` receives the entries in order. Returns the chunker's buffer for reuse.
+    fn chunk(
+        &self,
+        source: impl Read,
+        buffer: Vec<u8>,
+        reads: &mut ReadStats,
+        emit: &mut dyn FnMut(ContentEntry) -> Result<()>,
+    ) -> Result<Vec<u8>> {
+        let key = self.repo.key();
+        let mut reader = self.repo.chunker().reader_with_buffer(source, buffer);
+        while let Some(chunk) = reader.next_chunk()? {
+            if self.interrupt.load(Ordering::Relaxed) {
+                return Err(Interrupted.into());
+            }
+            let length = chunk.len() as u32;
+            reads.bytes_read += u64::from(length);
+            self.progress.add_bytes(u64::from(length));
+            if chunk.iter().all(|&b| b == 0) {
+                reads.bytes_zero += u64::from(length);
+                emit(ContentEntry::Zero {
+                    length: u64::from(length),
+                })?;
+            } else {
+                let id = key.blob_id(chunk);
+                self.writer.add(BlobKind::Data, id, || chunk.to_vec())?;
+                emit(ContentEntry::Data { id, length })?;
+            }
+        }
+        Ok(reader.into_buffer())
+    }
 
-/// The data extents `(offset, length)` of a file, from SEEK_DATA/SEEK_HOLE, with holes
-/// shorter than [`HOLE_MIN`] folded into the data around them. A file system that cannot tell
-/// gets the whole file as one extent (everything is read, as before).
-fn data_extents(file: &File, size: u64) -> Vec<(u64, u64)> {
-    use nix::unistd::{Whence, lseek};
-    let whole = vec![(0, size)];
-    let mut extents: Vec<(u64, u64)> = Vec::new();
-    let mut position = 0u64;
-    while position < size {
-        let Ok(offset) = i64::try_from(position) else {
-            return whole;
-        };
-        let start = match lseek(file, offset, Whence::SeekData) {
-            Ok(start) => (start as u64).min(size),
-            Err(nix::errno::Errno::ENXIO) => break, // only a hole is left
-            Err(_) => return whole,
-        };
-        let end = match lseek(file, start as i64, Whence::SeekHole) {
-            Ok(end) => (end as u64).clamp(start, size),
-            Err(_) => return whole,
-        };
-        if start >= end {
-            break;
+    /// One piece of a file, as its entries (run on a worker thread).
+    fn piece(&self, file: &File, piece: Piece) -> Result<(Vec<ContentEntry>, ReadStats)> {
+        let mut reads = ReadStats::default();
+        let mut entries = Vec::new();
+        match piece {
+            Piece::Hole(length) => {
+                reads.bytes_holes = length;
+                self.progress.add_bytes(length);
+                entries.push(ContentEntry::Zero { length });
+            }
+            Piece::Data { start, length } => {
+                let source = RangeReader::new(file, start, length);
+                self.chunk(source, Vec::new(), &mut reads, &mut |entry| {
+                    entries.push(entry);
+                    Ok(())
+                })?;
+            }
         }
-        let gap_from = extents.last().map_or(0, |&(s, l)| s + l);
-        match extents.last_mut() {
-            Some(last) if start - gap_from < HOLE_MIN => last.1 = end - last.0,
-            None if start < HOLE_MIN => extents.push((0, end)),
-            _ => extents.push((start, end - start)),
-        }
-        position = end;
+        Ok((entries, reads))
     }
-    if let Some(last) = extents.last_mut()
-        && size - (last.0 + last.1) < HOLE_MIN
-    {
-        last.1 = size - last.0;
+
+    /// Chunks `pieces` on `workers` threads; results in piece order.
+    fn pieces(
+        &self,
+        file: &File,
+        pieces: &[Piece],
+        workers: usize,
+    ) -> Result<Vec<(Vec<ContentEntry>, ReadStats)>> {
+        let next = AtomicUsize::new(0);
+        let slots: Vec<Mutex<Option<Result<_>>>> =
+            pieces.iter().map(|_| Mutex::new(None)).collect();
+        std::thread::scope(|scope| {
+            for _ in 0..workers.min(pieces.len()) {
+                scope.spawn(|| {
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(&piece) = pieces.get(i) else { break };
+                        let result = self.piece(file, piece);
+                        *slots[i].lock().unwrap_or_else(PoisonError::into_inner) = Some(result);
+                    }
+                });
+            }
+        });
+        slots
+            .into_iter()
+            .map(|slot| {
+                slot.into_inner()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .expect("every piece was taken by a worker")
+            })
+            .collect()
     }
-    extents
 }
 
 #[cfg(test)]
@@ -625,42 +691,5 @@ mod tests {
             panic!("home is above a path")
         };
         assert!(matches!(&home[&b"a".to_vec()], Planned::Real(p) if p == Path::new("/home/a")));
-    }
-
-    #[test]
-    fn data_extents_skip_large_holes_and_fold_small_ones() {
-        use std::os::unix::fs::FileExt;
-        let dir = tempfile::tempdir().unwrap();
-        let file = File::options()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(dir.path().join("img"))
-            .unwrap();
-        let size = (256 << 20) + 12_345;
-        file.set_len(size).unwrap();
-        for offset in [4096, 100 << 20, (100 << 20) + (512 << 10), size - 5000] {
-            file.write_all_at(&[7u8; 3000], offset).unwrap();
-        }
-        let extents = data_extents(&file, size);
-        if extents == [(0, size)] {
-            eprintln!("skipping: this file system does not report holes (SEEK_HOLE)");
-            return;
-        }
-        // The leading 4 KiB hole and the 512 KiB gap are read; the big holes are skipped.
-        assert_eq!(extents.len(), 3, "{extents:?}");
-        assert_eq!(extents[0].0, 0);
-        assert!(
-            extents[1].0 <= 100 << 20
-                && extents[1].0 + extents[1].1 >= (100 << 20) + (512 << 10) + 3000
-        );
-        assert_eq!(
-            extents[2].0 + extents[2].1,
-            size,
-            "a short trailing hole is folded in"
-        );
-        let read: u64 = extents.iter().map(|e| e.1).sum();
-        assert!(read < 16 << 20, "{read} bytes would be read");
     }
 }

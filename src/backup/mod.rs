@@ -8,6 +8,7 @@
 
 mod archiver;
 mod exclude;
+mod extent;
 mod scan;
 
 pub use archiver::ReadStats;
