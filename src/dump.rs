@@ -5,6 +5,7 @@ use std::ffi::OsStr;
 use std::io::{self, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
+use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
 use cairn_format::Repository;
@@ -36,7 +37,12 @@ pub fn find_node(repo: &Repository, snapshot: &Snapshot, path: &str) -> Result<O
 }
 
 /// Writes the file at `path`, or the directory as tar, to `out`.
-pub fn dump(repo: &Repository, snapshot: &Snapshot, path: &str, out: &mut dyn Write) -> Result<()> {
+pub fn dump(
+    repo: &Arc<Repository>,
+    snapshot: &Snapshot,
+    path: &str,
+    out: &mut dyn Write,
+) -> Result<()> {
     match find_node(repo, snapshot, path)? {
         Some(Node {
             kind: NodeKind::File { content },
@@ -63,7 +69,12 @@ pub fn dump(repo: &Repository, snapshot: &Snapshot, path: &str, out: &mut dyn Wr
     Ok(())
 }
 
-fn write_tar(repo: &Repository, tree: &Tree, prefix: &Path, out: &mut dyn Write) -> Result<()> {
+fn write_tar(
+    repo: &Arc<Repository>,
+    tree: &Tree,
+    prefix: &Path,
+    out: &mut dyn Write,
+) -> Result<()> {
     let mut builder = tar::Builder::new(out);
     append_tree(repo, &mut builder, tree, prefix)?;
     builder.finish()?;
@@ -71,7 +82,7 @@ fn write_tar(repo: &Repository, tree: &Tree, prefix: &Path, out: &mut dyn Write)
 }
 
 fn append_tree<W: Write>(
-    repo: &Repository,
+    repo: &Arc<Repository>,
     builder: &mut tar::Builder<W>,
     tree: &Tree,
     prefix: &Path,

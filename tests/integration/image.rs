@@ -54,6 +54,16 @@ fn holes_are_not_read_and_a_sparse_image_restores_exactly() {
         blake3::hash(&fs::read(&copy).unwrap()) == blake3::hash(&fs::read(&image).unwrap()),
         "restored bytes differ"
     );
+    // dump streams the same bytes (chunks fetched ahead, holes as zeros).
+    let out = s
+        .cmd(&["dump", "latest", image.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", describe(&out));
+    assert!(
+        blake3::hash(&out.stdout) == blake3::hash(&fs::read(&image).unwrap()),
+        "dumped bytes differ"
+    );
     // An unchanged second backup reads nothing at all.
     let again = s.backup(&[&src], &[]);
     assert_eq!(again["bytes_read"].as_u64(), Some(0));
@@ -173,4 +183,30 @@ fn read_special_backs_up_a_block_device_by_its_contents() {
     if let Err(panic) = result {
         std::panic::resume_unwind(panic);
     }
+}
+
+#[test]
+fn dump_of_a_damaged_image_fails_instead_of_streaming_wrong_bytes() {
+    let s = Scratch::with_repo();
+    let src = s.path("src");
+    fs::create_dir(&src).unwrap();
+    let image = src.join("disk.raw");
+    fs::write(&image, noise(80, 12 << 20)).unwrap();
+    s.backup(&[&src], &[]);
+    let (pack, mut bytes) = s
+        .repository_files()
+        .into_iter()
+        .filter(|(p, _)| p.starts_with(s.repo().join("data")))
+        .max_by_key(|(_, b)| b.len())
+        .unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x40;
+    fs::write(&pack, bytes).unwrap();
+    let out = s
+        .cmd(&["dump", "latest", image.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+    assert!(out.stdout.len() < 12 << 20, "stopped at the damaged chunk");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("error"));
 }
