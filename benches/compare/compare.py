@@ -139,6 +139,10 @@ class Tool:
 
     version_args = ("--version",)
 
+    def sibling(self, work):
+        """The same tool with its own repository and cache under `work`."""
+        return type(self)(work, self.compression)
+
     def version(self):
         out = run([self.binary, *self.version_args], env=self.env, check=False)
         return out.decode(errors="replace").strip().splitlines()[0] if out else "?"
@@ -151,6 +155,9 @@ class Cairn(Tool):
         super().__init__(work, compression)
         self.binary = binary
         self.env.update(CAIRN_REPOSITORY=str(self.repo), CAIRN_PASSWORD=PASSWORD, CAIRN_CACHE_DIR=str(self.cache))
+
+    def sibling(self, work):
+        return Cairn(work, self.compression, self.binary)
 
     def init(self):
         level = [] if self.compression is None else ["--compression", str(self.compression)]
@@ -250,7 +257,8 @@ class Borg(Tool):
 
     def restore_file(self, path, target):
         Path(target).mkdir(parents=True, exist_ok=True)
-        return measured(["borg", "extract", f"::run{self.serial}", path.lstrip("/")], env=self.env, cwd=target)
+        return measured(["borg", "extract", "--sparse", f"::run{self.serial}", path.lstrip("/")],
+                        env=self.env, cwd=target)
 
     def mount_command(self, mnt):
         return ["borg", "mount", "-f", f"::run{self.serial}", mnt], mnt
@@ -297,6 +305,11 @@ class Context:
     random_reads: int = 0
     catalog_snapshots: int = 0
     mount_rss_kib: int = 0
+    vm_dir: Path = None
+    vm_content_bytes: int = 0
+    vm_image_bytes: int = 0
+    vm_tools: dict = dataclasses.field(default_factory=dict)
+    vm_growth: dict = dataclasses.field(default_factory=dict)
 
 
 def scenario_initial(tool, ctx):
@@ -496,6 +509,104 @@ def scenario_mount_catalog(tool, ctx):
     return Measurement(wall, 0.0, rss)
 
 
+def build_vm_image(ctx):
+    """A sparse raw ext4 image of `vm_image_bytes` holding `vm_content_bytes` of real files
+    from /usr (mke2fs -d), like a VM disk."""
+    image = ctx.vm_dir / "disk.raw"
+    if image.exists():
+        return image
+    content = ctx.work / "vm-content"
+    build_tree(content, ctx.vm_content_bytes, max_file=64 << 20)
+    ctx.vm_dir.mkdir(parents=True, exist_ok=True)
+    run(["mke2fs", "-q", "-F", "-t", "ext4", "-d", content, image, f"{ctx.vm_image_bytes >> 20}M"])
+    shutil.rmtree(content, ignore_errors=True)
+    return image
+
+
+def data_extents(path):
+    extents, fd = [], os.open(path, os.O_RDONLY)
+    try:
+        size, position = os.fstat(fd).st_size, 0
+        while position < size:
+            try:
+                start = os.lseek(fd, position, os.SEEK_DATA)
+            except OSError:
+                break
+            end = os.lseek(fd, start, os.SEEK_HOLE)
+            extents.append((start, end))
+            position = end
+    finally:
+        os.close(fd)
+    return extents
+
+
+def change_vm_image(image, runs=200, seed=5):
+    """Overwrites about 1% of the image's used bytes in `runs` scattered runs (4 KiB-aligned,
+    4 KiB to 252 KiB each), as a day of a VM's writes would."""
+    extents = data_extents(image)
+    used = sum(end - start for start, end in extents)
+    budget = used // 100
+    rng = random.Random(seed)
+    with open(image, "r+b") as f:
+        written = 0
+        while written < budget:
+            start, end = rng.choice(extents)
+            length = min(rng.randrange(1, 64) * 4096, budget - written, end - start)
+            offset = start + (rng.randrange(0, max(1, end - start - length)) & ~4095)
+            f.seek(offset)
+            f.write(rng.randbytes(length))
+            written += length
+    return written
+
+
+def vm_tool(tool, ctx):
+    if tool.name not in ctx.vm_tools:
+        ctx.vm_tools[tool.name] = tool.sibling(ctx.work / "vm-repos")
+    return ctx.vm_tools[tool.name]
+
+
+def scenario_vm_initial(tool, ctx):
+    """First backup of the sparse ext4 image, into a repository of its own."""
+    build_vm_image(ctx)
+    vm = vm_tool(tool, ctx)
+    (ctx.work / "vm-repos").mkdir(exist_ok=True)
+    vm.init()
+    m = vm.backup(str(ctx.vm_dir))
+    m.repo_bytes = tree_size(vm.repo)
+    return m
+
+
+def scenario_vm_incremental(tool, ctx):
+    """The image after about 1% of its used blocks changed; repository growth is recorded."""
+    marker = ctx.vm_dir.parent / "vm-changed"
+    if not marker.exists():
+        change_vm_image(ctx.vm_dir / "disk.raw")
+        marker.write_text("changed")
+    vm = vm_tool(tool, ctx)
+    before = tree_size(vm.repo)
+    m = vm.backup(str(ctx.vm_dir))
+    m.repo_bytes = tree_size(vm.repo)
+    ctx.vm_growth[tool.name] = m.repo_bytes - before
+    return m
+
+
+def scenario_vm_restore(tool, ctx):
+    """Restore of the changed image; its bytes are checked."""
+    vm = vm_tool(tool, ctx)
+    target = ctx.work / f"vm-restore-{tool.name}"
+    shutil.rmtree(target, ignore_errors=True)
+    image = ctx.vm_dir / "disk.raw"
+    drop_caches()
+    m = vm.restore_file(str(image), str(target))
+    restored = [target] if target.is_file() else list(target.rglob("disk.raw"))
+    if not restored or restored[0].stat().st_size != image.stat().st_size:
+        raise RuntimeError(f"{tool.name} did not restore the image")
+    if subprocess.run(["cmp", "-s", str(restored[0]), str(image)]).returncode != 0:
+        raise RuntimeError(f"{tool.name} restored different bytes")
+    shutil.rmtree(target, ignore_errors=True)
+    return m
+
+
 # Order matters: each scenario continues from the state the previous one left.
 SCENARIOS = {
     "initial": scenario_initial,
@@ -508,6 +619,9 @@ SCENARIOS = {
     "mount-read": scenario_mount_read,
     "mount-random": scenario_mount_random,
     "mount-catalog": scenario_mount_catalog,
+    "vm-initial": scenario_vm_initial,
+    "vm-incremental": scenario_vm_incremental,
+    "vm-restore": scenario_vm_restore,
 }
 MOUNT_SCENARIOS = {"mount-walk", "mount-read", "mount-random", "mount-catalog"}
 # What a scenario needs run before it (besides `initial`, which always runs).
@@ -515,6 +629,8 @@ PREREQUISITES = {
     "image-restore": ["image-backup"],
     "mount-read": ["image-backup"],
     "mount-random": ["image-backup"],
+    "vm-incremental": ["vm-initial"],
+    "vm-restore": ["vm-initial"],
 }
 
 
@@ -582,6 +698,9 @@ def report(results, tools, scenarios, limit, meta):
     if any(s in MOUNT_SCENARIOS for s in scenarios):
         lines += ["", "Mount rows: CPU is the reader's, peak RSS the mount process's (VmHWM); "
                   "mount-catalog is cairn alone (no peer builds that many snapshots here)."]
+    if meta.get("vm_growth"):
+        lines += ["", "VM image: " + meta["vm_dataset"] + "; repository growth from the 1% change: " +
+                  ", ".join(f"{t} {fmt_bytes(g)}" for t, g in meta["vm_growth"].items()) + "."]
     restore, read = results.get(("cairn", "image-restore")), results.get(("cairn", "mount-read"))
     if restore and read and read.wall > 0:
         lines += [f"cairn mount sequential read: {restore.wall / read.wall:.0%} of cairn restore "
@@ -611,6 +730,7 @@ def main():
     parser.add_argument("--no-install", action="store_true", help="do not install missing peers")
     parser.add_argument("--smoke", action="store_true", help="tiny dataset, only installed tools, no limits")
     parser.add_argument("--update-doc", action="store_true", help="write the table into docs/benchmarks.md")
+    parser.add_argument("--doc-section", help="the marked section to replace (default: compare, or compare-zstdN)")
     args = parser.parse_args()
 
     chosen = [s for s in args.scenarios.split(",") if s]
@@ -637,7 +757,10 @@ def main():
                       dense_bytes=(8 if args.smoke else 1024) << 20,
                       sparse_bytes=(64 if args.smoke else 4096) << 20,
                       random_reads=50 if args.smoke else 2000,
-                      catalog_snapshots=10 if args.smoke else 1000)
+                      catalog_snapshots=10 if args.smoke else 1000,
+                      vm_dir=work / "vm" / "image",
+                      vm_content_bytes=(8 if args.smoke else 2048) << 20,
+                      vm_image_bytes=(64 if args.smoke else 8192) << 20)
         no_fuse = fuse_usable()
         peers, skipped = find_peers(install=not (args.no_install or args.smoke))
         classes = {cls.name: cls for cls in peers}
@@ -672,12 +795,16 @@ def main():
             "compression": "each tool's default" if args.zstd_level is None else f"zstd level {args.zstd_level} for all",
             "versions": {t.name: t.version() for t in tools},
             "skipped": skipped,
+            "vm_growth": ctx.vm_growth,
+            "vm_dataset": f"{fmt_bytes(ctx.vm_image_bytes)} sparse ext4 (mke2fs -d) holding "
+                          f"{fmt_bytes(ctx.vm_content_bytes)} of files from /usr",
         }
         text = report(results, [t.name for t in tools], chosen, limit, meta)
         print(text)
         if args.update_doc:
             # One section per compression setting, so both runs stay in the document.
-            update_doc("compare" if args.zstd_level is None else f"compare-zstd{args.zstd_level}", text)
+            default = "compare" if args.zstd_level is None else f"compare-zstd{args.zstd_level}"
+            update_doc(args.doc_section or default, text)
         missing = [s for s in chosen if ("cairn", s) not in results and "cairn" in wanted
                    and not (s in MOUNT_SCENARIOS and no_fuse)]
         return 1 if missing else 0
