@@ -212,8 +212,12 @@ pub struct RestoreArgs {
     /// SNAPSHOT[:PATH]: what to restore
     pub snapshot: String,
     /// Directory to restore into
-    #[arg(short, long)]
-    pub target: PathBuf,
+    #[arg(short, long, required_unless_present = "target_file")]
+    pub target: Option<PathBuf>,
+    /// Write the one file SNAPSHOT:PATH names into this file or existing block device instead
+    /// (holes stay holes in a file; a device gets every byte)
+    #[arg(long, conflicts_with_all = ["target", "includes", "excludes"])]
+    pub target_file: Option<PathBuf>,
     /// Restore only paths matching this glob (repeatable)
     #[arg(short, long = "include")]
     pub includes: Vec<String>,

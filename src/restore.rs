@@ -522,7 +522,7 @@ const HOLE_BLOCK: u64 = 4096;
 
 /// Writes `data` at `offset`, skipping whole zero blocks: the file was created at its full
 /// size, so skipped blocks read as zeros and stay unallocated.
-fn write_sparse(file: &fs::File, data: &[u8], offset: u64) -> io::Result<()> {
+pub(crate) fn write_sparse(file: &fs::File, data: &[u8], offset: u64) -> io::Result<()> {
     let mut start = 0usize;
     while start < data.len() {
         // Cut at the next block boundary of the file so holes line up with file blocks.
@@ -689,6 +689,16 @@ fn verify_file(repo: &Repository, path: &Path, content: &Content, size: u64) -> 
     if file.metadata()?.len() != size {
         bail!("size differs from the snapshot");
     }
+    verify_content(repo, &mut file, path, content)
+}
+
+/// Reads `file` from its current position and checks it against `content`, chunk by chunk.
+pub(crate) fn verify_content(
+    repo: &Repository,
+    file: &mut fs::File,
+    path: &Path,
+    content: &Content,
+) -> Result<()> {
     let mut buffer = Vec::new();
     let load = |id: &BlobId| repo.read_blob(id);
     content.for_each(&load, &mut |offset, entry| {

@@ -8,6 +8,7 @@ use super::report::{CliObserver, Reporter};
 use super::table::bytes;
 use super::{interrupt_flag, open, print_json};
 use crate::cli::{Global, OverwriteArg, RestoreArgs};
+use crate::dump::write_to_target;
 use crate::exit::Exit;
 use crate::progress::Progress;
 use crate::restore::{Overwrite, RestoreOptions, restore};
@@ -17,8 +18,34 @@ pub fn run(global: &Global, args: &RestoreArgs) -> Result<Exit> {
     let repo = open(global)?;
     let (reference, subpath) = split_reference(&args.snapshot);
     let (id, snapshot) = resolve(&repo, reference, &SnapshotFilter::from(&args.filter))?;
+    let Some(target) = args.target.clone() else {
+        let target_file = args
+            .target_file
+            .as_deref()
+            .expect("clap requires one target");
+        let Some(path) = subpath else {
+            bail!("--target-file needs SNAPSHOT:PATH naming one file");
+        };
+        let summary = write_to_target(&repo, &snapshot, path, target_file, args.verify)?;
+        if global.json {
+            let mut value = serde_json::to_value(&summary)?;
+            value["message_type"] = "summary".into();
+            value["snapshot_id"] = id.to_hex().into();
+            print_json(&value)?;
+        } else if !global.quiet {
+            println!(
+                "wrote {} ({}) from snapshot {} to {}{}",
+                path,
+                bytes(summary.bytes),
+                id.short(),
+                summary.target,
+                if summary.verified { ", verified" } else { "" }
+            );
+        }
+        return Ok(Exit::Ok);
+    };
     let options = RestoreOptions {
-        target: args.target.clone(),
+        target: target.clone(),
         subpath: subpath.map(String::from),
         includes: args.includes.clone(),
         excludes: args.excludes.clone(),
@@ -54,7 +81,7 @@ pub fn run(global: &Global, args: &RestoreArgs) -> Result<Exit> {
             summary.other_restored,
             bytes(summary.total_bytes),
             id.short(),
-            args.target.display()
+            target.display()
         );
         if summary.files_skipped > 0 {
             println!(

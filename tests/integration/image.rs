@@ -64,6 +64,23 @@ fn holes_are_not_read_and_a_sparse_image_restores_exactly() {
         blake3::hash(&out.stdout) == blake3::hash(&fs::read(&image).unwrap()),
         "dumped bytes differ"
     );
+    // --target-file writes the one file wherever asked, holes left as holes.
+    let single = s.path("single.raw");
+    let reference = format!("latest:{}", image.display());
+    s.ok(&[
+        "restore",
+        &reference,
+        "--target-file",
+        single.to_str().unwrap(),
+        "--verify",
+    ]);
+    let meta = fs::metadata(&single).unwrap();
+    assert_eq!(meta.len(), size);
+    assert!(
+        meta.blocks() * 512 < 32 << 20,
+        "--target-file lost the holes"
+    );
+    assert!(blake3::hash(&fs::read(&single).unwrap()) == blake3::hash(&fs::read(&image).unwrap()));
     // An unchanged second backup reads nothing at all.
     let again = s.backup(&[&src], &[]);
     assert_eq!(again["bytes_read"].as_u64(), Some(0));
@@ -178,6 +195,34 @@ fn read_special_backs_up_a_block_device_by_its_contents() {
             Some(0),
             "nothing new to store"
         );
+        // Restoring into a device overwrites what was there, zeros included.
+        let (_, other_device) = attach(&s, "other.img", 16 << 20);
+        let (_, small_device) = attach(&s, "small.img", 4 << 20);
+        let reference = format!("latest:{device}");
+        let restored = s.run(&[
+            "restore",
+            &reference,
+            "--target-file",
+            &other_device,
+            "--verify",
+        ]);
+        let written = fs::read(&other_device).unwrap();
+        let too_small = s.run(&["restore", &reference, "--target-file", &small_device]);
+        let small_contents = fs::read(&small_device).unwrap();
+        for dev in [&other_device, &small_device] {
+            let _ = Command::new("losetup").args(["-d", dev]).status();
+        }
+        assert!(restored.status.success(), "{}", describe(&restored));
+        assert!(
+            written[..bytes.len()] == bytes[..],
+            "device contents differ"
+        );
+        assert_eq!(too_small.status.code(), Some(1), "{}", describe(&too_small));
+        assert!(String::from_utf8_lossy(&too_small.stderr).contains("nothing was written"));
+        assert!(
+            small_contents.iter().all(|&b| b == 0xAA),
+            "the small device was touched"
+        );
     });
     detach();
     if let Err(panic) = result {
@@ -209,4 +254,20 @@ fn dump_of_a_damaged_image_fails_instead_of_streaming_wrong_bytes() {
     assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
     assert!(out.stdout.len() < 12 << 20, "stopped at the damaged chunk");
     assert!(String::from_utf8_lossy(&out.stderr).contains("error"));
+}
+
+/// A loop device over a new file of `size` bytes of 0xAA (root only; panics otherwise).
+fn attach(s: &Scratch, name: &str, size: usize) -> (std::path::PathBuf, String) {
+    let path = s.path(name);
+    fs::write(&path, vec![0xAA; size]).unwrap();
+    let out = Command::new("losetup")
+        .args(["--find", "--show"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", describe(&out));
+    (
+        path,
+        String::from_utf8(out.stdout).unwrap().trim().to_string(),
+    )
 }
