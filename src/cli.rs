@@ -145,6 +145,16 @@ pub struct BackupArgs {
     /// Back up the contents of block devices and fifos as files, instead of the device node
     #[arg(long)]
     pub read_special: bool,
+    /// JSON list of {"offset", "length"} ranges changed since the parent snapshot, for the one
+    /// image backed up (as `qemu-img map --output=json` prints): only 64 MiB pieces touching a
+    /// range are read, the rest is taken from the parent. A map that lies corrupts the backup
+    /// silently unless --verify-unchanged is given
+    #[arg(long, value_name = "FILE")]
+    pub changed_ranges: Option<PathBuf>,
+    /// With --changed-ranges: read the unchanged pieces too and check them against the parent
+    /// (a map that missed a change is reported and the snapshot holds the bytes as read)
+    #[arg(long, requires = "changed_ranges")]
+    pub verify_unchanged: bool,
     /// Take unchanged files from this snapshot instead of the automatic choice
     #[arg(long)]
     pub parent: Option<String>,

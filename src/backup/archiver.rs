@@ -19,7 +19,8 @@ use cairn_format::snapshot::BackupSummary;
 use cairn_format::tree::{Node, NodeKind, Tree};
 use cairn_format::{BlobId, Repository};
 
-use super::extent::{self, Piece, RangeReader};
+use super::extent::{self, ChangedRanges, Piece, RangeReader};
+use super::hint;
 use super::{BackupOptions, Excludes, is_root, scan};
 use crate::exit::Interrupted;
 use crate::metadata::{NameCache, node_from};
@@ -71,6 +72,8 @@ pub struct ReadStats {
     pub bytes_holes: u64,
     /// Bytes read that were all-zero chunks, recorded as zero extents.
     pub bytes_zero: u64,
+    /// Bytes taken from the parent snapshot without reading, as `--changed-ranges` allowed.
+    pub bytes_unchanged: u64,
 }
 
 impl ReadStats {
@@ -78,6 +81,7 @@ impl ReadStats {
         self.bytes_read += other.bytes_read;
         self.bytes_holes += other.bytes_holes;
         self.bytes_zero += other.bytes_zero;
+        self.bytes_unchanged += other.bytes_unchanged;
     }
 }
 
@@ -126,6 +130,7 @@ pub(super) fn run(
                     names: NameCache::default(),
                     counts: BackupSummary::default(),
                     reads: ReadStats::default(),
+                    hint_mismatches: 0,
                     chunk_buffer: Vec::new(),
                 };
                 let root = match stdin {
@@ -160,6 +165,8 @@ struct Archiver<'a> {
     names: NameCache,
     counts: BackupSummary,
     reads: ReadStats,
+    /// Pieces whose bytes differed from what a `--changed-ranges` map promised.
+    hint_mismatches: u64,
     /// The chunker's read buffer, reused from file to file.
     chunk_buffer: Vec<u8>,
 }
@@ -357,7 +364,16 @@ impl Archiver<'_> {
     ) -> Result<Option<(Content, u64)>> {
         self.progress.set_current(path);
         let special = !meta.file_type().is_file();
-        if !special && let Some(content) = self.unchanged_content(meta, parent)? {
+        // --verify-unchanged means every byte is read, metadata shortcuts included.
+        let verify_all = self
+            .options
+            .changed_ranges
+            .as_ref()
+            .is_some_and(|r| r.verify);
+        if !special
+            && !verify_all
+            && let Some(content) = self.unchanged_content(meta, parent)?
+        {
             self.counts.files_unmodified += 1;
             self.counts.total_files_processed += 1;
             self.counts.total_bytes_processed += meta.size();
@@ -371,13 +387,28 @@ impl Archiver<'_> {
                 return Ok(None);
             }
         };
+        let parent_content = parent.and_then(|node| match &node.kind {
+            NodeKind::File { content } => Some(content),
+            _ => None,
+        });
+        let mismatches_before = self.hint_mismatches;
         let saved = if meta.file_type().is_block_device() {
-            device_size(&file).and_then(|size| self.save_regular_file(&file, size))
+            device_size(&file).and_then(|size| self.save_regular_file(&file, size, parent_content))
         } else if special {
             self.save_content(&file)
         } else {
-            self.save_regular_file(&file, meta.size())
+            self.save_regular_file(&file, meta.size(), parent_content)
         };
+        let lied = self.hint_mismatches - mismatches_before;
+        if lied > 0 {
+            self.warn(
+                path,
+                &format!(
+                    "the --changed-ranges map missed changes in {lied} pieces of 64 MiB; \
+                     the snapshot holds the bytes as read, but the map cannot be trusted"
+                ),
+            );
+        }
         let saved = match saved {
             Ok(saved) => saved,
             Err(e) if e.is::<std::io::Error>() => {
@@ -423,13 +454,19 @@ impl Archiver<'_> {
     /// A regular file, hole-aware: the holes the file system reports (SEEK_HOLE) become zero
     /// extents without being read. Data is cut into pieces on a fixed grid (`extent.rs`);
     /// a file of several pieces is chunked on every core, a window of pieces at a time.
-    fn save_regular_file(&mut self, file: &File, size: u64) -> Result<(Content, u64)> {
+    fn save_regular_file(
+        &mut self,
+        file: &File,
+        size: u64,
+        parent: Option<&Content>,
+    ) -> Result<(Content, u64)> {
         let pieces = extent::pieces(file, size);
         let data_pieces = pieces
             .iter()
             .filter(|p| matches!(p, Piece::Data { .. }))
             .count();
-        if data_pieces <= 1 {
+        let hint = self.options.changed_ranges.as_ref().zip(parent);
+        if data_pieces <= 1 && hint.is_none() {
             return self.save_runs(pieces.into_iter().map(|piece| {
                 Ok(match piece {
                     Piece::Hole(length) => Run::Hole(length),
@@ -441,18 +478,64 @@ impl Archiver<'_> {
         }
         let context = self.chunk_context();
         let workers = std::thread::available_parallelism().map_or(2, usize::from);
+        let verify = hint.is_some_and(|(ranges, _)| ranges.verify);
         let (mut builder, mut store) = (ContentBuilder::default(), self.tree_store());
         let mut total = 0;
         for window in pieces.chunks(2 * workers) {
-            for (entries, reads) in context.pieces(file, window, workers)? {
-                total += reads.bytes_read + reads.bytes_holes;
-                self.reads.add(&reads);
+            let reused: Vec<Option<Vec<ContentEntry>>> = window
+                .iter()
+                .map(|&piece| {
+                    hint.and_then(|(ranges, parent)| self.unchanged(piece, ranges, parent))
+                })
+                .collect();
+            let to_read: Vec<Piece> = window
+                .iter()
+                .zip(&reused)
+                .filter(|(_, reuse)| reuse.is_none() || verify)
+                .map(|(piece, _)| *piece)
+                .collect();
+            let mut read = context.pieces(file, &to_read, workers)?.into_iter();
+            for (piece, reuse) in window.iter().zip(reused) {
+                let entries = match reuse {
+                    Some(entries) if !verify => {
+                        let length = piece.length();
+                        self.reads.bytes_unchanged += length;
+                        self.progress.add_bytes(length);
+                        entries
+                    }
+                    reuse => {
+                        let (fresh, reads) = read.next().expect("one result per piece read");
+                        self.reads.add(&reads);
+                        if reuse.is_some_and(|old| !hint::same_bytes(&old, &fresh)) {
+                            self.hint_mismatches += 1;
+                        }
+                        fresh
+                    }
+                };
+                total += piece.length();
                 for entry in entries {
                     builder.push(entry, &mut store)?;
                 }
             }
         }
         Ok((builder.finish(&mut store)?, total))
+    }
+
+    /// The parent's entries for a data piece no changed range touches, when they can be reused.
+    fn unchanged(
+        &self,
+        piece: Piece,
+        ranges: &ChangedRanges,
+        parent: &Content,
+    ) -> Option<Vec<ContentEntry>> {
+        let Piece::Data { start, length } = piece else {
+            return None;
+        };
+        let end = start + length;
+        if ranges.touches(start, end) {
+            return None;
+        }
+        hint::parent_entries(self.repo, self.writer, parent, start, end)
     }
 
     /// Builds a content list from holes and data streams, in order, on this thread.

@@ -27,6 +27,14 @@ pub enum Piece {
     Data { start: u64, length: u64 },
 }
 
+impl Piece {
+    pub fn length(&self) -> u64 {
+        match *self {
+            Piece::Hole(length) | Piece::Data { length, .. } => length,
+        }
+    }
+}
+
 /// The pieces of a file of `size` bytes: holes and data, data split at segment boundaries.
 pub fn pieces(file: &File, size: u64) -> Vec<Piece> {
     let mut out = Vec::new();
@@ -94,6 +102,52 @@ pub fn data_extents(file: &File, size: u64) -> Vec<(u64, u64)> {
         last.1 = size - last.0;
     }
     extents
+}
+
+/// Byte ranges of an image that changed since its last backup (`--changed-ranges`), sorted
+/// and merged. A hint, not a fact: see `ChangedRanges::touches` and docs/format.md.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ChangedRanges {
+    /// `(start, end)`, sorted, disjoint.
+    ranges: Vec<(u64, u64)>,
+    /// Read the unchanged pieces too and check them against the parent (`--verify-unchanged`).
+    pub verify: bool,
+}
+
+#[derive(serde::Deserialize)]
+struct Range {
+    offset: u64,
+    length: u64,
+}
+
+impl ChangedRanges {
+    /// Parses a JSON list of `{"offset": N, "length": N}` objects (other fields, such as those
+    /// `qemu-img map --output=json` prints, are ignored).
+    pub fn parse(json: &str) -> anyhow::Result<Self> {
+        let mut ranges: Vec<(u64, u64)> = serde_json::from_str::<Vec<Range>>(json)?
+            .into_iter()
+            .filter(|r| r.length > 0)
+            .map(|r| (r.offset, r.offset.saturating_add(r.length)))
+            .collect();
+        ranges.sort_unstable();
+        let mut merged: Vec<(u64, u64)> = Vec::with_capacity(ranges.len());
+        for (start, end) in ranges {
+            match merged.last_mut() {
+                Some(last) if start <= last.1 => last.1 = last.1.max(end),
+                _ => merged.push((start, end)),
+            }
+        }
+        Ok(Self {
+            ranges: merged,
+            verify: false,
+        })
+    }
+
+    /// Whether any changed range overlaps `[start, end)`.
+    pub fn touches(&self, start: u64, end: u64) -> bool {
+        let i = self.ranges.partition_point(|&(_, e)| e <= start);
+        self.ranges.get(i).is_some_and(|&(s, _)| s < end)
+    }
 }
 
 /// Reads `[position, end)` of a file with `pread`, so several readers can share one `File`.
@@ -189,6 +243,21 @@ mod tests {
             }
         }
         assert_eq!(position, size);
+    }
+
+    #[test]
+    fn changed_ranges_merge_and_answer_overlaps() {
+        let json = r#"[{"offset": 100, "length": 50, "data": true},
+                       {"offset": 0, "length": 10},
+                       {"offset": 140, "length": 60},
+                       {"offset": 500, "length": 0}]"#;
+        let ranges = ChangedRanges::parse(json).unwrap();
+        assert_eq!(ranges.ranges, [(0, 10), (100, 200)]);
+        assert!(ranges.touches(5, 6));
+        assert!(!ranges.touches(10, 100));
+        assert!(ranges.touches(199, 300));
+        assert!(!ranges.touches(200, 1000));
+        assert!(ChangedRanges::parse("{\"offset\": 1}").is_err());
     }
 
     #[test]

@@ -9,10 +9,12 @@
 mod archiver;
 mod exclude;
 mod extent;
+mod hint;
 mod scan;
 
 pub use archiver::ReadStats;
 pub use exclude::Excludes;
+pub use extent::ChangedRanges;
 
 use std::io::Read;
 use std::path::{Component, Path, PathBuf};
@@ -108,6 +110,8 @@ pub struct BackupOptions {
     pub one_file_system: bool,
     /// Back up the contents of block devices and fifos as files (borg's `--read-special`).
     pub read_special: bool,
+    /// For the one image backed up: the byte ranges changed since the parent snapshot.
+    pub changed_ranges: Option<ChangedRanges>,
     pub parent: ParentChoice,
     /// Snapshot time; now when `None`.
     pub time: Option<DateTime<FixedOffset>>,

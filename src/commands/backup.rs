@@ -9,7 +9,9 @@ use chrono::{DateTime, FixedOffset, Local, NaiveDateTime, TimeZone};
 use super::report::{CliObserver, Reporter};
 use super::table::bytes;
 use super::{hostname, interrupt_flag, open, print_json};
-use crate::backup::{BackupOptions, BackupOutcome, Excludes, ParentChoice, StdinSource, backup};
+use crate::backup::{
+    BackupOptions, BackupOutcome, ChangedRanges, Excludes, ParentChoice, StdinSource, backup,
+};
 use crate::cli::{BackupArgs, Global};
 use crate::exit::Exit;
 use crate::progress::Progress;
@@ -61,6 +63,7 @@ pub fn run(global: &Global, args: &BackupArgs) -> Result<Exit> {
         exclude_if_present: args.exclude_if_present.clone(),
         one_file_system: args.one_file_system,
         read_special: args.read_special,
+        changed_ranges: changed_ranges(args)?,
         parent,
         time: args.time.as_deref().map(parse_time).transpose()?,
         dry_run: args.dry_run,
@@ -85,6 +88,26 @@ pub fn run(global: &Global, args: &BackupArgs) -> Result<Exit> {
         return Ok(Exit::Incomplete);
     }
     Ok(Exit::Ok)
+}
+
+/// The `--changed-ranges` map, for a backup of exactly one file.
+fn changed_ranges(args: &BackupArgs) -> Result<Option<ChangedRanges>> {
+    let Some(file) = &args.changed_ranges else {
+        return Ok(None);
+    };
+    if args.paths.len() != 1 || args.stdin || args.stdin_from_command {
+        anyhow::bail!("--changed-ranges describes one image: back up exactly one file with it");
+    }
+    let text = std::fs::read_to_string(file)
+        .with_context(|| format!("cannot read --changed-ranges {}", file.display()))?;
+    let mut ranges = ChangedRanges::parse(&text).with_context(|| {
+        format!(
+            "{} is not a JSON list of {{\"offset\": N, \"length\": N}} ranges",
+            file.display()
+        )
+    })?;
+    ranges.verify = args.verify_unchanged;
+    Ok(Some(ranges))
 }
 
 /// RFC 3339, or "YYYY-MM-DD HH:MM:SS" in local time.
@@ -132,6 +155,7 @@ fn print_summary(global: &Global, outcome: &BackupOutcome) -> Result<()> {
             "bytes_read": outcome.reads.bytes_read,
             "bytes_holes": outcome.reads.bytes_holes,
             "bytes_zero": outcome.reads.bytes_zero,
+            "bytes_unchanged": outcome.reads.bytes_unchanged,
             "error_count": s.errors,
         }));
     }

@@ -32,6 +32,7 @@ fn options(paths: Vec<PathBuf>) -> BackupOptions {
         exclude_if_present: vec![],
         one_file_system: false,
         read_special: false,
+        changed_ranges: None,
         parent: ParentChoice::Auto,
         time: None,
         dry_run: false,
