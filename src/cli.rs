@@ -98,6 +98,12 @@ pub struct InitArgs {
     /// Average chunk size in KiB, a power of two (chunks range from a quarter to four times it)
     #[arg(long, default_value_t = 512, value_parser = clap::value_parser!(u32).range(1..=4096))]
     pub chunk_size: u32,
+    /// Average chunk size in KiB for large files (VM images) and streams
+    #[arg(long, default_value_t = 128, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    pub image_chunk_size: u32,
+    /// Files of at least this size are cut with --image-chunk-size (K, M, G suffixes)
+    #[arg(long, default_value = "1G", value_parser = parse_size)]
+    pub image_min_size: u64,
     /// Argon2id memory in KiB for the password key
     #[arg(long, default_value_t = 65536)]
     pub argon2_memory: u32,

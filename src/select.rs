@@ -91,22 +91,13 @@ pub fn resolve(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use cairn_format::BlobId;
 
     fn snap(host: &str, tags: &[&str], paths: &[&str]) -> Snapshot {
         Snapshot {
-            time_ns: 0,
-            utc_offset_s: 0,
-            tree: BlobId::default(),
             paths: paths.iter().map(ToString::to_string).collect(),
             hostname: host.into(),
-            username: String::new(),
-            uid: 0,
-            gid: 0,
             tags: tags.iter().map(ToString::to_string).collect(),
-            parent: None,
-            program_version: String::new(),
-            summary: None,
+            ..Snapshot::default()
         }
     }
 

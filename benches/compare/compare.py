@@ -151,6 +151,8 @@ class Tool:
 class Cairn(Tool):
     name = "cairn"
 
+    init_args = ()  # extra `cairn init` arguments (--cairn-init), e.g. a chunk size to measure
+
     def __init__(self, work, compression, binary):
         super().__init__(work, compression)
         self.binary = binary
@@ -161,7 +163,7 @@ class Cairn(Tool):
 
     def init(self):
         level = [] if self.compression is None else ["--compression", str(self.compression)]
-        run([self.binary, "init", *level], env=self.env)
+        run([self.binary, "init", *level, *self.init_args], env=self.env)
 
     def backup(self, data):
         return measured([self.binary, "-q", "backup", data], env=self.env)
@@ -655,18 +657,18 @@ def limits(ctx):
     listing = ctx.work / "files.txt"
     listing.write_text("\0".join(files))
     m = measured(["sh", "-c", f"xargs -0 cat < {listing} > /dev/null"])
-    out["read (cat)"] = size / m.wall
+    out["read (cat)"] = size / max(m.wall, 0.01)
     if shutil.which("zstd"):
         m = measured(["sh", "-c", f"xargs -0 cat < {listing} | zstd -3 -T2 -q -c > /dev/null"])
-        out["zstd -3, 2 threads"] = size / m.wall
+        out["zstd -3, 2 threads"] = size / max(m.wall, 0.01)
     if shutil.which("b3sum"):
         m = measured(["sh", "-c", f"xargs -0 cat < {listing} | b3sum --num-threads 2 > /dev/null"])
-        out["BLAKE3 (b3sum)"] = size / m.wall
+        out["BLAKE3 (b3sum)"] = size / max(m.wall, 0.01)
     probe = ctx.work / "write-probe"
     count = max(1, min(1024, size >> 20))
     m = measured(["dd", "if=/dev/zero", f"of={probe}", "bs=1M", f"count={count}", "conv=fsync"])
     probe.unlink()
-    out["write (dd, fsync)"] = (count << 20) / m.wall
+    out["write (dd, fsync)"] = (count << 20) / max(m.wall, 0.01)
     return out
 
 
@@ -730,6 +732,7 @@ def main():
     parser.add_argument("--no-install", action="store_true", help="do not install missing peers")
     parser.add_argument("--smoke", action="store_true", help="tiny dataset, only installed tools, no limits")
     parser.add_argument("--update-doc", action="store_true", help="write the table into docs/benchmarks.md")
+    parser.add_argument("--cairn-init", default="", help="extra arguments for `cairn init`, e.g. '--chunk-size 128'")
     parser.add_argument("--doc-section", help="the marked section to replace (default: compare, or compare-zstdN)")
     args = parser.parse_args()
 
@@ -746,6 +749,7 @@ def main():
     if not Path(args.cairn_bin).exists():
         parser.error(f"no cairn binary at {args.cairn_bin}: build with `cargo build --release` or pass --cairn-bin")
 
+    Cairn.init_args = tuple(args.cairn_init.split())
     size = (4 if args.smoke else args.size_mib) << 20
     work = Path(args.work_dir or tempfile.mkdtemp(prefix="cairn-compare-", dir="/var/tmp"))
     work.mkdir(parents=True, exist_ok=True)

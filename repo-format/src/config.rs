@@ -9,8 +9,8 @@ use crate::encoding::{self, Tag};
 use crate::error::{Error, Result};
 use crate::id::RepositoryId;
 
-/// Current config version.
-pub const CONFIG_VERSION: u8 = 1;
+/// Current config version (2 added `image_chunking`; version 1 is still read).
+pub const CONFIG_VERSION: u8 = 2;
 
 /// Smallest and largest accepted target pack sizes.
 pub const PACK_SIZE_RANGE: std::ops::RangeInclusive<u32> = (64 * 1024)..=(1 << 30);
@@ -28,12 +28,66 @@ pub struct Config {
     pub compression_level: i32,
     /// Creation time, nanoseconds since the Unix epoch (UTC).
     pub created_ns: i64,
+    /// How large files (VM images) and streams are cut.
+    pub image_chunking: ImageChunking,
+}
+
+/// The chunking profile for large files and streams: smaller chunks, so a scattered in-place
+/// change to a disk image costs little (docs/format.md, "Choice of chunk sizes").
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImageChunking {
+    pub chunker: ChunkerParams,
+    /// Regular files (and block devices) of at least this many bytes use `chunker`; so do
+    /// streams (stdin, `--stdin-from-command`), whose size is not known in advance.
+    pub from_size: u64,
+}
+
+impl Default for ImageChunking {
+    /// 32 KiB / 128 KiB / 512 KiB for files of 1 GiB and more.
+    fn default() -> Self {
+        Self {
+            chunker: ChunkerParams {
+                min_size: 32 * 1024,
+                avg_size: 128 * 1024,
+                max_size: 512 * 1024,
+            },
+            from_size: 1 << 30,
+        }
+    }
+}
+
+/// Version 1: no image profile; every file was cut with `chunker`.
+#[derive(Deserialize)]
+struct ConfigV1 {
+    id: RepositoryId,
+    chunker: ChunkerParams,
+    pack_size: u32,
+    compression_level: i32,
+    created_ns: i64,
+}
+
+impl From<ConfigV1> for Config {
+    fn from(v1: ConfigV1) -> Self {
+        Config {
+            id: v1.id,
+            chunker: v1.chunker,
+            pack_size: v1.pack_size,
+            compression_level: v1.compression_level,
+            created_ns: v1.created_ns,
+            // Keeps cutting as the repository always did, so dedup is not disturbed.
+            image_chunking: ImageChunking {
+                chunker: v1.chunker,
+                from_size: u64::MAX,
+            },
+        }
+    }
 }
 
 impl Config {
     /// Checks every field a hostile or damaged config could use to make later code misbehave.
     pub fn validate(&self) -> Result<()> {
         self.chunker.validate()?;
+        self.image_chunking.chunker.validate()?;
         if !PACK_SIZE_RANGE.contains(&self.pack_size) {
             return Err(Error::InvalidParameter(format!(
                 "pack size {} outside {PACK_SIZE_RANGE:?}",
@@ -62,7 +116,10 @@ impl Config {
     /// Opens and validates the `config` object.
     pub fn open(key: &MasterKey, sealed: &[u8]) -> Result<Self> {
         let plain = key.open(SealKind::Config, None, sealed, "config")?;
-        let config: Config = encoding::decode(Tag::Config, CONFIG_VERSION, &plain, "config")?;
+        let config: Config = match encoding::version_of(&plain) {
+            Some(1) => encoding::decode::<ConfigV1>(Tag::Config, 1, &plain, "config")?.into(),
+            _ => encoding::decode(Tag::Config, CONFIG_VERSION, &plain, "config")?,
+        };
         config
             .validate()
             .map_err(|e| Error::corrupt("config", "config", e.to_string()))?;

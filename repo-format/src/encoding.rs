@@ -34,6 +34,11 @@ impl Tag {
     }
 }
 
+/// The version byte of an envelope, to pick the structure of an older version.
+pub fn version_of(bytes: &[u8]) -> Option<u8> {
+    bytes.get(1).copied()
+}
+
 /// `tag || version || postcard(value)`.
 pub fn encode<T: Serialize>(tag: Tag, version: u8, value: &T) -> Vec<u8> {
     let out = vec![tag as u8, version];

@@ -8,7 +8,8 @@ use std::sync::Arc;
 
 use crate::backend::{Backend, id_part, pack_name};
 use crate::chunker::{Chunker, ChunkerParams};
-use crate::config::Config;
+
+use crate::config::{Config, ImageChunking};
 use crate::crypto::{KdfParams, MasterKey};
 use crate::error::{Error, Result};
 use crate::id::{BlobId, IndexId, KeyId, PackId, RepositoryId, SnapshotId, random_bytes};
@@ -23,6 +24,7 @@ use crate::tree::Tree;
 #[derive(Clone, Debug)]
 pub struct InitOptions {
     pub chunker: ChunkerParams,
+    pub image_chunking: ImageChunking,
     pub pack_size: u32,
     pub compression_level: i32,
     pub kdf: KdfParams,
@@ -35,6 +37,7 @@ impl Default for InitOptions {
     fn default() -> Self {
         Self {
             chunker: ChunkerParams::default(),
+            image_chunking: ImageChunking::default(),
             pack_size: 16 * 1024 * 1024,
             compression_level: 3,
             kdf: KdfParams::default(),
@@ -52,6 +55,7 @@ pub struct Repository {
     key_id: KeyId,
     config: Config,
     chunker: Chunker,
+    image_chunker: Chunker,
     index: LocalIndex,
 }
 
@@ -96,6 +100,7 @@ impl Repository {
             pack_size: options.pack_size,
             compression_level: options.compression_level,
             created_ns: options.now_ns,
+            image_chunking: options.image_chunking,
         };
         config.validate()?;
         backend
@@ -141,6 +146,7 @@ impl Repository {
         cache_root: &Path,
     ) -> Result<Self> {
         let chunker = Chunker::new(config.chunker, key.chunker_key())?;
+        let image_chunker = Chunker::new(config.image_chunking.chunker, key.chunker_key())?;
         let dir = cache_root.join(config.id.to_hex());
         std::fs::create_dir_all(&dir).map_err(|e| Error::Index {
             path: dir.clone(),
@@ -153,6 +159,7 @@ impl Repository {
             key_id,
             config,
             chunker,
+            image_chunker,
             index,
         })
     }
@@ -166,8 +173,17 @@ impl Repository {
     pub fn key(&self) -> &MasterKey {
         &self.key
     }
+    /// The chunker for ordinary files.
     pub fn chunker(&self) -> &Chunker {
         &self.chunker
+    }
+    /// The chunker for a file of `size` bytes, or for a stream (`None`): the image profile
+    /// from `config.image_chunking.from_size` on and for streams, else the file profile.
+    pub fn chunker_for(&self, size: Option<u64>) -> &Chunker {
+        match size {
+            Some(size) if size < self.config.image_chunking.from_size => &self.chunker,
+            _ => &self.image_chunker,
+        }
     }
     pub fn index(&self) -> &LocalIndex {
         &self.index

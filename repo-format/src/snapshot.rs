@@ -3,13 +3,15 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::chunker::ChunkerParams;
+use crate::config::ImageChunking;
 use crate::crypto::{MasterKey, SealKind};
 use crate::encoding::{self, Tag};
 use crate::error::{Error, Result};
 use crate::id::{BlobId, SnapshotId};
 
-/// Current snapshot version.
-pub const SNAPSHOT_VERSION: u8 = 1;
+/// Current snapshot version (2 added `chunking`; version 1 is still read).
+pub const SNAPSHOT_VERSION: u8 = 2;
 
 /// What one backup recorded.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -29,6 +31,53 @@ pub struct Snapshot {
     pub parent: Option<SnapshotId>,
     pub program_version: String,
     pub summary: Option<BackupSummary>,
+    /// How the backup cut file contents (`None`: written by version 1, where every file was cut
+    /// with the repository's `chunker`).
+    pub chunking: Option<Chunking>,
+}
+
+/// The chunking profiles a backup used, copied from the config it ran with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Chunking {
+    pub files: ChunkerParams,
+    pub images: ImageChunking,
+}
+
+/// Version 1, without `chunking`.
+#[derive(Deserialize)]
+struct SnapshotV1 {
+    time_ns: i64,
+    utc_offset_s: i32,
+    tree: BlobId,
+    paths: Vec<String>,
+    hostname: String,
+    username: String,
+    uid: u32,
+    gid: u32,
+    tags: Vec<String>,
+    parent: Option<SnapshotId>,
+    program_version: String,
+    summary: Option<BackupSummary>,
+}
+
+impl From<SnapshotV1> for Snapshot {
+    fn from(v1: SnapshotV1) -> Self {
+        Snapshot {
+            time_ns: v1.time_ns,
+            utc_offset_s: v1.utc_offset_s,
+            tree: v1.tree,
+            paths: v1.paths,
+            hostname: v1.hostname,
+            username: v1.username,
+            uid: v1.uid,
+            gid: v1.gid,
+            tags: v1.tags,
+            parent: v1.parent,
+            program_version: v1.program_version,
+            summary: v1.summary,
+            chunking: None,
+        }
+    }
 }
 
 /// Counters and sizes of the backup that made a snapshot.
@@ -77,6 +126,9 @@ impl Snapshot {
             ));
         }
         let plain = key.open(SealKind::Snapshot, None, sealed, &name)?;
-        encoding::decode(Tag::Snapshot, SNAPSHOT_VERSION, &plain, &name)
+        match encoding::version_of(&plain) {
+            Some(1) => Ok(encoding::decode::<SnapshotV1>(Tag::Snapshot, 1, &plain, &name)?.into()),
+            _ => encoding::decode(Tag::Snapshot, SNAPSHOT_VERSION, &plain, &name),
+        }
     }
 }

@@ -1,12 +1,14 @@
 //! Property tests: every structure survives encode -> decode unchanged, and no decoder panics
 //! or over-allocates on arbitrary bytes (untrusted input must only ever produce errors).
 
+use cairn_format::chunker::ChunkerParams;
+use cairn_format::config::ImageChunking;
 use cairn_format::content::{Content, ContentChild, ContentEntry, ContentNode};
 use cairn_format::crypto::{MasterKey, SealKind};
 use cairn_format::id::BlobId;
 use cairn_format::pack;
 use cairn_format::segment::IndexSegment;
-use cairn_format::snapshot::{BackupSummary, Snapshot};
+use cairn_format::snapshot::{BackupSummary, Chunking, Snapshot};
 use cairn_format::tree::{Node, NodeKind, Tree, Xattr, is_safe_name};
 use cairn_format::{IndexId, PackId, SnapshotId};
 use proptest::prelude::*;
@@ -132,6 +134,7 @@ proptest! {
             parent: parent.map(SnapshotId),
             program_version: "v".into(),
             summary: Some(BackupSummary { files_new: files, ..BackupSummary::default() }),
+            chunking: Some(Chunking { files: ChunkerParams::default(), images: ImageChunking::default() }),
         };
         let (id, sealed) = snapshot.seal(&key);
         prop_assert_eq!(Snapshot::open(&key, &id, &sealed).unwrap(), snapshot);

@@ -7,13 +7,13 @@
 use std::path::PathBuf;
 
 use cairn_format::chunker::{Chunker, ChunkerParams};
-use cairn_format::config::Config;
+use cairn_format::config::{Config, ImageChunking};
 use cairn_format::content::{Content, ContentChild, ContentEntry, ContentNode};
 use cairn_format::crypto::{KdfParams, MasterKey, SealKind, WrappingKey};
 use cairn_format::key::KeyFile;
 use cairn_format::pack::{self, BlobKind, PackEntry, PackWriter, SealedBlob};
 use cairn_format::segment::{IndexSegment, IndexedPack};
-use cairn_format::snapshot::{BackupSummary, Snapshot};
+use cairn_format::snapshot::{BackupSummary, Chunking, Snapshot};
 use cairn_format::tree::{Node, NodeKind, Tree, Xattr};
 use cairn_format::{BlobId, PackId, RepositoryId, SnapshotId, compress};
 
@@ -101,6 +101,14 @@ fn config() {
         pack_size: 16 << 20,
         compression_level: 3,
         created_ns: 1_763_769_600_000_000_000,
+        image_chunking: ImageChunking {
+            chunker: ChunkerParams {
+                min_size: 32 << 10,
+                avg_size: 128 << 10,
+                max_size: 512 << 10,
+            },
+            from_size: 1 << 30,
+        },
     };
     golden("config_plain", &config.encode());
     let sealed = key().seal_with_nonce(SealKind::Config, None, &config.encode(), [0x66; 24]);
@@ -299,6 +307,80 @@ fn snapshot() {
             total_bytes_processed: 1234,
             ..BackupSummary::default()
         }),
+        chunking: Some(Chunking {
+            files: ChunkerParams::default(),
+            images: ImageChunking::default(),
+        }),
     };
     golden("snapshot_plain", &snapshot.encode());
+}
+
+#[derive(serde::Serialize)]
+struct ConfigV1 {
+    id: RepositoryId,
+    chunker: ChunkerParams,
+    pack_size: u32,
+    compression_level: i32,
+    created_ns: i64,
+}
+
+#[derive(serde::Serialize)]
+struct SnapshotV1 {
+    time_ns: i64,
+    utc_offset_s: i32,
+    tree: BlobId,
+    paths: Vec<String>,
+    hostname: String,
+    username: String,
+    uid: u32,
+    gid: u32,
+    tags: Vec<String>,
+    parent: Option<SnapshotId>,
+    program_version: String,
+    summary: Option<BackupSummary>,
+}
+
+/// Repositories written before config version 2 still open, cutting as they always did.
+#[test]
+fn version_1_config_still_decodes() {
+    let v1 = ConfigV1 {
+        id: RepositoryId([0x55; 32]),
+        chunker: ChunkerParams::default(),
+        pack_size: 16 << 20,
+        compression_level: 3,
+        created_ns: 7,
+    };
+    let plain = cairn_format::encoding::encode(cairn_format::encoding::Tag::Config, 1, &v1);
+    let sealed = key().seal(SealKind::Config, None, &plain);
+    let config = Config::open(&key(), &sealed).unwrap();
+    assert_eq!(
+        config.image_chunking.from_size,
+        u64::MAX,
+        "no image profile in version 1"
+    );
+    assert_eq!(config.image_chunking.chunker, ChunkerParams::default());
+}
+
+/// Snapshots written before version 2 still open, without a chunking record.
+#[test]
+fn version_1_snapshot_still_decodes() {
+    let v1 = SnapshotV1 {
+        time_ns: 5,
+        utc_offset_s: 0,
+        tree: BlobId([1; 32]),
+        paths: vec!["/x".into()],
+        hostname: "h".into(),
+        username: "u".into(),
+        uid: 1,
+        gid: 2,
+        tags: vec![],
+        parent: None,
+        program_version: "cairn 0.1.0".into(),
+        summary: None,
+    };
+    let plain = cairn_format::encoding::encode(cairn_format::encoding::Tag::Snapshot, 1, &v1);
+    let sealed = key().seal(SealKind::Snapshot, None, &plain);
+    let id = SnapshotId::hash_of(&sealed);
+    let snapshot = Snapshot::open(&key(), &id, &sealed).unwrap();
+    assert_eq!((snapshot.time_ns, snapshot.chunking), (5, None));
 }

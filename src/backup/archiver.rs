@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Mutex, PoisonError};
 
 use anyhow::{Result, anyhow};
+use cairn_format::chunker::Chunker;
 use cairn_format::content::{Content, ContentBuilder, ContentEntry};
 use cairn_format::pack::BlobKind;
 use cairn_format::packer::BlobWriter;
@@ -448,7 +449,7 @@ impl Archiver<'_> {
 
     /// Chunks a stream into data blobs; all-zero chunks become zero extents.
     fn save_content(&mut self, source: impl Read) -> Result<(Content, u64)> {
-        self.save_runs([Ok(Run::Data(source))])
+        self.save_runs(None, [Ok(Run::Data(source))])
     }
 
     /// A regular file, hole-aware: the holes the file system reports (SEEK_HOLE) become zero
@@ -467,16 +468,19 @@ impl Archiver<'_> {
             .count();
         let hint = self.options.changed_ranges.as_ref().zip(parent);
         if data_pieces <= 1 && hint.is_none() {
-            return self.save_runs(pieces.into_iter().map(|piece| {
-                Ok(match piece {
-                    Piece::Hole(length) => Run::Hole(length),
-                    Piece::Data { start, length } => {
-                        Run::Data(RangeReader::new(file, start, length))
-                    }
-                })
-            }));
+            return self.save_runs(
+                Some(size),
+                pieces.into_iter().map(|piece| {
+                    Ok(match piece {
+                        Piece::Hole(length) => Run::Hole(length),
+                        Piece::Data { start, length } => {
+                            Run::Data(RangeReader::new(file, start, length))
+                        }
+                    })
+                }),
+            );
         }
-        let context = self.chunk_context();
+        let context = self.chunk_context(Some(size));
         let workers = std::thread::available_parallelism().map_or(2, usize::from);
         let verify = hint.is_some_and(|(ranges, _)| ranges.verify);
         let (mut builder, mut store) = (ContentBuilder::default(), self.tree_store());
@@ -538,12 +542,14 @@ impl Archiver<'_> {
         hint::parent_entries(self.repo, self.writer, parent, start, end)
     }
 
-    /// Builds a content list from holes and data streams, in order, on this thread.
+    /// Builds a content list from holes and data streams, in order, on this thread, for a
+    /// file of `size` bytes or a stream (`None`).
     fn save_runs<R: Read>(
         &mut self,
+        size: Option<u64>,
         runs: impl IntoIterator<Item = std::io::Result<Run<R>>>,
     ) -> Result<(Content, u64)> {
-        let context = self.chunk_context();
+        let context = self.chunk_context(size);
         let (mut builder, mut store) = (ContentBuilder::default(), self.tree_store());
         let mut reads = ReadStats::default();
         for run in runs {
@@ -631,9 +637,11 @@ fn open_for_reading(path: &Path) -> std::io::Result<File> {
 }
 
 impl<'a> Archiver<'a> {
-    fn chunk_context(&self) -> ChunkContext<'a> {
+    /// For a file of `size` bytes, or a stream (`None`).
+    fn chunk_context(&self, size: Option<u64>) -> ChunkContext<'a> {
         ChunkContext {
             repo: self.repo,
+            chunker: self.repo.chunker_for(size),
             writer: self.writer,
             progress: self.progress,
             interrupt: &self.options.interrupt,
@@ -662,6 +670,8 @@ enum Run<R> {
 #[derive(Clone, Copy)]
 struct ChunkContext<'a> {
     repo: &'a Repository,
+    /// The file profile or the image profile, chosen by size (`Repository::chunker_for`).
+    chunker: &'a Chunker,
     writer: &'a BlobWriter,
     progress: &'a Progress,
     interrupt: &'a AtomicBool,
@@ -678,7 +688,7 @@ impl ChunkContext<'_> {
         emit: &mut dyn FnMut(ContentEntry) -> Result<()>,
     ) -> Result<Vec<u8>> {
         let key = self.repo.key();
-        let mut reader = self.repo.chunker().reader_with_buffer(source, buffer);
+        let mut reader = self.chunker.reader_with_buffer(source, buffer);
         while let Some(chunk) = reader.next_chunk()? {
             if self.interrupt.load(Ordering::Relaxed) {
                 return Err(Interrupted.into());

@@ -23,6 +23,7 @@ use std::sync::atomic::AtomicBool;
 
 use anyhow::{Context, Result};
 use cairn_format::packer::{BlobWriter, WriterOptions};
+use cairn_format::snapshot::Chunking;
 use cairn_format::snapshot::{BackupSummary, Snapshot};
 use cairn_format::tree::Tree;
 use cairn_format::{Repository, SnapshotId};
@@ -203,6 +204,10 @@ pub fn backup(
         parent: parent_id,
         program_version: format!("cairn {}", env!("CARGO_PKG_VERSION")),
         summary: Some(summary.clone()),
+        chunking: Some(Chunking {
+            files: repo.config().chunker,
+            images: repo.config().image_chunking,
+        }),
     };
     let id = if options.dry_run {
         None

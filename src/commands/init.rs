@@ -2,6 +2,7 @@
 
 use anyhow::{Context, Result};
 use cairn_format::chunker::ChunkerParams;
+use cairn_format::config::ImageChunking;
 use cairn_format::crypto::KdfParams;
 use cairn_format::{InitOptions, Repository};
 
@@ -9,16 +10,25 @@ use super::{backend, cache_root, creation_stamp, hostname, password, print_json}
 use crate::cli::{Global, InitArgs};
 use crate::exit::Exit;
 
+/// Chunks from a quarter to four times `average_kib`.
+fn chunker_params(average_kib: u32) -> ChunkerParams {
+    ChunkerParams {
+        min_size: average_kib * 256,
+        avg_size: average_kib * 1024,
+        max_size: average_kib * 4096,
+    }
+}
+
 pub fn run(global: &Global, args: &InitArgs) -> Result<Exit> {
     let backend = backend(global)?;
     let location = backend.location();
     let password = password(global, &format!("new password for {location}: "), true)?;
     let (now_ns, username) = creation_stamp();
     let options = InitOptions {
-        chunker: ChunkerParams {
-            min_size: args.chunk_size * 256,
-            avg_size: args.chunk_size * 1024,
-            max_size: args.chunk_size * 4096,
+        chunker: chunker_params(args.chunk_size),
+        image_chunking: ImageChunking {
+            chunker: chunker_params(args.image_chunk_size),
+            from_size: args.image_min_size,
         },
         pack_size: args.pack_size * 1024 * 1024,
         compression_level: args.compression,

@@ -145,17 +145,10 @@ fn write_hostile_snapshot(s: &Scratch, nodes: Vec<Node>) -> String {
     writer.finish().unwrap();
     let snapshot = Snapshot {
         time_ns: 1,
-        utc_offset_s: 0,
         tree,
         paths: vec!["/".into()],
         hostname: "evil".into(),
-        username: String::new(),
-        uid: 0,
-        gid: 0,
-        tags: vec![],
-        parent: None,
-        program_version: String::new(),
-        summary: None,
+        ..Snapshot::default()
     };
     repo.save_snapshot(&snapshot).unwrap().to_hex()
 }
