@@ -152,7 +152,7 @@ pub struct BackupArgs {
     #[arg(long)]
     pub read_special: bool,
     /// JSON list of {"offset", "length"} ranges changed since the parent snapshot, for the one
-    /// image backed up (as `qemu-img map --output=json` prints): only 64 MiB pieces touching a
+    /// image backed up (as `qemu-img map --output=json` prints): only the chunks around each
     /// range are read, the rest is taken from the parent. A map that lies corrupts the backup
     /// silently unless --verify-unchanged is given
     #[arg(long, value_name = "FILE")]

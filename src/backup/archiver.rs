@@ -486,31 +486,36 @@ impl Archiver<'_> {
         let (mut builder, mut store) = (ContentBuilder::default(), self.tree_store());
         let mut total = 0;
         for window in pieces.chunks(2 * workers) {
-            let reused: Vec<Option<Vec<ContentEntry>>> = window
+            let mut jobs = Vec::new();
+            let plans: Vec<Plan> = window
                 .iter()
-                .map(|&piece| {
-                    hint.and_then(|(ranges, parent)| self.unchanged(piece, ranges, parent))
+                .map(|&piece| match self.plan(piece, hint) {
+                    PieceAction::Reuse(entries) if verify => {
+                        jobs.push(Job::Read(piece));
+                        Plan::Check(entries)
+                    }
+                    PieceAction::Reuse(entries) => Plan::Reuse(entries),
+                    PieceAction::Job(job) => {
+                        jobs.push(job);
+                        Plan::Take
+                    }
                 })
                 .collect();
-            let to_read: Vec<Piece> = window
-                .iter()
-                .zip(&reused)
-                .filter(|(_, reuse)| reuse.is_none() || verify)
-                .map(|(piece, _)| *piece)
-                .collect();
-            let mut read = context.pieces(file, &to_read, workers)?.into_iter();
-            for (piece, reuse) in window.iter().zip(reused) {
-                let entries = match reuse {
-                    Some(entries) if !verify => {
-                        let length = piece.length();
-                        self.reads.bytes_unchanged += length;
-                        self.progress.add_bytes(length);
+            let ranges = hint.map(|(ranges, _)| ranges);
+            let mut results = context.pieces(file, &jobs, ranges, workers)?.into_iter();
+            for (piece, plan) in window.iter().zip(plans) {
+                let entries = match plan {
+                    Plan::Reuse(entries) => {
+                        self.reads.bytes_unchanged += piece.length();
+                        self.progress.add_bytes(piece.length());
                         entries
                     }
-                    reuse => {
-                        let (fresh, reads) = read.next().expect("one result per piece read");
+                    Plan::Check(_) | Plan::Take => {
+                        let (fresh, reads) = results.next().expect("one result per job");
                         self.reads.add(&reads);
-                        if reuse.is_some_and(|old| !hint::same_bytes(&old, &fresh)) {
+                        if let Plan::Check(old) = plan
+                            && !hint::same_bytes(&old, &fresh)
+                        {
                             self.hint_mismatches += 1;
                         }
                         fresh
@@ -525,21 +530,21 @@ impl Archiver<'_> {
         Ok((builder.finish(&mut store)?, total))
     }
 
-    /// The parent's entries for a data piece no changed range touches, when they can be reused.
-    fn unchanged(
-        &self,
-        piece: Piece,
-        ranges: &ChangedRanges,
-        parent: &Content,
-    ) -> Option<Vec<ContentEntry>> {
-        let Piece::Data { start, length } = piece else {
-            return None;
+    /// What to do with one piece given a `--changed-ranges` hint: reuse the parent's entries
+    /// (no range touches it), patch them (a range does), or read it (no usable parent entries).
+    fn plan(&self, piece: Piece, hint: Option<(&ChangedRanges, &Content)>) -> PieceAction {
+        let (Piece::Data { start, length }, Some((ranges, parent))) = (piece, hint) else {
+            return PieceAction::Job(Job::Read(piece));
         };
         let end = start + length;
-        if ranges.touches(start, end) {
-            return None;
+        match hint::parent_entries(self.repo, self.writer, parent, start, end) {
+            None => PieceAction::Job(Job::Read(piece)),
+            Some(entries) if !ranges.touches(start, end) => PieceAction::Reuse(entries),
+            Some(entries) => PieceAction::Job(Job::Patch {
+                range: (start, end),
+                parent: entries,
+            }),
         }
-        hint::parent_entries(self.repo, self.writer, parent, start, end)
     }
 
     /// Builds a content list from holes and data streams, in order, on this thread, for a
@@ -563,7 +568,8 @@ impl Archiver<'_> {
                     let buffer = std::mem::take(&mut self.chunk_buffer);
                     self.chunk_buffer =
                         context.chunk(source, buffer, &mut reads, &mut |entry| {
-                            Ok(builder.push(entry, &mut store)?)
+                            builder.push(entry, &mut store)?;
+                            Ok(true)
                         })?;
                 }
             }
@@ -666,6 +672,31 @@ enum Run<R> {
     Data(R),
 }
 
+/// How a piece is handled.
+enum PieceAction {
+    Reuse(Vec<ContentEntry>),
+    Job(Job),
+}
+
+/// A piece's place in a window: its entries, or where its job's result comes from.
+enum Plan {
+    Reuse(Vec<ContentEntry>),
+    /// Read anyway (`--verify-unchanged`) and compare with these.
+    Check(Vec<ContentEntry>),
+    Take,
+}
+
+/// Work for a chunking thread.
+enum Job {
+    Read(Piece),
+    /// A data piece `[range.0, range.1)` that a changed range touches, with the parent's
+    /// entries for it.
+    Patch {
+        range: (u64, u64),
+        parent: Vec<ContentEntry>,
+    },
+}
+
 /// What chunking needs, shared by the threads that chunk pieces of one large file.
 #[derive(Clone, Copy)]
 struct ChunkContext<'a> {
@@ -679,13 +710,14 @@ struct ChunkContext<'a> {
 
 impl ChunkContext<'_> {
     /// Chunks a stream: new data chunks go to the writer, all-zero chunks become zero
-    /// extents; `emit` receives the entries in order. Returns the chunker's buffer for reuse.
+    /// extents; `emit` receives the entries in order and returns whether to go on. Returns the
+    /// chunker's buffer for reuse.
     fn chunk(
         &self,
         source: impl Read,
         buffer: Vec<u8>,
         reads: &mut ReadStats,
-        emit: &mut dyn FnMut(ContentEntry) -> Result<()>,
+        emit: &mut dyn FnMut(ContentEntry) -> Result<bool>,
     ) -> Result<Vec<u8>> {
         let key = self.repo.key();
         let mut reader = self.chunker.reader_with_buffer(source, buffer);
@@ -696,15 +728,18 @@ impl ChunkContext<'_> {
             let length = chunk.len() as u32;
             reads.bytes_read += u64::from(length);
             self.progress.add_bytes(u64::from(length));
-            if chunk.iter().all(|&b| b == 0) {
+            let entry = if chunk.iter().all(|&b| b == 0) {
                 reads.bytes_zero += u64::from(length);
-                emit(ContentEntry::Zero {
+                ContentEntry::Zero {
                     length: u64::from(length),
-                })?;
+                }
             } else {
                 let id = key.blob_id(chunk);
                 self.writer.add(BlobKind::Data, id, || chunk.to_vec())?;
-                emit(ContentEntry::Data { id, length })?;
+                ContentEntry::Data { id, length }
+            };
+            if !emit(entry)? {
+                break;
             }
         }
         Ok(reader.into_buffer())
@@ -724,30 +759,90 @@ impl ChunkContext<'_> {
                 let source = RangeReader::new(file, start, length);
                 self.chunk(source, Vec::new(), &mut reads, &mut |entry| {
                     entries.push(entry);
-                    Ok(())
+                    Ok(true)
                 })?;
             }
         }
         Ok((entries, reads))
     }
 
-    /// Chunks `pieces` on `workers` threads; results in piece order.
+    /// Re-chunks a piece of which only some byte ranges changed since `parent` (its entries
+    /// for `[start, end)`): the parent's entries are kept up to the last cut before a change,
+    /// the bytes are chunked from there, and the parent's entries are taken again as soon as
+    /// a new cut lands on one of the parent's cuts. Chunking starts afresh at every cut, so
+    /// from such a cut on the parent's entries are what reading would give (for unchanged
+    /// bytes, which is what the map promises).
+    fn patch(
+        &self,
+        file: &File,
+        (start, end): (u64, u64),
+        parent: &[ContentEntry],
+        ranges: &ChangedRanges,
+    ) -> Result<(Vec<ContentEntry>, ReadStats)> {
+        let mut cuts = Vec::with_capacity(parent.len() + 1);
+        let mut at = start;
+        for entry in parent {
+            cuts.push(at);
+            at += entry.length();
+        }
+        cuts.push(at);
+        let (mut reads, mut out, mut i) = (ReadStats::default(), Vec::new(), 0);
+        while i < parent.len() {
+            if !ranges.touches(cuts[i], cuts[i + 1]) {
+                reads.bytes_unchanged += cuts[i + 1] - cuts[i];
+                self.progress.add_bytes(cuts[i + 1] - cuts[i]);
+                out.push(parent[i]);
+                i += 1;
+                continue;
+            }
+            let (mut position, mut resume) = (cuts[i], None);
+            let source = RangeReader::new(file, position, end - position);
+            self.chunk(source, Vec::new(), &mut reads, &mut |entry| {
+                position += entry.length();
+                out.push(entry);
+                resume = cuts
+                    .binary_search(&position)
+                    .ok()
+                    .filter(|&j| j < parent.len());
+                Ok(resume.is_none())
+            })?;
+            match resume {
+                Some(j) => i = j,
+                None => break,
+            }
+        }
+        Ok((out, reads))
+    }
+
+    /// Chunks `jobs` on `workers` threads; results in job order.
     fn pieces(
         &self,
         file: &File,
-        pieces: &[Piece],
+        jobs: &[Job],
+        ranges: Option<&ChangedRanges>,
         workers: usize,
     ) -> Result<Vec<(Vec<ContentEntry>, ReadStats)>> {
         let next = AtomicUsize::new(0);
-        let slots: Vec<Mutex<Option<Result<_>>>> =
-            pieces.iter().map(|_| Mutex::new(None)).collect();
+        let slots: Vec<Mutex<Option<Result<_>>>> = jobs.iter().map(|_| Mutex::new(None)).collect();
         std::thread::scope(|scope| {
-            for _ in 0..workers.min(pieces.len()) {
+            for _ in 0..workers.min(jobs.len()) {
                 scope.spawn(|| {
                     loop {
                         let i = next.fetch_add(1, Ordering::Relaxed);
-                        let Some(&piece) = pieces.get(i) else { break };
-                        let result = self.piece(file, piece);
+                        let Some(job) = jobs.get(i) else { break };
+                        let result = match (job, ranges) {
+                            (Job::Patch { range, parent }, Some(ranges)) => {
+                                self.patch(file, *range, parent, ranges)
+                            }
+                            (Job::Patch { range, .. }, None) => self.piece(
+                                file,
+                                Piece::Data {
+                                    start: range.0,
+                                    length: range.1 - range.0,
+                                },
+                            ),
+                            (Job::Read(piece), _) => self.piece(file, *piece),
+                        };
                         *slots[i].lock().unwrap_or_else(PoisonError::into_inner) = Some(result);
                     }
                 });

@@ -35,6 +35,7 @@ fn peer_benchmark_smoke_mode_runs_every_scenario() {
         "image-restore",
         "vm-initial",
         "vm-incremental",
+        "vm-hinted",
         "vm-restore",
     ];
     if crate::mount::fuse_usable() {
