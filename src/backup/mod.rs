@@ -7,6 +7,7 @@
 //! parent snapshot reuse its content list without being read.
 
 mod archiver;
+mod chunk;
 mod exclude;
 mod extent;
 mod hint;

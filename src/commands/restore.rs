@@ -28,10 +28,7 @@ pub fn run(global: &Global, args: &RestoreArgs) -> Result<Exit> {
         };
         let summary = write_to_target(&repo, &snapshot, path, target_file, args.verify)?;
         if global.json {
-            let mut value = serde_json::to_value(&summary)?;
-            value["message_type"] = "summary".into();
-            value["snapshot_id"] = id.to_hex().into();
-            print_json(&value)?;
+            print_summary_json(&summary, &id)?;
         } else if !global.quiet {
             println!(
                 "wrote {} ({}) from snapshot {} to {}{}",
@@ -69,10 +66,7 @@ pub fn run(global: &Global, args: &RestoreArgs) -> Result<Exit> {
     reporter.finish();
     let summary = summary?;
     if global.json {
-        let mut value = serde_json::to_value(&summary)?;
-        value["message_type"] = "summary".into();
-        value["snapshot_id"] = id.to_hex().into();
-        print_json(&value)?;
+        print_summary_json(&summary, &id)?;
     } else if !global.quiet {
         println!(
             "restored {} files, {} directories, {} other entries ({}) from snapshot {} to {}",
@@ -100,4 +94,15 @@ pub fn run(global: &Global, args: &RestoreArgs) -> Result<Exit> {
         );
     }
     Ok(Exit::Ok)
+}
+
+/// A restore summary as JSON, tagged like every command's summary.
+fn print_summary_json(
+    summary: &impl serde::Serialize,
+    id: &cairn_format::SnapshotId,
+) -> Result<()> {
+    let mut value = serde_json::to_value(summary)?;
+    value["message_type"] = "summary".into();
+    value["snapshot_id"] = id.to_hex().into();
+    print_json(&value)
 }
