@@ -60,10 +60,6 @@ impl BlobCache {
     pub fn capacity(&self) -> u64 {
         self.capacity
     }
-
-    pub fn repository(&self) -> &Arc<Repository> {
-        &self.repo
-    }
 }
 
 /// Requests waiting for a prefetch worker; past this, hints are dropped (readers fetch on

@@ -93,10 +93,6 @@ impl Catalog {
         self.snapshots.get(id)
     }
 
-    pub fn len(&self) -> usize {
-        self.snapshots.len()
-    }
-
     pub fn is_empty(&self) -> bool {
         self.snapshots.is_empty()
     }

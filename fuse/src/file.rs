@@ -157,12 +157,7 @@ impl OpenFile {
         match *entry {
             ContentEntry::Zero { .. } => out.resize(out.len() + take as usize, 0),
             ContentEntry::Data { id, length } => {
-                let blob = cache.get(&id).map_err(|e| self.damaged(&id, &e))?;
-                if blob.len() != length as usize {
-                    let error =
-                        format!("{} bytes where the content list says {length}", blob.len());
-                    return Err(self.damaged(&id, &error));
-                }
+                let blob = self.chunk(cache, &id, length)?;
                 out.extend_from_slice(&blob[skip as usize..(skip + take) as usize]);
             }
         }
