@@ -55,6 +55,8 @@ type Named = Vec<(String, SnapshotId)>;
 #[derive(Default)]
 pub struct Catalog {
     snapshots: HashMap<SnapshotId, Arc<Snapshot>>,
+    /// Snapshots the filter left out, so a refresh does not load them again.
+    filtered_out: std::collections::HashSet<SnapshotId>,
     ids: Named,
     times: Named,
     hosts: BTreeMap<String, Named>,
@@ -86,6 +88,7 @@ impl Catalog {
                 .collect(),
             tags: tags.into_iter().map(|(t, l)| (t, time_names(&l))).collect(),
             snapshots,
+            filtered_out: std::collections::HashSet::new(),
         }
     }
 
@@ -228,7 +231,7 @@ impl LiveCatalog {
             current: RwLock::new((Instant::now(), Arc::default())),
             refreshing: Mutex::new(()),
         };
-        let fresh = catalog.reload(&Catalog::default())?;
+        let fresh = catalog.reload(&Catalog::default(), true)?;
         *catalog.current.write().expect("catalog lock") = (Instant::now(), Arc::new(fresh));
         Ok(catalog)
     }
@@ -245,7 +248,7 @@ impl LiveCatalog {
         if loaded.elapsed() < self.ttl {
             return catalog;
         }
-        let next = match self.reload(&catalog) {
+        let next = match self.reload(&catalog, false) {
             Ok(fresh) => Arc::new(fresh),
             Err(error) => {
                 tracing::warn!(%error, "could not refresh the snapshot list; showing the previous one");
@@ -256,26 +259,35 @@ impl LiveCatalog {
         next
     }
 
-    fn reload(&self, previous: &Catalog) -> cairn_format::Result<Catalog> {
+    /// The catalog as the repository lists it now. `initial`: the first load, right after the
+    /// repository was opened (and its index synced).
+    fn reload(&self, previous: &Catalog, initial: bool) -> cairn_format::Result<Catalog> {
         let ids = self.repo.snapshot_ids()?;
         let mut snapshots = HashMap::with_capacity(ids.len());
+        let mut filtered_out = std::collections::HashSet::new();
         let mut added = false;
         for id in ids {
             if let Some(known) = previous.snapshots.get(&id) {
                 snapshots.insert(id, known.clone());
-                continue;
-            }
-            let snapshot = self.repo.load_snapshot(&id)?;
-            if (self.filter)(&snapshot) {
-                snapshots.insert(id, Arc::new(snapshot));
-                added = true;
+            } else if previous.filtered_out.contains(&id) {
+                filtered_out.insert(id);
+            } else {
+                let snapshot = self.repo.load_snapshot(&id)?;
+                if (self.filter)(&snapshot) {
+                    snapshots.insert(id, Arc::new(snapshot));
+                    added = true;
+                } else {
+                    filtered_out.insert(id);
+                }
             }
         }
-        if added && !previous.is_empty() {
+        if added && !initial {
             // A new snapshot's blobs arrived in index segments this mount has not read yet.
             self.repo.sync_index()?;
         }
-        Ok(Catalog::build(snapshots))
+        let mut catalog = Catalog::build(snapshots);
+        catalog.filtered_out = filtered_out;
+        Ok(catalog)
     }
 }
 

@@ -453,3 +453,28 @@ fn bad_mountpoints_and_passwords_fail_before_anything_is_mounted() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("not a directory"));
     assert!(!is_mounted(&empty));
 }
+
+#[test]
+fn a_mount_of_an_empty_repository_shows_its_first_snapshot() {
+    if !fuse_usable() {
+        return;
+    }
+    let s = Scratch::with_repo();
+    let m = Mounted::start(&s, "mnt", &[]);
+    assert_eq!(fs::read_dir(m.path("snapshots")).unwrap().count(), 0);
+    let src = s.path("src");
+    fs::create_dir(&src).unwrap();
+    fs::write(src.join("first"), noise(5, 3 << 20)).unwrap();
+    s.backup(&[&src], &[]);
+    let file = m.path(&format!("snapshots/latest/{}/first", src.display()));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !file.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "the first snapshot never appeared"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // Its blobs are found: the index segments written after mounting were read.
+    assert!(fs::read(file).unwrap() == noise(5, 3 << 20));
+}
