@@ -387,34 +387,25 @@ impl CairnFs {
         entry: &CatalogEntry,
         catalog: &Catalog,
     ) -> FsResult<Ino> {
-        let (key, body): (Key, Box<dyn FnOnce(Ino) -> Body>) = match entry {
-            CatalogEntry::Group(name, group) => {
-                let group = group.clone();
-                (
-                    Key::Name(parent, name.as_bytes().to_vec()),
-                    Box::new(move |_| Body::Listing(group)),
-                )
-            }
-            CatalogEntry::Latest(_) => {
-                let listing = listing.clone();
-                (
-                    Key::Name(parent, LATEST.as_bytes().to_vec()),
-                    Box::new(move |_| Body::Latest(listing)),
-                )
-            }
-            CatalogEntry::Snapshot(name, id) => {
-                let snapshot = catalog.snapshot(id).ok_or(FsError::NotFound)?;
-                let node = snapshot_root(name, snapshot);
-                (
-                    Key::Snapshot(parent, *id),
-                    Box::new(move |ino| node_body(ino, node)),
-                )
-            }
+        let key = match entry {
+            CatalogEntry::Group(name, _) => Key::Name(parent, name.as_bytes().to_vec()),
+            CatalogEntry::Latest(_) => Key::Name(parent, LATEST.as_bytes().to_vec()),
+            CatalogEntry::Snapshot(_, id) => Key::Snapshot(parent, *id),
+        };
+        let snapshot = match entry {
+            CatalogEntry::Snapshot(_, id) => Some(catalog.snapshot(id).ok_or(FsError::NotFound)?),
+            _ => None,
         };
         let mut table = self.table.write().expect("inode table");
-        Ok(table.intern(key, |ino| Inode {
-            parent,
-            body: body(ino),
+        Ok(table.intern(key, |ino| {
+            let body = match (entry, snapshot) {
+                (CatalogEntry::Group(_, group), _) => Body::Listing(group.clone()),
+                (CatalogEntry::Snapshot(name, _), Some(snapshot)) => {
+                    node_body(ino, snapshot_root(name, snapshot))
+                }
+                _ => Body::Latest(listing.clone()),
+            };
+            Inode { parent, body }
         }))
     }
 
