@@ -9,7 +9,8 @@ const EXIT_CODES: &str = "\
 Exit codes:
   0    success
   1    error (the message says what failed and what to do)
-  3    backup incomplete: some files could not be read, the snapshot was written
+  3    backup written with warnings: unreadable files left out, or a --changed-ranges
+       map that missed changes (--verify-unchanged)
   10   repository does not exist
   11   repository is locked
   12   wrong password

@@ -8,7 +8,8 @@ use cairn_format::Error as FormatError;
 pub enum Exit {
     Ok = 0,
     Error = 1,
-    /// The backup finished and wrote a snapshot, but some files could not be read.
+    /// The backup wrote a snapshot, with warnings: unreadable files left out, or a
+    /// `--changed-ranges` map found to have missed changes.
     Incomplete = 3,
     NoRepository = 10,
     Locked = 11,

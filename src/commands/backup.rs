@@ -82,7 +82,7 @@ pub fn run(global: &Global, args: &BackupArgs) -> Result<Exit> {
     print_summary(global, &outcome)?;
     if outcome.summary.errors > 0 {
         eprintln!(
-            "warning: {} files or directories could not be read; the snapshot lacks them (exit 3)",
+            "warning: {} problems were reported above (unreadable files are not in the snapshot); exit 3",
             outcome.summary.errors
         );
         return Ok(Exit::Incomplete);
