@@ -105,6 +105,9 @@ pub struct InitArgs {
     /// Files of at least this size are cut with --image-chunk-size (K, M, G suffixes)
     #[arg(long, default_value = "1G", value_parser = parse_size)]
     pub image_min_size: u64,
+    /// Default zstd level for the data of such files and of streams (0 = no compression)
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(i32).range(0..=22))]
+    pub image_compression: i32,
     /// Argon2id memory in KiB for the password key
     #[arg(long, default_value_t = 65536)]
     pub argon2_memory: u32,
@@ -174,7 +177,7 @@ pub struct BackupArgs {
     /// Do everything except writing to the repository
     #[arg(short = 'n', long)]
     pub dry_run: bool,
-    /// zstd level for this backup [default: the repository's]
+    /// zstd level for all data of this backup [default: the repository's, for files and images]
     #[arg(long, value_parser = clap::value_parser!(i32).range(0..=22))]
     pub compression: Option<i32>,
 }

@@ -9,8 +9,9 @@ use crate::encoding::{self, Tag};
 use crate::error::{Error, Result};
 use crate::id::RepositoryId;
 
-/// Current config version (2 added `image_chunking`; version 1 is still read).
-pub const CONFIG_VERSION: u8 = 2;
+/// Current config version (2 added `image_chunking`, 3 `image_compression_level`; versions 1
+/// and 2 are still read).
+pub const CONFIG_VERSION: u8 = 3;
 
 /// Smallest and largest accepted target pack sizes.
 pub const PACK_SIZE_RANGE: std::ops::RangeInclusive<u32> = (64 * 1024)..=(1 << 30);
@@ -30,6 +31,9 @@ pub struct Config {
     pub created_ns: i64,
     /// How large files (VM images) and streams are cut.
     pub image_chunking: ImageChunking,
+    /// Default zstd level for data blobs cut with the image profile: images are large and
+    /// backed up often, so they trade a few percent of size for a cheaper level.
+    pub image_compression_level: i32,
 }
 
 /// The chunking profile for large files and streams: smaller chunks, so a scattered in-place
@@ -68,7 +72,7 @@ struct ConfigV1 {
 
 impl From<ConfigV1> for Config {
     fn from(v1: ConfigV1) -> Self {
-        Config {
+        ConfigV2 {
             id: v1.id,
             chunker: v1.chunker,
             pack_size: v1.pack_size,
@@ -79,6 +83,32 @@ impl From<ConfigV1> for Config {
                 chunker: v1.chunker,
                 from_size: u64::MAX,
             },
+        }
+        .into()
+    }
+}
+
+/// Version 2: one compression level for every blob.
+#[derive(Deserialize)]
+struct ConfigV2 {
+    id: RepositoryId,
+    chunker: ChunkerParams,
+    pack_size: u32,
+    compression_level: i32,
+    created_ns: i64,
+    image_chunking: ImageChunking,
+}
+
+impl From<ConfigV2> for Config {
+    fn from(v2: ConfigV2) -> Self {
+        Config {
+            id: v2.id,
+            chunker: v2.chunker,
+            pack_size: v2.pack_size,
+            compression_level: v2.compression_level,
+            created_ns: v2.created_ns,
+            image_chunking: v2.image_chunking,
+            image_compression_level: v2.compression_level,
         }
     }
 }
@@ -94,11 +124,12 @@ impl Config {
                 self.pack_size
             )));
         }
-        if !(0..=22).contains(&self.compression_level) {
-            return Err(Error::InvalidParameter(format!(
-                "compression level {} outside 0..=22",
-                self.compression_level
-            )));
+        for level in [self.compression_level, self.image_compression_level] {
+            if !(0..=22).contains(&level) {
+                return Err(Error::InvalidParameter(format!(
+                    "compression level {level} outside 0..=22"
+                )));
+            }
         }
         Ok(())
     }
@@ -118,6 +149,7 @@ impl Config {
         let plain = key.open(SealKind::Config, None, sealed, "config")?;
         let config: Config = match encoding::version_of(&plain) {
             Some(1) => encoding::decode::<ConfigV1>(Tag::Config, 1, &plain, "config")?.into(),
+            Some(2) => encoding::decode::<ConfigV2>(Tag::Config, 2, &plain, "config")?.into(),
             _ => encoding::decode(Tag::Config, CONFIG_VERSION, &plain, "config")?,
         };
         config

@@ -26,7 +26,8 @@ use crate::segment::{IndexSegment, IndexedPack};
 /// How a [`BlobWriter`] works.
 #[derive(Clone, Debug)]
 pub struct WriterOptions {
-    /// zstd level for new blobs; 0 stores them uncompressed.
+    /// zstd level for new blobs unless [`BlobWriter::add_at`] names one; 0 stores them
+    /// uncompressed.
     pub compression_level: i32,
     /// Compress-and-seal threads.
     pub workers: usize,
@@ -67,6 +68,7 @@ pub struct WriteStats {
 struct Job {
     kind: BlobKind,
     id: BlobId,
+    level: i32,
     data: Vec<u8>,
 }
 
@@ -141,6 +143,17 @@ impl BlobWriter {
     /// called for a new blob, so known chunks are never copied. Returns whether it was new.
     /// Fails with the first error any thread met.
     pub fn add(&self, kind: BlobKind, id: BlobId, data: impl FnOnce() -> Vec<u8>) -> Result<bool> {
+        self.add_at(kind, id, self.shared.options.compression_level, data)
+    }
+
+    /// [`BlobWriter::add`], compressing a new blob at zstd `level` instead of the default.
+    pub fn add_at(
+        &self,
+        kind: BlobKind,
+        id: BlobId,
+        level: i32,
+        data: impl FnOnce() -> Vec<u8>,
+    ) -> Result<bool> {
         self.check_error()?;
         if !self.claim(id)? {
             return Ok(false);
@@ -156,7 +169,13 @@ impl BlobWriter {
             .bytes_raw
             .fetch_add(data.len() as u64, Ordering::Relaxed);
         let sender = self.jobs.as_ref().expect("add after finish");
-        if sender.send(Job { kind, id, data }).is_err() {
+        let job = Job {
+            kind,
+            id,
+            level,
+            data,
+        };
+        if sender.send(job).is_err() {
             self.check_error()?;
         }
         Ok(true)
@@ -243,13 +262,7 @@ fn work(shared: &Shared, jobs: &Receiver<Job>, packs: &Sender<FinishedPack>) {
     let key = shared.repo.key();
     let pack_size = shared.repo.config().pack_size as usize;
     for job in jobs {
-        let blob = SealedBlob::new(
-            key,
-            job.kind,
-            job.id,
-            &job.data,
-            shared.options.compression_level,
-        );
+        let blob = SealedBlob::new(key, job.kind, job.id, &job.data, job.level);
         shared
             .counters
             .bytes_stored

@@ -27,6 +27,7 @@ pub struct InitOptions {
     pub image_chunking: ImageChunking,
     pub pack_size: u32,
     pub compression_level: i32,
+    pub image_compression_level: i32,
     pub kdf: KdfParams,
     pub hostname: String,
     pub username: String,
@@ -40,6 +41,7 @@ impl Default for InitOptions {
             image_chunking: ImageChunking::default(),
             pack_size: 16 * 1024 * 1024,
             compression_level: 3,
+            image_compression_level: 1,
             kdf: KdfParams::default(),
             hostname: String::new(),
             username: String::new(),
@@ -101,6 +103,7 @@ impl Repository {
             compression_level: options.compression_level,
             created_ns: options.now_ns,
             image_chunking: options.image_chunking,
+            image_compression_level: options.image_compression_level,
         };
         config.validate()?;
         backend
@@ -180,10 +183,23 @@ impl Repository {
     /// The chunker for a file of `size` bytes, or for a stream (`None`): the image profile
     /// from `config.image_chunking.from_size` on and for streams, else the file profile.
     pub fn chunker_for(&self, size: Option<u64>) -> &Chunker {
-        match size {
-            Some(size) if size < self.config.image_chunking.from_size => &self.chunker,
-            _ => &self.image_chunker,
+        if self.uses_image_profile(size) {
+            &self.image_chunker
+        } else {
+            &self.chunker
         }
+    }
+    /// The default zstd level for data of a file of `size` bytes, or of a stream (`None`),
+    /// chosen as [`Repository::chunker_for`] chooses the chunker.
+    pub fn compression_for(&self, size: Option<u64>) -> i32 {
+        if self.uses_image_profile(size) {
+            self.config.image_compression_level
+        } else {
+            self.config.compression_level
+        }
+    }
+    fn uses_image_profile(&self, size: Option<u64>) -> bool {
+        size.is_none_or(|size| size >= self.config.image_chunking.from_size)
     }
     pub fn index(&self) -> &LocalIndex {
         &self.index

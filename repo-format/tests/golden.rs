@@ -109,6 +109,7 @@ fn config() {
             },
             from_size: 1 << 30,
         },
+        image_compression_level: 1,
     };
     golden("config_plain", &config.encode());
     let sealed = key().seal_with_nonce(SealKind::Config, None, &config.encode(), [0x66; 24]);
@@ -359,6 +360,19 @@ fn version_1_config_still_decodes() {
         "no image profile in version 1"
     );
     assert_eq!(config.image_chunking.chunker, ChunkerParams::default());
+}
+
+/// A version 2 config (golden bytes written by the version that made them) still opens, with
+/// the one compression level it had applying to images too.
+#[test]
+fn version_2_config_still_decodes() {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("testdata/config_v2_sealed.hex");
+    let text = std::fs::read_to_string(path).unwrap();
+    let sealed = hex::decode(text.split_whitespace().collect::<String>()).unwrap();
+    let config = Config::open(&key(), &sealed).unwrap();
+    assert_eq!(config.compression_level, 3);
+    assert_eq!(config.image_compression_level, 3);
+    assert_eq!(config.image_chunking, ImageChunking::default());
 }
 
 /// Snapshots written before version 2 still open, without a chunking record.

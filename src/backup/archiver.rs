@@ -647,6 +647,8 @@ impl<'a> Archiver<'a> {
         ChunkContext {
             repo: self.repo,
             chunker: self.repo.chunker_for(size),
+            compression_level: (self.options.compression_level)
+                .unwrap_or_else(|| self.repo.compression_for(size)),
             writer: self.writer,
             progress: self.progress,
             interrupt: &self.options.interrupt,

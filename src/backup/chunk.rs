@@ -56,6 +56,9 @@ pub(super) struct ChunkContext<'a> {
     pub repo: &'a Repository,
     /// The file profile or the image profile, chosen by size (`Repository::chunker_for`).
     pub chunker: &'a Chunker,
+    /// zstd level for new chunks, chosen with the chunker (`Repository::compression_for`)
+    /// unless the backup sets one.
+    pub compression_level: i32,
     pub writer: &'a BlobWriter,
     pub progress: &'a Progress,
     pub interrupt: &'a AtomicBool,
@@ -88,7 +91,10 @@ impl ChunkContext<'_> {
                 }
             } else {
                 let id = key.blob_id(chunk);
-                self.writer.add(BlobKind::Data, id, || chunk.to_vec())?;
+                self.writer
+                    .add_at(BlobKind::Data, id, self.compression_level, || {
+                        chunk.to_vec()
+                    })?;
                 ContentEntry::Data { id, length }
             };
             if !emit(entry)? {

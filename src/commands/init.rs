@@ -32,6 +32,7 @@ pub fn run(global: &Global, args: &InitArgs) -> Result<Exit> {
         },
         pack_size: args.pack_size * 1024 * 1024,
         compression_level: args.compression,
+        image_compression_level: args.image_compression,
         kdf: KdfParams {
             memory_kib: args.argon2_memory,
             iterations: args.argon2_iterations,

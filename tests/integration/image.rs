@@ -376,3 +376,57 @@ fn changed_ranges_read_only_around_the_changes_and_verify_catches_a_lying_map() 
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read --changed-ranges"));
 }
+
+/// Files cut with the image profile are compressed at the image level (`init
+/// --image-compression`), other files at the repository level, and `backup --compression`
+/// overrides both.
+#[test]
+fn images_are_compressed_at_their_own_level() {
+    let s = Scratch::new();
+    s.ok(&[
+        "init",
+        "--argon2-memory",
+        "256",
+        "--argon2-iterations",
+        "1",
+        "--image-min-size",
+        "1M",
+        "--image-compression",
+        "0",
+    ]);
+    let text = |seed: u64, len: usize| -> Vec<u8> {
+        let mut out = Vec::with_capacity(len + 64);
+        let mut n = seed;
+        while out.len() < len {
+            n = n.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+            out.extend_from_slice(format!("record {} value {}\n", n % 1000, n >> 54).as_bytes());
+        }
+        out.truncate(len);
+        out
+    };
+    let stored_share = |summary: &serde_json::Value| {
+        let added = summary["data_added"].as_f64().unwrap();
+        let stored = summary["data_added_packed"].as_f64().unwrap();
+        stored / added
+    };
+    let dir = s.path("src");
+    fs::create_dir(&dir).unwrap();
+    fs::write(dir.join("image.raw"), text(1, 4 << 20)).unwrap();
+    let image = s.backup(&[&dir], &[]);
+    assert!(
+        stored_share(&image) > 1.0,
+        "image data stored raw at level 0: {image}"
+    );
+    fs::write(dir.join("small.txt"), text(2, 512 << 10)).unwrap();
+    let small = s.backup(&[&dir], &[]);
+    assert!(
+        stored_share(&small) < 0.5,
+        "small files at the repository level 3: {small}"
+    );
+    fs::write(dir.join("other.raw"), text(3, 4 << 20)).unwrap();
+    let forced = s.backup(&[&dir], &["--compression", "3"]);
+    assert!(
+        stored_share(&forced) < 0.5,
+        "--compression applies to images too: {forced}"
+    );
+}
