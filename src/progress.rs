@@ -14,7 +14,20 @@ pub struct Progress {
     pub files_total: AtomicU64,
     pub bytes_total: AtomicU64,
     pub errors: AtomicU64,
+    /// Where the done bytes of a backup came from (all within `bytes_done` except `new`).
+    pub sources: ByteSources<AtomicU64>,
     current: Mutex<String>,
+}
+
+/// How a backup got through its bytes: read, skipped as holes, read and found zero, taken
+/// from the parent unread; and how many of the bytes read were new data for the repository.
+#[derive(Clone, Copy, Debug, Default, serde::Serialize)]
+pub struct ByteSources<T> {
+    pub read: T,
+    pub holes: T,
+    pub zero: T,
+    pub unchanged: T,
+    pub new: T,
 }
 
 /// A point-in-time copy of [`Progress`].
@@ -25,6 +38,7 @@ pub struct ProgressSample {
     pub files_total: u64,
     pub bytes_total: u64,
     pub errors: u64,
+    pub sources: ByteSources<u64>,
     pub current: String,
 }
 
@@ -36,6 +50,34 @@ impl Progress {
 
     pub fn add_bytes(&self, bytes: u64) {
         self.bytes_done.fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    /// Bytes read from a file or stream (done).
+    pub fn add_read(&self, bytes: u64) {
+        self.add_bytes(bytes);
+        self.sources.read.fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    /// Bytes of a hole, recorded without reading (done).
+    pub fn add_hole(&self, bytes: u64) {
+        self.add_bytes(bytes);
+        self.sources.holes.fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    /// Bytes taken from the parent snapshot without reading (done).
+    pub fn add_unchanged(&self, bytes: u64) {
+        self.add_bytes(bytes);
+        self.sources.unchanged.fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    /// Of the bytes read, an all-zero chunk.
+    pub fn add_zero(&self, bytes: u64) {
+        self.sources.zero.fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    /// Of the bytes read, a chunk the repository did not have.
+    pub fn add_new(&self, bytes: u64) {
+        self.sources.new.fetch_add(bytes, Ordering::Relaxed);
     }
 
     pub fn add_total(&self, files: u64, bytes: u64) {
@@ -58,6 +100,13 @@ impl Progress {
             files_total: self.files_total.load(Ordering::Relaxed),
             bytes_total: self.bytes_total.load(Ordering::Relaxed),
             errors: self.errors.load(Ordering::Relaxed),
+            sources: ByteSources {
+                read: self.sources.read.load(Ordering::Relaxed),
+                holes: self.sources.holes.load(Ordering::Relaxed),
+                zero: self.sources.zero.load(Ordering::Relaxed),
+                unchanged: self.sources.unchanged.load(Ordering::Relaxed),
+                new: self.sources.new.load(Ordering::Relaxed),
+            },
             current: self.current.lock().map(|c| c.clone()).unwrap_or_default(),
         }
     }

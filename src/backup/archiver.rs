@@ -506,7 +506,7 @@ impl Archiver<'_> {
                 let entries = match plan {
                     Plan::Reuse(entries) => {
                         self.reads.bytes_unchanged += piece.length();
-                        self.progress.add_bytes(piece.length());
+                        self.progress.add_unchanged(piece.length());
                         entries
                     }
                     Plan::Check(_) | Plan::Take => {
@@ -560,7 +560,7 @@ impl Archiver<'_> {
             match run? {
                 Run::Hole(length) => {
                     reads.bytes_holes += length;
-                    self.progress.add_bytes(length);
+                    self.progress.add_hole(length);
                     builder.push(ContentEntry::Zero { length }, &mut store)?;
                 }
                 Run::Data(source) => {

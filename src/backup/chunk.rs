@@ -83,18 +83,22 @@ impl ChunkContext<'_> {
             }
             let length = chunk.len() as u32;
             reads.bytes_read += u64::from(length);
-            self.progress.add_bytes(u64::from(length));
+            self.progress.add_read(u64::from(length));
             let entry = if chunk.iter().all(|&b| b == 0) {
                 reads.bytes_zero += u64::from(length);
+                self.progress.add_zero(u64::from(length));
                 ContentEntry::Zero {
                     length: u64::from(length),
                 }
             } else {
                 let id = key.blob_id(chunk);
-                self.writer
-                    .add_at(BlobKind::Data, id, self.compression_level, || {
-                        chunk.to_vec()
-                    })?;
+                let level = self.compression_level;
+                if self
+                    .writer
+                    .add_at(BlobKind::Data, id, level, || chunk.to_vec())?
+                {
+                    self.progress.add_new(u64::from(length));
+                }
                 ContentEntry::Data { id, length }
             };
             if !emit(entry)? {
@@ -111,7 +115,7 @@ impl ChunkContext<'_> {
         match piece {
             Piece::Hole(length) => {
                 reads.bytes_holes = length;
-                self.progress.add_bytes(length);
+                self.progress.add_hole(length);
                 entries.push(ContentEntry::Zero { length });
             }
             Piece::Data { start, length } => {
@@ -149,7 +153,7 @@ impl ChunkContext<'_> {
         while i < parent.len() {
             if !ranges.touches(cuts[i], cuts[i + 1]) {
                 reads.bytes_unchanged += cuts[i + 1] - cuts[i];
-                self.progress.add_bytes(cuts[i + 1] - cuts[i]);
+                self.progress.add_unchanged(cuts[i + 1] - cuts[i]);
                 out.push(parent[i]);
                 i += 1;
                 continue;

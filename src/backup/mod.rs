@@ -289,3 +289,76 @@ fn choose_parent(
 fn is_root(path: &Path) -> bool {
     path.parent().is_none()
 }
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::FileExt;
+
+    use cairn_format::InitOptions;
+    use cairn_format::backend::LocalBackend;
+
+    use super::*;
+    use crate::progress::LogObserver;
+
+    /// The live counters a progress bar shows end where the summary's do.
+    #[test]
+    fn progress_counts_bytes_by_source_like_the_summary() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut init = InitOptions::default();
+        init.kdf.memory_kib = 64;
+        init.kdf.iterations = 1;
+        init.image_chunking.from_size = 1 << 20;
+        let backend = Arc::new(LocalBackend::new(dir.path().join("repo")));
+        let repo = Repository::init(backend, b"pw", &init, &dir.path().join("cache")).unwrap();
+        let repo = Arc::new(repo);
+        let image = dir.path().join("image.raw");
+        let file = std::fs::File::create(&image).unwrap();
+        file.set_len(64 << 20).unwrap();
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let data: Vec<u8> = (0..3 << 20)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                state as u8
+            })
+            .collect();
+        file.write_all_at(&data, 8 << 20).unwrap();
+        file.write_all_at(&vec![0; 2 << 20], 40 << 20).unwrap();
+        let options = BackupOptions {
+            paths: vec![image],
+            stdin: None,
+            tags: Vec::new(),
+            host: "test".into(),
+            excludes: Vec::new(),
+            exclude_caches: false,
+            exclude_if_present: Vec::new(),
+            one_file_system: false,
+            read_special: false,
+            changed_ranges: None,
+            parent: ParentChoice::Auto,
+            time: None,
+            dry_run: false,
+            compression_level: None,
+            interrupt: Arc::default(),
+        };
+        let progress = Progress::default();
+        let outcome = backup(&repo, options, &progress, &LogObserver).unwrap();
+        let sources = progress.sample().sources;
+        let reads = outcome.reads;
+        assert_eq!(
+            (sources.read, sources.holes, sources.zero, sources.unchanged),
+            (
+                reads.bytes_read,
+                reads.bytes_holes,
+                reads.bytes_zero,
+                reads.bytes_unchanged
+            )
+        );
+        assert!(reads.bytes_read >= 5 << 20, "{reads:?}");
+        assert!(reads.bytes_zero >= 1 << 20, "{reads:?}");
+        assert!(reads.bytes_holes > 0 || reads.bytes_read == 64 << 20);
+        // Random data: every chunk that is not all zeros is new.
+        assert_eq!(sources.new, reads.bytes_read - reads.bytes_zero);
+    }
+}

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::cli::Global;
-use crate::progress::{Observer, Progress};
+use crate::progress::{ByteSources, Observer, Progress, ProgressSample};
 
 /// A background thread sampling progress until dropped or finished.
 pub struct Reporter {
@@ -67,26 +67,35 @@ fn sleep_until_stopped(stop: &AtomicBool, period: Duration) -> bool {
 fn json_lines(progress: &Progress, stop: &AtomicBool, verb: &str) {
     let started = Instant::now();
     while !sleep_until_stopped(stop, Duration::from_secs(1)) {
-        let sample = progress.sample();
-        let fraction = if sample.bytes_total > 0 {
-            sample.bytes_done as f64 / sample.bytes_total as f64
-        } else {
-            0.0
-        };
-        let line = serde_json::json!({
-            "message_type": "status",
-            "operation": verb,
-            "seconds_elapsed": started.elapsed().as_secs(),
-            "percent_done": fraction.min(1.0),
-            "files_done": sample.files_done,
-            "total_files": sample.files_total,
-            "bytes_done": sample.bytes_done,
-            "total_bytes": sample.bytes_total,
-            "error_count": sample.errors,
-            "current_file": sample.current,
-        });
+        let line = status_line(&progress.sample(), verb, started.elapsed());
         println!("{line}");
     }
+}
+
+/// One `--json` status message.
+fn status_line(sample: &ProgressSample, verb: &str, elapsed: Duration) -> serde_json::Value {
+    let fraction = if sample.bytes_total > 0 {
+        sample.bytes_done as f64 / sample.bytes_total as f64
+    } else {
+        0.0
+    };
+    serde_json::json!({
+        "message_type": "status",
+        "operation": verb,
+        "seconds_elapsed": elapsed.as_secs(),
+        "percent_done": fraction.min(1.0),
+        "files_done": sample.files_done,
+        "total_files": sample.files_total,
+        "bytes_done": sample.bytes_done,
+        "total_bytes": sample.bytes_total,
+        "error_count": sample.errors,
+        "bytes_read": sample.sources.read,
+        "bytes_holes": sample.sources.holes,
+        "bytes_zero": sample.sources.zero,
+        "bytes_unchanged": sample.sources.unchanged,
+        "bytes_new": sample.sources.new,
+        "current_file": sample.current,
+    })
 }
 
 fn bar(progress: &Progress, stop: &AtomicBool, verb: &str) {
@@ -112,11 +121,32 @@ fn bar(progress: &Progress, stop: &AtomicBool, verb: &str) {
             .rev()
             .collect();
         bar.set_message(format!(
-            "{}/{} files {}",
-            sample.files_done, sample.files_total, name
+            "{}/{} files{} {}",
+            sample.files_done,
+            sample.files_total,
+            sources_text(&sample.sources),
+            name
         ));
     }
     bar.finish_and_clear();
+}
+
+/// ", 2.0 GiB read, 6.0 GiB holes, 300 MiB new": where the bytes went, naming only what
+/// happened (nothing at all for a restore).
+fn sources_text(sources: &ByteSources<u64>) -> String {
+    let mut text = String::new();
+    for (bytes, what) in [
+        (sources.read, "read"),
+        (sources.holes, "holes"),
+        (sources.zero, "zero"),
+        (sources.unchanged, "unchanged"),
+        (sources.new, "new"),
+    ] {
+        if bytes > 0 {
+            text.push_str(&format!(", {} {what}", indicatif::BinaryBytes(bytes)));
+        }
+    }
+    text
 }
 
 /// Reports skipped items to a person on stderr, or as JSON lines on stdout with `--json`.
@@ -142,5 +172,48 @@ impl Observer for CliObserver {
         } else {
             eprintln!("warning: {}: {message}", path.display());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn image_backup() -> ProgressSample {
+        ProgressSample {
+            files_done: 1,
+            bytes_done: 9 << 30,
+            files_total: 1,
+            bytes_total: 9 << 30,
+            sources: ByteSources {
+                read: 2 << 30,
+                holes: 6 << 30,
+                zero: 3 << 20,
+                unchanged: 1 << 30,
+                new: 300 << 20,
+            },
+            ..ProgressSample::default()
+        }
+    }
+
+    #[test]
+    fn the_bar_says_where_the_bytes_went() {
+        assert_eq!(
+            sources_text(&image_backup().sources),
+            ", 2.00 GiB read, 6.00 GiB holes, 3.00 MiB zero, 1.00 GiB unchanged, 300.00 MiB new"
+        );
+        assert_eq!(sources_text(&ByteSources::default()), "");
+    }
+
+    #[test]
+    fn status_lines_carry_every_byte_source() {
+        let line = status_line(&image_backup(), "backup", Duration::from_secs(3));
+        assert_eq!(line["bytes_read"], 2u64 << 30);
+        assert_eq!(line["bytes_holes"], 6u64 << 30);
+        assert_eq!(line["bytes_zero"], 3u64 << 20);
+        assert_eq!(line["bytes_unchanged"], 1u64 << 30);
+        assert_eq!(line["bytes_new"], 300u64 << 20);
+        assert_eq!(line["percent_done"], 1.0);
+        assert_eq!(line["seconds_elapsed"], 3);
     }
 }
