@@ -134,19 +134,17 @@ fn bar(progress: &Progress, stop: &AtomicBool, verb: &str) {
 /// ", 2.0 GiB read, 6.0 GiB holes, 300 MiB new": where the bytes went, naming only what
 /// happened (nothing at all for a restore).
 fn sources_text(sources: &ByteSources<u64>) -> String {
-    let mut text = String::new();
-    for (bytes, what) in [
+    [
         (sources.read, "read"),
         (sources.holes, "holes"),
         (sources.zero, "zero"),
         (sources.unchanged, "unchanged"),
         (sources.new, "new"),
-    ] {
-        if bytes > 0 {
-            text.push_str(&format!(", {} {what}", indicatif::BinaryBytes(bytes)));
-        }
-    }
-    text
+    ]
+    .into_iter()
+    .filter(|&(bytes, _)| bytes > 0)
+    .map(|(bytes, what)| format!(", {} {what}", indicatif::BinaryBytes(bytes)))
+    .collect()
 }
 
 /// Reports skipped items to a person on stderr, or as JSON lines on stdout with `--json`.
