@@ -1,6 +1,7 @@
 //! Shows a running operation's [`Progress`]: an indicatif bar on a terminal, JSON status lines
 //! on stdout with `--json`, nothing otherwise (cron logs stay clean).
 
+use std::fmt::Write;
 use std::io::IsTerminal;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -143,8 +144,10 @@ fn sources_text(sources: &ByteSources<u64>) -> String {
     ]
     .into_iter()
     .filter(|&(bytes, _)| bytes > 0)
-    .map(|(bytes, what)| format!(", {} {what}", indicatif::BinaryBytes(bytes)))
-    .collect()
+    .fold(String::new(), |mut text, (bytes, what)| {
+        let _ = write!(text, ", {} {what}", indicatif::BinaryBytes(bytes));
+        text
+    })
 }
 
 /// Reports skipped items to a person on stderr, or as JSON lines on stdout with `--json`.
