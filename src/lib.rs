@@ -4,6 +4,7 @@
 //! open [`cairn_format::Repository`], an options struct and a progress sink, so another
 //! program can embed cairn without the CLI. `cli` and `commands` are the command line on top.
 
+pub mod allocator;
 pub mod backup;
 pub mod cli;
 pub mod commands;

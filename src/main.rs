@@ -6,6 +6,7 @@ use cairn::exit::Exit;
 use clap::Parser;
 
 fn main() -> ExitCode {
+    cairn::allocator::release_large_blocks();
     let cli = cairn::cli::Cli::parse();
     cairn::logging::init(cli.global.verbose, cli.global.quiet);
     let code = match cairn::commands::run(cli) {

@@ -313,6 +313,20 @@ impl Repository {
             .map_err(backend_error("read", &name))
     }
 
+    /// [`Repository::read_pack_range`] into a reused buffer.
+    pub fn read_pack_range_into(
+        &self,
+        pack: &PackId,
+        offset: u64,
+        length: u64,
+        buffer: &mut Vec<u8>,
+    ) -> Result<()> {
+        let name = pack_name(pack);
+        self.backend
+            .get_range_into(&name, offset, length, buffer)
+            .map_err(backend_error("read", &name))
+    }
+
     /// Loads and validates a directory tree.
     pub fn load_tree(&self, id: &BlobId) -> Result<Tree> {
         Tree::decode(&self.read_blob(id)?, &id.to_hex())

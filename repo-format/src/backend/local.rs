@@ -58,11 +58,31 @@ impl Backend for LocalBackend {
     }
 
     fn get_range(&self, name: &str, offset: u64, length: u64) -> io::Result<Vec<u8>> {
+        let mut buffer = Vec::new();
+        self.get_range_into(name, offset, length, &mut buffer)?;
+        Ok(buffer)
+    }
+
+    fn get_range_into(
+        &self,
+        name: &str,
+        offset: u64,
+        length: u64,
+        buffer: &mut Vec<u8>,
+    ) -> io::Result<()> {
         let mut file = File::open(self.path(name))?;
         file.seek(SeekFrom::Start(offset))?;
-        let mut buf = vec![0; usize::try_from(length).map_err(io::Error::other)?];
-        file.read_exact(&mut buf)?;
-        Ok(buf)
+        buffer.clear();
+        buffer.reserve(usize::try_from(length).map_err(io::Error::other)?);
+        // read_to_end fills the spare capacity without zeroing it first.
+        file.take(length).read_to_end(buffer)?;
+        if buffer.len() as u64 != length {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                format!("{name}: {} of {length} bytes", buffer.len()),
+            ));
+        }
+        Ok(())
     }
 
     fn list(&self, prefix: &str) -> io::Result<Vec<ObjectInfo>> {

@@ -37,6 +37,18 @@ pub trait Backend: Send + Sync {
     fn get(&self, name: &str) -> io::Result<Vec<u8>>;
     /// Reads `length` bytes at `offset`; reading past the end is an `UnexpectedEof` error.
     fn get_range(&self, name: &str, offset: u64, length: u64) -> io::Result<Vec<u8>>;
+    /// [`Backend::get_range`] into `buffer` (replacing its contents), so that a caller reading
+    /// many ranges can reuse one allocation.
+    fn get_range_into(
+        &self,
+        name: &str,
+        offset: u64,
+        length: u64,
+        buffer: &mut Vec<u8>,
+    ) -> io::Result<()> {
+        *buffer = self.get_range(name, offset, length)?;
+        Ok(())
+    }
     /// Lists objects whose name starts with `prefix` (which ends in `/`), in any order.
     fn list(&self, prefix: &str) -> io::Result<Vec<ObjectInfo>>;
     /// Size of an object, `None` if it does not exist.
@@ -78,6 +90,18 @@ pub(crate) fn conformance(backend: &dyn Backend) {
         backend.get_range("data/ab/big", 4_000_000, 10).unwrap(),
         big[4_000_000..4_000_010]
     );
+    let mut reused = vec![7u8; 100];
+    backend
+        .get_range_into("data/ab/big", 1_000_000, 3_000_000, &mut reused)
+        .unwrap();
+    assert!(
+        reused == big[1_000_000..4_000_000],
+        "a reused buffer holds the range"
+    );
+    backend.get_range_into("config", 1, 2, &mut reused).unwrap();
+    assert_eq!(reused, b"bc", "and only the range, however large it was");
+    let past_end = backend.get_range_into("config", 4, 10, &mut reused);
+    assert_eq!(past_end.unwrap_err().kind(), io::ErrorKind::UnexpectedEof);
     for i in 0..1500 {
         backend.put(&format!("index/{i:05}"), &[1]).unwrap();
     }
