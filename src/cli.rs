@@ -72,6 +72,8 @@ pub enum Command {
     Key(KeyArgs),
     /// Browse snapshots in a read-only FUSE filesystem (runs until unmounted)
     Mount(MountArgs),
+    /// Check the repository's structure, and with --read-data every byte of it
+    Check(CheckArgs),
 }
 
 /// Snapshot selection shared by commands that take a snapshot.
@@ -281,6 +283,48 @@ pub struct MountArgs {
 }
 
 /// `4096`, `64K`, `256M`, `2G`: bytes, or KiB/MiB/GiB/TiB with a suffix.
+#[derive(Args, Debug)]
+pub struct CheckArgs {
+    /// Also read every pack and verify every blob in it
+    #[arg(long)]
+    pub read_data: bool,
+    /// Read only part of the packs: n/t (part n of t; 1/t..t/t cover all), a percentage
+    /// (random packs), or a size such as 50G (random packs up to that much)
+    #[arg(long, value_name = "SUBSET")]
+    pub read_data_subset: Option<crate::check::Subset>,
+    /// Skip packs that verified within this long (30d, 12h, 2w): spreads a full read over
+    /// several runs, and resumes an interrupted one
+    #[arg(long, value_parser = parse_duration, value_name = "AGE")]
+    pub max_age: Option<std::time::Duration>,
+}
+
+/// A duration such as `30d`, `12h`, `90m`, `2w` or `45s`.
+pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (digits, unit) = text.split_at(split);
+    let seconds: u64 = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        "w" => 7 * 86_400,
+        _ => {
+            return Err(format!(
+                "{text:?}: expected a number and s, m, h, d or w (like 30d)"
+            ));
+        }
+    };
+    let value: u64 = digits
+        .parse()
+        .map_err(|_| format!("{text:?}: expected a number and s, m, h, d or w (like 30d)"))?;
+    Ok(std::time::Duration::from_secs(
+        value.saturating_mul(seconds),
+    ))
+}
+
 pub fn parse_size(text: &str) -> Result<u64, String> {
     let text = text.trim();
     let split = text

@@ -6,6 +6,7 @@
 
 pub mod allocator;
 pub mod backup;
+pub mod check;
 pub mod cli;
 pub mod commands;
 pub mod dump;

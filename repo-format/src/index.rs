@@ -5,9 +5,16 @@
 //!
 //! Keys: `b || blob id` -> `pack id (32) || kind (1) || offset || length || raw length`
 //! (u32 LE each); `p || pack id` -> `kind (1) || size (u64 LE)`; `s || segment id` -> empty.
+//!
+//! It also remembers what `check --read-data` found, which no segment can tell: `v || pack id`
+//! -> when the pack last verified (Unix seconds, i64 LE), and `x || pack id || blob id` -> empty
+//! for a stored copy of a blob that failed to verify. A damaged copy is never preferred over an
+//! intact one, and a backup stores a blob again rather than reuse a damaged copy (self-healing).
+//! Rebuilding the index keeps these records.
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering::Relaxed;
 
 use rocksdb::{BlockBasedOptions, DB, DBCompressionType, IteratorMode, Options, WriteBatch};
 
@@ -19,6 +26,8 @@ use crate::segment::IndexSegment;
 const BLOB: u8 = b'b';
 const PACK: u8 = b'p';
 const SEGMENT: u8 = b's';
+const VERIFIED: u8 = b'v';
+const DAMAGED: u8 = b'x';
 
 /// Where a blob is stored.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -28,6 +37,19 @@ pub struct BlobLocation {
     pub offset: u32,
     pub length: u32,
     pub raw_length: u32,
+}
+
+impl BlobLocation {
+    /// Where a pack header entry says the blob is.
+    pub fn new(pack: PackId, entry: &crate::pack::PackEntry) -> Self {
+        Self {
+            pack,
+            kind: entry.kind,
+            offset: entry.offset,
+            length: entry.length,
+            raw_length: entry.raw_length,
+        }
+    }
 }
 
 /// A pack the index knows.
@@ -44,6 +66,8 @@ pub struct LocalIndex {
     path: PathBuf,
     /// A private index made because the shared one was in use; removed on drop.
     temporary: bool,
+    /// Whether any damaged copy is recorded, so lookups skip the check when none is.
+    any_damage: std::sync::atomic::AtomicBool,
 }
 
 impl LocalIndex {
@@ -87,11 +111,15 @@ impl LocalIndex {
     }
 
     fn wrap(db: DB, path: &Path, temporary: bool) -> Self {
-        Self {
+        let index = Self {
             db,
             path: path.to_path_buf(),
             temporary,
-        }
+            any_damage: false.into(),
+        };
+        let damaged = index.damaged_copies().map(|d| !d.is_empty());
+        index.any_damage.store(damaged.unwrap_or(true), Relaxed);
+        index
     }
 
     /// Where the database lives.
@@ -103,6 +131,23 @@ impl LocalIndex {
     pub fn lookup(&self, id: &BlobId) -> Result<Option<BlobLocation>> {
         let value = self.db.get(key(BLOB, &id.0)).map_err(|e| self.error(&e))?;
         value.map(|v| decode_location(&v, &self.path)).transpose()
+    }
+
+    /// Looks up one blob, ignoring a copy that is known to be damaged: what a backup may
+    /// reuse.
+    pub fn lookup_intact(&self, id: &BlobId) -> Result<Option<BlobLocation>> {
+        let found = self.lookup(id)?;
+        match found {
+            Some(location) if self.any_damage.load(Relaxed) => {
+                let damaged = self
+                    .db
+                    .get_pinned(damage_key(&location.pack, id))
+                    .map_err(|e| self.error(&e))?
+                    .is_some();
+                Ok((!damaged).then_some(location))
+            }
+            other => Ok(other),
+        }
     }
 
     /// Looks up many blobs in one batched call (bloom filters make misses cheap).
@@ -118,8 +163,21 @@ impl LocalIndex {
             .collect()
     }
 
+    /// Points a blob at another of its copies (an intact one, when `check` found the copy in
+    /// use damaged).
+    pub fn set_location(&self, id: &BlobId, location: &BlobLocation) -> Result<()> {
+        self.db
+            .put(key(BLOB, &id.0), encode_location(location))
+            .map_err(|e| self.error(&e))
+    }
+
     /// Adds every pack and blob of a segment, and remembers the segment, atomically.
     pub fn ingest(&self, id: &IndexId, segment: &IndexSegment) -> Result<()> {
+        let damaged = if self.any_damage.load(Relaxed) {
+            self.damaged_copies()?
+        } else {
+            HashSet::new()
+        };
         let mut batch = WriteBatch::default();
         for pack in &segment.packs {
             let kind = pack.blobs.first().map_or(BlobKind::Data, |b| b.kind);
@@ -127,13 +185,11 @@ impl LocalIndex {
             value.extend_from_slice(&pack.size.to_le_bytes());
             batch.put(key(PACK, &pack.id.0), value);
             for blob in &pack.blobs {
-                let mut value = Vec::with_capacity(45);
-                value.extend_from_slice(&pack.id.0);
-                value.push(kind_byte(blob.kind));
-                value.extend_from_slice(&blob.offset.to_le_bytes());
-                value.extend_from_slice(&blob.length.to_le_bytes());
-                value.extend_from_slice(&blob.raw_length.to_le_bytes());
-                batch.put(key(BLOB, &blob.id.0), value);
+                if damaged.contains(&(pack.id, blob.id)) && self.lookup(&blob.id)?.is_some() {
+                    continue; // keep the other copy
+                }
+                let location = BlobLocation::new(pack.id, blob);
+                batch.put(key(BLOB, &blob.id.0), encode_location(&location));
             }
         }
         batch.put(key(SEGMENT, &id.0), []);
@@ -172,14 +228,55 @@ impl LocalIndex {
         Ok(all.len() as u64)
     }
 
-    /// Removes everything, for a rebuild.
+    /// Removes what the segments say, for a rebuild (verification records stay).
     pub fn clear(&self) -> Result<()> {
         let mut batch = WriteBatch::default();
         for item in self.db.iterator(IteratorMode::Start) {
             let (k, _) = item.map_err(|e| self.error(&e))?;
-            batch.delete(k);
+            if [BLOB, PACK, SEGMENT].contains(&k[0]) {
+                batch.delete(k);
+            }
         }
         self.db.write(batch).map_err(|e| self.error(&e))
+    }
+
+    /// Records what reading a whole pack found at `at` (Unix seconds): the copies in it that
+    /// failed to verify (replacing what an earlier check recorded for the pack).
+    pub fn record_verification(&self, pack: &PackId, at: i64, damaged: &[BlobId]) -> Result<()> {
+        let mut batch = WriteBatch::default();
+        for item in self.db.prefix_iterator(damage_prefix(pack)) {
+            let (k, _) = item.map_err(|e| self.error(&e))?;
+            if !k.starts_with(&damage_prefix(pack)) {
+                break;
+            }
+            batch.delete(k);
+        }
+        for blob in damaged {
+            batch.put(damage_key(pack, blob), []);
+        }
+        batch.put(key(VERIFIED, &pack.0), at.to_le_bytes());
+        self.db.write(batch).map_err(|e| self.error(&e))?;
+        if !damaged.is_empty() {
+            self.any_damage.store(true, Relaxed);
+        }
+        Ok(())
+    }
+
+    /// When a pack last verified completely, if ever (damaged or not).
+    pub fn verified_at(&self, pack: &PackId) -> Result<Option<i64>> {
+        let value = self
+            .db
+            .get_pinned(key(VERIFIED, &pack.0))
+            .map_err(|e| self.error(&e))?;
+        Ok(value.and_then(|v| Some(i64::from_le_bytes(v.as_ref().try_into().ok()?))))
+    }
+
+    /// Every recorded damaged copy, as (pack, blob).
+    pub fn damaged_copies(&self) -> Result<HashSet<(PackId, BlobId)>> {
+        self.ids_with_prefix(DAMAGED, |bytes, _| {
+            let (pack, blob) = bytes.split_at_checked(ID_LEN)?;
+            Some((PackId::from_slice(pack)?, BlobId::from_slice(blob)?))
+        })
     }
 
     fn ids_with_prefix<T, C: FromIterator<T>>(
@@ -238,6 +335,26 @@ fn index_error(path: &Path, e: &rocksdb::Error) -> Error {
         path: path.to_path_buf(),
         reason: e.to_string(),
     }
+}
+
+fn encode_location(location: &BlobLocation) -> Vec<u8> {
+    let mut value = Vec::with_capacity(45);
+    value.extend_from_slice(&location.pack.0);
+    value.push(kind_byte(location.kind));
+    value.extend_from_slice(&location.offset.to_le_bytes());
+    value.extend_from_slice(&location.length.to_le_bytes());
+    value.extend_from_slice(&location.raw_length.to_le_bytes());
+    value
+}
+
+fn damage_prefix(pack: &PackId) -> [u8; ID_LEN + 1] {
+    key(DAMAGED, &pack.0)
+}
+
+fn damage_key(pack: &PackId, blob: &BlobId) -> Vec<u8> {
+    let mut k = damage_prefix(pack).to_vec();
+    k.extend_from_slice(&blob.0);
+    k
 }
 
 fn key(prefix: u8, id: &[u8; ID_LEN]) -> [u8; ID_LEN + 1] {

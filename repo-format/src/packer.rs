@@ -184,12 +184,12 @@ impl BlobWriter {
     /// True if the blob is stored or queued (without queueing anything).
     pub fn has(&self, id: &BlobId) -> Result<bool> {
         Ok(lock(&self.shared.in_flight).contains(id)
-            || self.shared.repo.index().lookup(id)?.is_some())
+            || self.shared.repo.index().lookup_intact(id)?.is_some())
     }
 
     fn claim(&self, id: BlobId) -> Result<bool> {
         let mut in_flight = lock(&self.shared.in_flight);
-        if in_flight.contains(&id) || self.shared.repo.index().lookup(&id)?.is_some() {
+        if in_flight.contains(&id) || self.shared.repo.index().lookup_intact(&id)?.is_some() {
             return Ok(false);
         }
         in_flight.insert(id);

@@ -126,6 +126,18 @@ impl Repository {
 
     /// Opens an existing repository with `password`.
     pub fn open(backend: Arc<dyn Backend>, password: &[u8], cache_root: &Path) -> Result<Self> {
+        let repo = Self::open_unsynced(backend, password, cache_root)?;
+        repo.sync_index()?;
+        Ok(repo)
+    }
+
+    /// Opens the repository without reading new index segments, for `check` and `repair`,
+    /// which must keep going when a segment is damaged ([`Repository::sync_index_tolerant`]).
+    pub fn open_unsynced(
+        backend: Arc<dyn Backend>,
+        password: &[u8],
+        cache_root: &Path,
+    ) -> Result<Self> {
         let location = backend.location();
         let sealed_config = match backend.get("config") {
             Ok(bytes) => bytes,
@@ -136,9 +148,7 @@ impl Repository {
         };
         let (key, key_id) = unlock(&*backend, password)?;
         let config = Config::open(&key, &sealed_config)?;
-        let repo = Self::assemble(backend, key, key_id, config, cache_root)?;
-        repo.sync_index()?;
-        Ok(repo)
+        Self::assemble(backend, key, key_id, config, cache_root)
     }
 
     fn assemble(
@@ -216,6 +226,16 @@ impl Repository {
     /// scratch if a segment it had is gone (another client replaced it). Returns how many
     /// segments were read.
     pub fn sync_index(&self) -> Result<usize> {
+        let (read, mut unreadable) = self.sync_index_tolerant()?;
+        match unreadable.pop() {
+            Some((_, error)) => Err(error),
+            None => Ok(read),
+        }
+    }
+
+    /// [`Repository::sync_index`] that ingests every readable segment and returns the others
+    /// with their errors instead of stopping at the first.
+    pub fn sync_index_tolerant(&self) -> Result<(usize, Vec<(IndexId, Error)>)> {
         let listed: HashSet<IndexId> = self.list_ids("index/")?;
         let mut known = self.index.segments()?;
         if !known.is_subset(&listed) {
@@ -225,12 +245,18 @@ impl Repository {
             self.index.clear()?;
             known.clear();
         }
-        let new: Vec<&IndexId> = listed.difference(&known).collect();
-        for id in &new {
-            let segment = self.load_segment(id)?;
-            self.index.ingest(id, &segment)?;
+        let mut unreadable = Vec::new();
+        let mut read = 0;
+        for id in listed.difference(&known) {
+            match self.load_segment(id) {
+                Ok(segment) => {
+                    self.index.ingest(id, &segment)?;
+                    read += 1;
+                }
+                Err(error) => unreadable.push((*id, error)),
+            }
         }
-        Ok(new.len())
+        Ok((read, unreadable))
     }
 
     /// Reads a whole object.

@@ -3,6 +3,7 @@
 
 mod backup;
 mod cat;
+mod check;
 mod dump;
 mod init;
 mod key;
@@ -39,6 +40,7 @@ pub fn run(cli: Cli) -> Result<Exit> {
         Command::Dump(args) => dump::run(global, &args),
         Command::Key(args) => key::run(global, args),
         Command::Mount(args) => mount::run(global, &args),
+        Command::Check(args) => check::run(global, &args),
     }
 }
 
@@ -81,10 +83,21 @@ fn password(global: &Global, prompt: &str, confirm: bool) -> Result<Password> {
 
 /// Opens the repository named on the command line.
 fn open(global: &Global) -> Result<Arc<Repository>> {
+    open_with(global, Repository::open)
+}
+
+/// Opens the repository without reading its index segments (`check`, `repair`).
+fn open_unsynced(global: &Global) -> Result<Arc<Repository>> {
+    open_with(global, Repository::open_unsynced)
+}
+
+type Opener = fn(Arc<dyn Backend>, &[u8], &std::path::Path) -> cairn_format::Result<Repository>;
+
+fn open_with(global: &Global, opener: Opener) -> Result<Arc<Repository>> {
     let backend = backend(global)?;
     let location = backend.location();
     let password = password(global, &format!("password for {location}: "), false)?;
-    let repo = Repository::open(backend, password.as_bytes(), &cache_root(global)?)
+    let repo = opener(backend, password.as_bytes(), &cache_root(global)?)
         .with_context(|| format!("cannot open repository {location}"))?;
     Ok(Arc::new(repo))
 }

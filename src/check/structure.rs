@@ -1,0 +1,296 @@
+//! The structure pass of `check`: key files, index segments, pack presence and sizes,
+//! snapshots, and every tree and content node reachable from them. Each tree and content node
+//! is read once however many snapshots share it.
+
+use std::collections::{HashMap, HashSet};
+use std::fmt::Display;
+
+use anyhow::Result;
+use cairn_format::content::{Content, ContentEntry, ContentNode, MAX_DEPTH};
+use cairn_format::key::KeyFile;
+use cairn_format::tree::NodeKind;
+use cairn_format::{BlobId, IndexId, KeyId, PackId, Repository, SnapshotId};
+
+use super::{CheckReport, DamagedPack, IndexedPackInfo, IndexedPacks, Problem};
+
+fn problem(what: &'static str, name: impl Display, error: impl Display) -> Problem {
+    Problem {
+        what,
+        name: name.to_string(),
+        error: error.to_string(),
+    }
+}
+
+/// Decodes every key file and index segment, and brings the local index up to date with the
+/// readable segments.
+pub(super) fn load_index(repo: &Repository, report: &mut CheckReport) -> Result<IndexedPacks> {
+    let keys: Vec<KeyId> = repo.list_ids("keys/")?;
+    for id in keys {
+        let decoded = repo
+            .backend()
+            .get(&format!("keys/{id}"))
+            .map_err(anyhow::Error::from)
+            .and_then(|bytes| Ok(KeyFile::decode(&id, &bytes)?));
+        if let Err(e) = decoded {
+            report
+                .problems
+                .push(problem("key file", id, format!("{e:#}")));
+        }
+    }
+    let mut packs = HashMap::new();
+    let segments: Vec<IndexId> = repo.list_ids("index/")?;
+    for id in segments {
+        match repo.load_segment(&id) {
+            Ok(segment) => {
+                for pack in segment.packs {
+                    packs.insert(
+                        pack.id,
+                        IndexedPackInfo {
+                            size: pack.size,
+                            entries: pack.blobs,
+                        },
+                    );
+                }
+            }
+            Err(e) => report.problems.push(problem(
+                "index segment",
+                id,
+                format!("{e} (`cairn repair index` rebuilds the index from the packs)"),
+            )),
+        }
+    }
+    // Unreadable segments were reported just above.
+    repo.sync_index_tolerant()?;
+    report.indexed_packs = packs.len() as u64;
+    Ok(IndexedPacks { packs })
+}
+
+/// Compares the packs in `data/` with the index: missing and wrongly sized packs are damage,
+/// unindexed ones are noted. Returns the listed packs with their sizes.
+pub(super) fn check_packs(
+    repo: &Repository,
+    indexed: &IndexedPacks,
+    report: &mut CheckReport,
+) -> Result<HashMap<PackId, u64>> {
+    let objects = repo.backend().list("data/")?;
+    let mut listed = HashMap::new();
+    for object in objects {
+        match cairn_format::backend::id_part(&object.name).parse::<PackId>() {
+            Ok(id) => {
+                listed.insert(id, object.size);
+            }
+            Err(_) => report.problems.push(problem(
+                "object",
+                &object.name,
+                "not a pack name; remove it if you did not put it there",
+            )),
+        }
+    }
+    for (id, info) in &indexed.packs {
+        let damaged = match listed.get(id) {
+            None => Some(("missing".to_string(), info.entries.clone())),
+            Some(&size) if size != info.size => Some((
+                format!("{size} bytes, the index says {}", info.size),
+                info.entries
+                    .iter()
+                    .filter(|e| u64::from(e.offset) + u64::from(e.length) > size)
+                    .copied()
+                    .collect(),
+            )),
+            Some(_) => None,
+        };
+        if let Some((reason, entries)) = damaged {
+            report.damaged_packs.push(DamagedPack {
+                pack: *id,
+                reason,
+                structural: true,
+                damaged_blobs: entries.iter().map(|e| e.id).collect(),
+                lost_blobs: Vec::new(),
+                superseded: false,
+            });
+        }
+    }
+    let mut unindexed: Vec<PackId> = listed
+        .keys()
+        .filter(|id| !indexed.packs.contains_key(id))
+        .copied()
+        .collect();
+    unindexed.sort();
+    report.unindexed_packs = unindexed;
+    Ok(listed)
+}
+
+/// What walking the snapshots found.
+pub(super) struct Walk {
+    /// Every readable snapshot and its root tree.
+    pub snapshots: Vec<(SnapshotId, BlobId)>,
+    /// Every blob reachable from a snapshot.
+    pub referenced: HashSet<BlobId>,
+    /// Referenced blobs that the index does not have.
+    pub unindexed: HashSet<BlobId>,
+}
+
+/// Decodes every snapshot and every tree and content node reachable from one, and checks that
+/// every referenced blob is indexed.
+pub(super) fn check_snapshots(repo: &Repository, report: &mut CheckReport) -> Result<Walk> {
+    let mut walk = Walk {
+        snapshots: Vec::new(),
+        referenced: HashSet::new(),
+        unindexed: HashSet::new(),
+    };
+    let ids: Vec<SnapshotId> = repo.list_ids("snapshots/")?;
+    for id in ids {
+        match repo.load_snapshot(&id) {
+            Ok(snapshot) => walk.snapshots.push((id, snapshot.tree)),
+            Err(e) => report.problems.push(problem("snapshot", id, e)),
+        }
+    }
+    walk.snapshots.sort();
+    report.snapshots = walk.snapshots.len() as u64;
+    let mut pending: Vec<BlobId> = walk.snapshots.iter().map(|(_, tree)| *tree).collect();
+    while let Some(tree_id) = pending.pop() {
+        if !walk.referenced.insert(tree_id) {
+            continue;
+        }
+        report.trees += 1;
+        if !is_indexed(repo, &tree_id, &mut walk, report)? {
+            continue;
+        }
+        let tree = match repo.load_tree(&tree_id) {
+            Ok(tree) => tree,
+            Err(e) => {
+                report.problems.push(problem("tree", tree_id, e));
+                continue;
+            }
+        };
+        for node in tree.nodes {
+            match node.kind {
+                NodeKind::Directory { subtree } => pending.push(subtree),
+                NodeKind::File { content } => check_content(repo, &content, &mut walk, report)?,
+                _ => {}
+            }
+        }
+    }
+    report.referenced_blobs = walk.referenced.len() as u64;
+    Ok(walk)
+}
+
+fn check_content(
+    repo: &Repository,
+    content: &Content,
+    walk: &mut Walk,
+    report: &mut CheckReport,
+) -> Result<()> {
+    let (mut nodes, mut data, mut failed) = (Vec::new(), Vec::new(), Vec::new());
+    for_each_content_blob(
+        repo,
+        content,
+        &mut |node| {
+            let new = walk.referenced.insert(*node);
+            if new {
+                nodes.push(*node);
+            }
+            new
+        },
+        &mut |entry| {
+            if let ContentEntry::Data { id, .. } = entry {
+                data.push(*id);
+            }
+        },
+        &mut |node, error| failed.push(problem("content node", node, error)),
+    );
+    report.problems.extend(failed);
+    for id in nodes {
+        is_indexed(repo, &id, walk, report)?;
+    }
+    for id in data {
+        if walk.referenced.insert(id) {
+            is_indexed(repo, &id, walk, report)?;
+        }
+    }
+    Ok(())
+}
+
+fn is_indexed(
+    repo: &Repository,
+    id: &BlobId,
+    walk: &mut Walk,
+    report: &mut CheckReport,
+) -> Result<bool> {
+    if repo.index().lookup(id)?.is_some() {
+        return Ok(true);
+    }
+    walk.unindexed.insert(*id);
+    report.problems.push(problem(
+        "blob",
+        id,
+        "referenced by a snapshot but in no index segment (`cairn check --read-data` and \
+         `cairn repair index` find it if its pack still exists)",
+    ));
+    Ok(false)
+}
+
+/// Visits a file's content: `node` for each content-node blob (return false to skip the
+/// subtree, e.g. when already seen), `entry` for each entry of a visited leaf, and `failed`
+/// for a node that cannot be read or decoded (its subtree is skipped).
+pub(crate) fn for_each_content_blob(
+    repo: &Repository,
+    content: &Content,
+    node: &mut dyn FnMut(&BlobId) -> bool,
+    entry: &mut dyn FnMut(&ContentEntry),
+    failed: &mut dyn FnMut(&BlobId, String),
+) {
+    match content {
+        Content::Inline(entries) => entries.iter().for_each(entry),
+        Content::Indirect { root, depth } => {
+            visit_node(repo, root, (*depth).min(MAX_DEPTH), node, entry, failed);
+        }
+    }
+}
+
+fn visit_node(
+    repo: &Repository,
+    id: &BlobId,
+    depth: u8,
+    node: &mut dyn FnMut(&BlobId) -> bool,
+    entry: &mut dyn FnMut(&ContentEntry),
+    failed: &mut dyn FnMut(&BlobId, String),
+) {
+    if !node(id) {
+        return;
+    }
+    let decoded = repo
+        .read_blob(id)
+        .and_then(|bytes| ContentNode::decode(&bytes, &id.to_hex()));
+    match (decoded, depth) {
+        (Ok(ContentNode::Leaf(entries)), 0) => entries.iter().for_each(entry),
+        (Ok(ContentNode::Inner(children)), d) if d > 0 => {
+            for child in children {
+                visit_node(repo, &child.blob, d - 1, node, entry, failed);
+            }
+        }
+        (Ok(_), _) => failed(id, "content node at the wrong depth".into()),
+        (Err(e), _) => failed(id, e.to_string()),
+    }
+}
+
+/// Counts indexed blobs and packs that nothing references (not an error: prune frees them).
+pub(super) fn report_unused(
+    indexed: &IndexedPacks,
+    referenced: &HashSet<BlobId>,
+    report: &mut CheckReport,
+) {
+    for (id, info) in &indexed.packs {
+        let unused: Vec<_> = info
+            .entries
+            .iter()
+            .filter(|e| !referenced.contains(&e.id))
+            .collect();
+        report.unused_blobs += unused.len() as u64;
+        report.unused_bytes += unused.iter().map(|e| u64::from(e.length)).sum::<u64>();
+        if unused.len() == info.entries.len() {
+            report.unused_packs.push(*id);
+        }
+    }
+    report.unused_packs.sort();
+}

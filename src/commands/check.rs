@@ -1,0 +1,175 @@
+//! `cairn check`: runs the check and prints what it found: problems, damaged packs, and the
+//! snapshots and paths that lose data, with what to do next. Exit 0 only when clean.
+
+use std::sync::Arc;
+
+use anyhow::Result;
+
+use super::report::Reporter;
+use super::table::{bytes, render};
+use super::{interrupt_flag, open_unsynced, print_json};
+use crate::check::{CheckOptions, CheckReport, affected_by_snapshot, check};
+use crate::cli::{CheckArgs, Global};
+use crate::exit::Exit;
+use crate::progress::Progress;
+
+pub fn run(global: &Global, args: &CheckArgs) -> Result<Exit> {
+    let repo = open_unsynced(global)?;
+    let options = CheckOptions {
+        read_data: args.read_data,
+        subset: args.read_data_subset,
+        max_age: args.max_age,
+        readers: 0,
+        interrupt: interrupt_flag()?,
+    };
+    let progress = Arc::new(Progress::default());
+    let reporter = Reporter::start(global, progress.clone(), "check");
+    let report = check(&repo, &options, &progress)?;
+    reporter.finish();
+    let interrupted = report.read.as_ref().is_some_and(|r| !r.complete);
+    if global.json {
+        print_json(&serde_json::json!({
+            "message_type": "check",
+            "clean": report.is_clean(),
+            "lost_bytes": report.lost_bytes(),
+            "report": report,
+        }))?;
+    } else if !global.quiet || !report.is_clean() {
+        print_text(&report);
+    }
+    Ok(if interrupted {
+        Exit::Interrupted
+    } else if report.is_clean() {
+        Exit::Ok
+    } else {
+        Exit::Error
+    })
+}
+
+fn print_text(report: &CheckReport) {
+    println!(
+        "{} snapshots, {} trees, {} referenced blobs in {} indexed packs",
+        report.snapshots, report.trees, report.referenced_blobs, report.indexed_packs
+    );
+    if let Some(read) = &report.read {
+        println!(
+            "read {} of {} packs ({}), {} blobs verified{}{}",
+            read.packs_read,
+            read.packs_in_repository,
+            bytes(read.bytes_read),
+            read.blobs_verified,
+            if read.packs_skipped_recent > 0 {
+                format!(
+                    "; {} skipped, verified within --max-age",
+                    read.packs_skipped_recent
+                )
+            } else {
+                String::new()
+            },
+            if read.complete {
+                ""
+            } else {
+                "; INTERRUPTED: run again with --max-age to continue"
+            },
+        );
+    }
+    if !report.unindexed_packs.is_empty() {
+        println!(
+            "note: {} packs are in no index segment (left by an interrupted backup; the next \
+             backup indexes them)",
+            report.unindexed_packs.len()
+        );
+    }
+    if report.unused_blobs > 0 {
+        println!(
+            "note: {} blobs ({}) in the index are referenced by no snapshot, {} packs wholly \
+             (prune frees them)",
+            report.unused_blobs,
+            bytes(report.unused_bytes),
+            report.unused_packs.len()
+        );
+    }
+    for problem in &report.problems {
+        println!(
+            "error: {} {}: {}",
+            problem.what, problem.name, problem.error
+        );
+    }
+    print_damage(report);
+    if report.is_clean() {
+        println!("no errors were found");
+    } else {
+        print_advice(report);
+    }
+}
+
+fn print_damage(report: &CheckReport) {
+    if report.damaged_packs.is_empty() {
+        return;
+    }
+    let rows: Vec<Vec<String>> = report
+        .damaged_packs
+        .iter()
+        .map(|d| {
+            vec![
+                d.pack.short(),
+                d.damaged_blobs.len().to_string(),
+                if d.superseded {
+                    "none (intact copies elsewhere)".into()
+                } else {
+                    d.lost_blobs.len().to_string()
+                },
+                d.reason.clone(),
+            ]
+        })
+        .collect();
+    println!(
+        "\ndamaged packs:\n{}",
+        render(
+            &["pack", "damaged blobs", "lost blobs", "what is wrong"],
+            &rows
+        )
+    );
+    let by_snapshot = affected_by_snapshot(report);
+    if by_snapshot.is_empty() {
+        return;
+    }
+    println!("\nsnapshots that lose data:");
+    for (snapshot, affected) in by_snapshot {
+        let lost: u64 = affected.iter().map(|a| a.lost_bytes).sum();
+        println!(
+            "  {} ({} paths, {} cannot be restored):",
+            snapshot.short(),
+            affected.len(),
+            bytes(lost)
+        );
+        for a in affected {
+            let what = if a.kind == "directory" {
+                "directory listing lost".to_string()
+            } else {
+                bytes(a.lost_bytes)
+            };
+            println!("    {}  ({what})", a.path);
+        }
+    }
+}
+
+fn print_advice(report: &CheckReport) {
+    println!(
+        "\nthe repository is damaged: {} problems, {} damaged packs, {} of file data cannot be \
+         restored",
+        report.problems.len(),
+        report
+            .damaged_packs
+            .iter()
+            .filter(|d| !d.superseded)
+            .count(),
+        bytes(report.lost_bytes())
+    );
+    println!(
+        "what to do: files not listed above restore normally. Back up the same sources again: \
+         chunks that still exist there are stored anew and heal the repository. Then \
+         `cairn repair snapshots` keeps what each damaged snapshot still has, and \
+         `cairn repair index` rebuilds damaged or missing index segments from the packs."
+    );
+}
