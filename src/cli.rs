@@ -74,6 +74,40 @@ pub enum Command {
     Mount(MountArgs),
     /// Check the repository's structure, and with --read-data every byte of it
     Check(CheckArgs),
+    /// Rebuild the index, or rewrite damaged snapshots around lost data
+    #[command(subcommand)]
+    Repair(RepairCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum RepairCommand {
+    /// Rebuild the index segments (and the local index) from the pack headers
+    Index,
+    /// Rewrite snapshots that reference lost data so the rest restores; run after
+    /// `check --read-data`, which finds the damaged copies
+    Snapshots(RepairSnapshotsArgs),
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug)]
+pub enum DamagedFilesArg {
+    Mark,
+    Truncate,
+    Drop,
+}
+
+#[derive(Args, Debug)]
+pub struct RepairSnapshotsArgs {
+    /// Files that lost data: keep them with zeros in the lost ranges and an extended attribute
+    /// user.cairn.damaged naming them (mark), cut them before the first lost byte (truncate),
+    /// or leave them out (drop)
+    #[arg(long, value_enum, default_value_t = DamagedFilesArg::Mark)]
+    pub damaged_files: DamagedFilesArg,
+    /// Remove each original snapshot once its repaired copy is saved
+    #[arg(long)]
+    pub forget: bool,
+    /// Show what would be rewritten, write nothing
+    #[arg(short = 'n', long)]
+    pub dry_run: bool,
 }
 
 /// Snapshot selection shared by commands that take a snapshot.

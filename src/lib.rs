@@ -16,5 +16,6 @@ pub mod metadata;
 pub mod password;
 pub mod pattern;
 pub mod progress;
+pub mod repair;
 pub mod restore;
 pub mod select;

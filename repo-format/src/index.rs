@@ -455,6 +455,43 @@ mod tests {
         assert_eq!(index.blob_count().unwrap(), 0);
     }
 
+    /// Self-healing (issue #6): a copy `check` found damaged is not reused by backups, loses
+    /// to an intact copy at ingest, and its record survives a rebuild.
+    #[test]
+    fn damaged_copies_give_way_to_intact_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let index = LocalIndex::open(&dir.path().join("index")).unwrap();
+        index.ingest(&IndexId([1; 32]), &segment(10)).unwrap();
+        let blob = BlobId([11; 32]);
+        assert!(index.lookup_intact(&blob).unwrap().is_some());
+        index
+            .record_verification(&PackId([10; 32]), 77, &[blob])
+            .unwrap();
+        assert_eq!(index.verified_at(&PackId([10; 32])).unwrap(), Some(77));
+        assert!(
+            index.lookup(&blob).unwrap().is_some(),
+            "restore still finds it"
+        );
+        assert!(
+            index.lookup_intact(&blob).unwrap().is_none(),
+            "backups store it again"
+        );
+        assert!(index.lookup_intact(&BlobId([10; 32])).unwrap().is_some());
+        // An intact copy in another pack wins, whichever segment is ingested last.
+        let mut healed = segment(11);
+        healed.packs[0].id = PackId([50; 32]);
+        index.ingest(&IndexId([2; 32]), &healed).unwrap();
+        index.ingest(&IndexId([3; 32]), &segment(10)).unwrap();
+        assert_eq!(index.lookup(&blob).unwrap().unwrap().pack, PackId([50; 32]));
+        // Rebuilding keeps what checks found; a clean re-check clears the record.
+        index.clear().unwrap();
+        assert_eq!(index.damaged_copies().unwrap().len(), 1);
+        index
+            .record_verification(&PackId([10; 32]), 78, &[])
+            .unwrap();
+        assert!(index.damaged_copies().unwrap().is_empty());
+    }
+
     #[test]
     fn damaged_database_is_rebuilt_empty() {
         let dir = tempfile::tempdir().unwrap();

@@ -386,6 +386,14 @@ impl Repository {
         Ok(id)
     }
 
+    /// Deletes a snapshot object (its data stays until prune).
+    pub fn remove_snapshot(&self, id: &SnapshotId) -> Result<()> {
+        let name = format!("snapshots/{id}");
+        self.backend
+            .delete(&name)
+            .map_err(backend_error("delete", &name))
+    }
+
     /// Reads a pack's header through its trailer.
     pub fn read_pack_header(&self, id: &PackId, size: u64) -> Result<Vec<PackEntry>> {
         if size < TRAILER_LEN as u64 {

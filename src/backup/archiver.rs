@@ -363,6 +363,8 @@ impl Archiver<'_> {
         parent: Option<&Node>,
     ) -> Result<Option<(Content, u64)>> {
         self.progress.set_current(path);
+        // A file `repair snapshots` marked has zeros where data was lost: never reuse it.
+        let parent = parent.filter(|node| !crate::repair::is_marked_damaged(node));
         let special = !meta.file_type().is_file();
         // --verify-unchanged means every byte is read, metadata shortcuts included.
         let verify_all = self

@@ -3,9 +3,10 @@
 //! and checks that every referenced blob is indexed; `--read-data` then reads packs and opens
 //! every blob in them. What is lost is mapped back to snapshots and paths.
 //!
-//! Invariant: `CheckReport::is_clean` is true only when everything that was checked verified;
-//! a damaged copy of a blob that also has an intact copy (after a healing backup) is reported
-//! but loses nothing.
+//! Invariant: `CheckReport::is_clean` is true only when everything that was checked verified,
+//! except damaged copies of blobs nothing needs: a blob with an intact copy elsewhere (after a
+//! healing backup), or one no snapshot references (after `repair snapshots`). Those are
+//! reported, lose nothing, and do not fail the check.
 
 mod damage;
 mod read_data;
@@ -61,9 +62,10 @@ pub struct DamagedPack {
     pub damaged_blobs: Vec<BlobId>,
     /// Of those, blobs with no intact copy elsewhere.
     pub lost_blobs: Vec<BlobId>,
-    /// Only blobs are damaged, and each has an intact copy in another pack (a later backup
-    /// stored it again): nothing is lost, and the index uses the intact copies.
-    pub superseded: bool,
+    /// Only blobs are damaged, and none of them is needed: each has an intact copy in another
+    /// pack (a later backup stored it again; the index now uses that copy), or no snapshot
+    /// references it (any more). Nothing is lost; prune removes the damaged copies.
+    pub harmless: bool,
 }
 
 /// A file or directory of a snapshot that cannot be restored completely.
@@ -117,7 +119,7 @@ impl CheckReport {
     pub fn is_clean(&self) -> bool {
         self.problems.is_empty()
             && self.affected.is_empty()
-            && self.damaged_packs.iter().all(|d| d.superseded)
+            && self.damaged_packs.iter().all(|d| d.harmless)
     }
 
     /// Bytes of files that cannot be restored, over all snapshots.
@@ -153,7 +155,7 @@ pub fn check(
     if options.read_data || options.subset.is_some() || options.max_age.is_some() {
         read_data::read_packs(repo, &indexed, &listed, options, progress, &mut report)?;
     }
-    let mut lost = resolve_losses(repo, &indexed, &mut report)?;
+    let mut lost = resolve_losses(repo, &indexed, &walk.referenced, &mut report)?;
     lost.extend(walk.unindexed.iter().copied());
     if !lost.is_empty() {
         report.affected = damage::affected_paths(repo, &walk.snapshots, &lost);
@@ -161,11 +163,12 @@ pub fn check(
     Ok(report)
 }
 
-/// Sorts damaged copies into lost blobs and superseded ones (with an intact copy in another
-/// pack, which the local index is pointed at so that restores use it). Returns the lost blobs.
+/// Sorts damaged copies into lost blobs and those with an intact copy in another pack (the
+/// local index is pointed at it, so restores use it). Returns the lost blobs.
 fn resolve_losses(
     repo: &Repository,
     indexed: &IndexedPacks,
+    referenced: &HashSet<BlobId>,
     report: &mut CheckReport,
 ) -> Result<HashSet<BlobId>> {
     let damaged: HashSet<(PackId, BlobId)> = report
@@ -192,7 +195,7 @@ fn resolve_losses(
                 lost.insert(*blob);
             }
         }
-        pack.superseded = !pack.structural && pack.lost_blobs.is_empty();
+        pack.harmless = !pack.structural && pack.lost_blobs.iter().all(|b| !referenced.contains(b));
     }
     report.damaged_packs.sort_by_key(|d| d.pack);
     Ok(lost)

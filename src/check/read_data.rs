@@ -207,7 +207,7 @@ pub(super) fn read_packs(
                 structural: verdict.structural,
                 damaged_blobs: verdict.damaged_blobs,
                 lost_blobs: Vec::new(),
-                superseded: false,
+                harmless: false,
             });
         }
     }

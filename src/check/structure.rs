@@ -106,7 +106,7 @@ pub(super) fn check_packs(
                 structural: true,
                 damaged_blobs: entries.iter().map(|e| e.id).collect(),
                 lost_blobs: Vec::new(),
-                superseded: false,
+                harmless: false,
             });
         }
     }

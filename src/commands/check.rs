@@ -114,10 +114,10 @@ fn print_damage(report: &CheckReport) {
             vec![
                 d.pack.short(),
                 d.damaged_blobs.len().to_string(),
-                if d.superseded {
-                    "none (intact copies elsewhere)".into()
-                } else {
-                    d.lost_blobs.len().to_string()
+                match (d.harmless, d.lost_blobs.len()) {
+                    (true, 0) => "0 (intact copies elsewhere)".into(),
+                    (true, n) => format!("{n}, unreferenced: harmless"),
+                    (false, n) => n.to_string(),
                 },
                 d.reason.clone(),
             ]
@@ -159,11 +159,7 @@ fn print_advice(report: &CheckReport) {
         "\nthe repository is damaged: {} problems, {} damaged packs, {} of file data cannot be \
          restored",
         report.problems.len(),
-        report
-            .damaged_packs
-            .iter()
-            .filter(|d| !d.superseded)
-            .count(),
+        report.damaged_packs.iter().filter(|d| !d.harmless).count(),
         bytes(report.lost_bytes())
     );
     println!(

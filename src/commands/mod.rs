@@ -9,6 +9,7 @@ mod init;
 mod key;
 mod ls;
 mod mount;
+mod repair;
 mod report;
 mod restore;
 mod snapshots;
@@ -41,6 +42,7 @@ pub fn run(cli: Cli) -> Result<Exit> {
         Command::Key(args) => key::run(global, args),
         Command::Mount(args) => mount::run(global, &args),
         Command::Check(args) => check::run(global, &args),
+        Command::Repair(command) => repair::run(global, &command),
     }
 }
 

@@ -3,6 +3,7 @@
 //! issue they guard.
 
 mod bench_smoke;
+mod check;
 mod cli;
 mod crash;
 mod dedup;

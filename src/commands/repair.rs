@@ -1,0 +1,97 @@
+//! `cairn repair index` and `cairn repair snapshots`.
+
+use std::sync::Arc;
+
+use anyhow::Result;
+
+use super::report::{CliObserver, Reporter};
+use super::table::bytes;
+use super::{open, open_unsynced, print_json};
+use crate::cli::{DamagedFilesArg, Global, RepairCommand, RepairSnapshotsArgs};
+use crate::exit::Exit;
+use crate::progress::Progress;
+use crate::repair::{DamagedFiles, SnapshotRepairOptions, repair_index, repair_snapshots};
+
+pub fn run(global: &Global, command: &RepairCommand) -> Result<Exit> {
+    match command {
+        RepairCommand::Index => index(global),
+        RepairCommand::Snapshots(args) => snapshots(global, args),
+    }
+}
+
+fn index(global: &Global) -> Result<Exit> {
+    let repo = open_unsynced(global)?;
+    let progress = Arc::new(Progress::default());
+    let reporter = Reporter::start(global, progress.clone(), "repair index");
+    let outcome = repair_index(&repo, &progress)?;
+    reporter.finish();
+    if global.json {
+        print_json(&serde_json::json!({
+            "message_type": "repair_index",
+            "packs_indexed": outcome.packs_indexed,
+            "blobs_indexed": outcome.blobs_indexed,
+            "segments_written": outcome.segments_written,
+            "segments_removed": outcome.segments_removed,
+            "unreadable_packs": outcome.unreadable_packs.iter()
+                .map(|(id, e)| serde_json::json!({"pack": id, "error": e}))
+                .collect::<Vec<_>>(),
+        }))?;
+    } else if !global.quiet {
+        println!(
+            "indexed {} blobs in {} packs: {} segments written, {} old ones removed",
+            outcome.blobs_indexed,
+            outcome.packs_indexed,
+            outcome.segments_written,
+            outcome.segments_removed
+        );
+    }
+    for (pack, error) in &outcome.unreadable_packs {
+        eprintln!("warning: pack {pack}: header unreadable, its blobs are not indexed: {error}");
+    }
+    Ok(if outcome.unreadable_packs.is_empty() {
+        Exit::Ok
+    } else {
+        Exit::Incomplete
+    })
+}
+
+fn snapshots(global: &Global, args: &RepairSnapshotsArgs) -> Result<Exit> {
+    let repo = open(global)?;
+    let options = SnapshotRepairOptions {
+        damaged_files: match args.damaged_files {
+            DamagedFilesArg::Mark => DamagedFiles::Mark,
+            DamagedFilesArg::Truncate => DamagedFiles::Truncate,
+            DamagedFilesArg::Drop => DamagedFiles::Drop,
+        },
+        forget: args.forget,
+        dry_run: args.dry_run,
+    };
+    let repaired = repair_snapshots(&repo, &options, &CliObserver::new(global))?;
+    if global.json {
+        print_json(&serde_json::json!({
+            "message_type": "repair_snapshots",
+            "dry_run": args.dry_run,
+            "snapshots": repaired,
+        }))?;
+    } else if !global.quiet {
+        if repaired.is_empty() {
+            println!("no snapshot references lost data");
+        }
+        for r in &repaired {
+            let new = r.repaired.map_or("(dry run)".to_string(), |id| id.short());
+            println!(
+                "snapshot {} -> {new}: {} files lost {}, {} directory listings lost{}",
+                r.original.short(),
+                r.damaged_files,
+                bytes(r.lost_bytes),
+                r.lost_directories,
+                if args.forget && !args.dry_run {
+                    " (original removed)"
+                } else {
+                    ""
+                }
+            );
+        }
+    }
+    Ok(Exit::Ok)
+}

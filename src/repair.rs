@@ -1,0 +1,399 @@
+//! `repair`: puts a damaged repository back into a consistent state from what survives.
+//!
+//! - `repair index` rebuilds the index segments from the pack headers (every pack describes
+//!   its own blobs), writes the new segments first and removes the old ones after, so a crash
+//!   at any point leaves a usable index.
+//! - `repair snapshots` rewrites snapshots that reference lost blobs (not indexed, or a copy
+//!   `check --read-data` found damaged with no intact copy) so everything else in them stays
+//!   restorable; the originals stay unless asked to go.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use cairn_format::backend::id_part;
+use cairn_format::content::{Content, ContentChild, ContentEntry, ContentNode, MAX_DEPTH};
+use cairn_format::pack::BlobKind;
+use cairn_format::packer::{BlobWriter, WriterOptions};
+use cairn_format::segment::{IndexSegment, IndexedPack};
+use cairn_format::tree::{Node, NodeKind, Tree, Xattr};
+use cairn_format::{BlobId, IndexId, PackId, Repository, SnapshotId};
+use serde::Serialize;
+
+use crate::progress::{Observer, Progress};
+
+/// Packs per rebuilt index segment.
+const PACKS_PER_SEGMENT: usize = 256;
+
+/// What `repair index` did.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct IndexRepair {
+    pub packs_indexed: u64,
+    pub blobs_indexed: u64,
+    pub segments_written: u64,
+    pub segments_removed: u64,
+    /// Packs whose header could not be read: their blobs are not indexed.
+    pub unreadable_packs: Vec<(PackId, String)>,
+}
+
+/// Rebuilds every index segment from the pack headers and the local index from those.
+pub fn repair_index(repo: &Repository, progress: &Progress) -> Result<IndexRepair> {
+    let old: Vec<IndexId> = repo.list_ids("index/")?;
+    let packs = repo
+        .backend()
+        .list("data/")
+        .context("cannot list the packs")?;
+    progress.add_total(packs.len() as u64, packs.iter().map(|p| p.size).sum());
+    let mut outcome = IndexRepair::default();
+    let mut segment = IndexSegment::default();
+    for object in packs {
+        progress.add_done(1, object.size);
+        let Ok(id) = id_part(&object.name).parse::<PackId>() else {
+            continue;
+        };
+        match repo.read_pack_header(&id, object.size) {
+            Ok(blobs) => {
+                outcome.packs_indexed += 1;
+                outcome.blobs_indexed += blobs.len() as u64;
+                segment.packs.push(IndexedPack {
+                    id,
+                    size: object.size,
+                    blobs,
+                });
+            }
+            Err(e) => outcome.unreadable_packs.push((id, e.to_string())),
+        }
+        if segment.packs.len() == PACKS_PER_SEGMENT {
+            repo.save_segment(&std::mem::take(&mut segment))?;
+            outcome.segments_written += 1;
+        }
+    }
+    if !segment.packs.is_empty() {
+        repo.save_segment(&segment)?;
+        outcome.segments_written += 1;
+    }
+    for id in old {
+        repo.backend()
+            .delete(&format!("index/{id}"))
+            .with_context(|| format!("cannot remove old index segment {id}"))?;
+        outcome.segments_removed += 1;
+    }
+    repo.index().clear()?;
+    repo.sync_index()?;
+    Ok(outcome)
+}
+
+/// What to do with a file that lost data.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub enum DamagedFiles {
+    /// Keep the file at its size with zeros where data is lost, and name the lost ranges in
+    /// the extended attribute `user.cairn.damaged`.
+    #[default]
+    Mark,
+    /// Cut the file before its first lost byte.
+    Truncate,
+    /// Leave the file out.
+    Drop,
+}
+
+impl DamagedFiles {
+    fn describe(self) -> &'static str {
+        match self {
+            DamagedFiles::Mark => "kept with zeros there, marked in user.cairn.damaged",
+            DamagedFiles::Truncate => "truncated before the first lost byte",
+            DamagedFiles::Drop => "left out",
+        }
+    }
+}
+
+/// One rewritten snapshot.
+#[derive(Clone, Debug, Serialize)]
+pub struct RepairedSnapshot {
+    pub original: SnapshotId,
+    /// `None` for a dry run.
+    pub repaired: Option<SnapshotId>,
+    pub damaged_files: u64,
+    pub lost_directories: u64,
+    pub lost_bytes: u64,
+}
+
+/// Options of `repair snapshots`.
+#[derive(Clone, Debug, Default)]
+pub struct SnapshotRepairOptions {
+    pub damaged_files: DamagedFiles,
+    /// Remove the original of every rewritten snapshot.
+    pub forget: bool,
+    pub dry_run: bool,
+}
+
+/// The extended attribute that marks a repaired file.
+pub const DAMAGE_XATTR: &[u8] = b"user.cairn.damaged";
+
+/// Whether `repair snapshots` marked this node as having lost data (a backup then reads the
+/// file again instead of taking its content from the parent snapshot).
+pub fn is_marked_damaged(node: &Node) -> bool {
+    node.xattrs.iter().any(|x| x.name == DAMAGE_XATTR)
+}
+
+/// Rewrites every snapshot that references a lost blob.
+pub fn repair_snapshots(
+    repo: &Arc<Repository>,
+    options: &SnapshotRepairOptions,
+    observer: &dyn Observer,
+) -> Result<Vec<RepairedSnapshot>> {
+    let mut writer_options = WriterOptions::for_repository(repo);
+    writer_options.dry_run = options.dry_run;
+    let writer = BlobWriter::new(repo.clone(), writer_options);
+    let mut rewriter = Rewriter {
+        repo,
+        writer: &writer,
+        mode: options.damaged_files,
+        clean_trees: HashSet::new(),
+        counts: Counts::default(),
+    };
+    let mut rewritten = Vec::new();
+    for (id, snapshot) in repo.snapshots()? {
+        rewriter.counts = Counts::default();
+        let tree = rewriter.tree(&snapshot.tree, "/", observer)?;
+        if tree == snapshot.tree {
+            continue;
+        }
+        rewritten.push((id, snapshot, tree, rewriter.counts));
+    }
+    writer.finish()?;
+    let mut out = Vec::new();
+    for (original, mut snapshot, tree, counts) in rewritten {
+        snapshot.tree = tree;
+        snapshot.parent = Some(original);
+        if !snapshot.tags.iter().any(|t| t == "repaired") {
+            snapshot.tags.push("repaired".into());
+        }
+        let repaired = if options.dry_run {
+            None
+        } else {
+            let id = repo.save_snapshot(&snapshot)?;
+            if options.forget {
+                repo.remove_snapshot(&original)?;
+            }
+            Some(id)
+        };
+        out.push(RepairedSnapshot {
+            original,
+            repaired,
+            damaged_files: counts.files,
+            lost_directories: counts.directories,
+            lost_bytes: counts.bytes,
+        });
+    }
+    Ok(out)
+}
+
+#[derive(Clone, Copy, Debug, Default)]
+struct Counts {
+    files: u64,
+    directories: u64,
+    bytes: u64,
+}
+
+struct Rewriter<'a> {
+    repo: &'a Repository,
+    writer: &'a BlobWriter,
+    mode: DamagedFiles,
+    /// Trees known to reference no lost blob.
+    clean_trees: HashSet<BlobId>,
+    counts: Counts,
+}
+
+impl Rewriter<'_> {
+    fn is_lost(&self, id: &BlobId) -> Result<bool> {
+        Ok(self.repo.index().lookup_intact(id)?.is_none())
+    }
+
+    /// The id of the tree with its damage repaired (the same id when there is none).
+    fn tree(&mut self, id: &BlobId, path: &str, observer: &dyn Observer) -> Result<BlobId> {
+        if self.clean_trees.contains(id) {
+            return Ok(*id);
+        }
+        let tree = if self.is_lost(id)? {
+            None
+        } else {
+            self.repo.load_tree(id).ok()
+        };
+        let Some(tree) = tree else {
+            observer.warning(
+                std::path::Path::new(path),
+                "directory listing lost: restored as an empty directory",
+            );
+            self.counts.directories += 1;
+            return self.store(&Tree { nodes: Vec::new() });
+        };
+        let mut nodes = Vec::with_capacity(tree.nodes.len());
+        for mut node in tree.nodes.clone() {
+            let child = format!(
+                "{}/{}",
+                path.trim_end_matches('/'),
+                String::from_utf8_lossy(&node.name)
+            );
+            match &node.kind {
+                NodeKind::Directory { subtree } => {
+                    let repaired = self.tree(subtree, &child, observer)?;
+                    node.kind = NodeKind::Directory { subtree: repaired };
+                }
+                NodeKind::File { content } => {
+                    let Some(runs) = self.lost_runs(content, node.size)? else {
+                        nodes.push(node);
+                        continue;
+                    };
+                    let lost: u64 = runs.iter().map(|(_, length)| length).sum();
+                    self.counts.files += 1;
+                    self.counts.bytes += lost;
+                    observer.warning(
+                        std::path::Path::new(&child),
+                        &format!("{lost} bytes lost; {}", self.mode.describe()),
+                    );
+                    if !self.repair_file(&mut node, &runs)? {
+                        continue;
+                    }
+                }
+                _ => {}
+            }
+            nodes.push(node);
+        }
+        let repaired = Tree { nodes };
+        if repaired == tree {
+            self.clean_trees.insert(*id);
+            return Ok(*id);
+        }
+        self.store(&repaired)
+    }
+
+    /// The lost byte ranges (offset, length) of a file, or `None` when nothing is lost.
+    fn lost_runs(&self, content: &Content, size: u64) -> Result<Option<Vec<(u64, u64)>>> {
+        let mut runs = Vec::new();
+        let mut offset = 0;
+        self.walk(content, size, &mut |piece| {
+            if let Piece::Lost(length) = piece {
+                runs.push((offset, length));
+            }
+            offset += piece.length();
+        })?;
+        Ok((!runs.is_empty()).then_some(runs))
+    }
+
+    /// Visits a file's content in order, lost parts as [`Piece::Lost`]: a lost chunk, or all
+    /// the bytes under a content node that is lost or unreadable.
+    fn walk(&self, content: &Content, size: u64, visit: &mut dyn FnMut(Piece)) -> Result<()> {
+        match content {
+            Content::Inline(entries) => self.visit_entries(entries, visit),
+            Content::Indirect { root, depth } => {
+                self.visit_node(root, (*depth).min(MAX_DEPTH), size, visit)
+            }
+        }
+    }
+
+    fn visit_entries(&self, entries: &[ContentEntry], visit: &mut dyn FnMut(Piece)) -> Result<()> {
+        for entry in entries {
+            match entry {
+                ContentEntry::Data { id, .. } if self.is_lost(id)? => {
+                    visit(Piece::Lost(entry.length()));
+                }
+                _ => visit(Piece::Entry(*entry)),
+            }
+        }
+        Ok(())
+    }
+
+    fn visit_node(
+        &self,
+        id: &BlobId,
+        depth: u8,
+        length: u64,
+        visit: &mut dyn FnMut(Piece),
+    ) -> Result<()> {
+        let node = if self.is_lost(id)? {
+            None
+        } else {
+            self.repo
+                .read_blob(id)
+                .and_then(|bytes| ContentNode::decode(&bytes, &id.to_hex()))
+                .ok()
+        };
+        match (node, depth) {
+            (Some(ContentNode::Leaf(entries)), 0) => self.visit_entries(&entries, visit),
+            (Some(ContentNode::Inner(children)), d) if d > 0 => {
+                for ContentChild { blob, length } in children {
+                    self.visit_node(&blob, d - 1, length, visit)?;
+                }
+                Ok(())
+            }
+            _ => {
+                visit(Piece::Lost(length));
+                Ok(())
+            }
+        }
+    }
+
+    /// Applies the mode to a damaged file; false when the file is to be left out.
+    fn repair_file(&mut self, node: &mut Node, runs: &[(u64, u64)]) -> Result<bool> {
+        let NodeKind::File { content } = &node.kind else {
+            return Ok(true);
+        };
+        let mut entries = Vec::new();
+        let mut cut = false;
+        self.walk(content, node.size, &mut |piece| match piece {
+            Piece::Entry(entry) if !cut => entries.push(entry),
+            Piece::Lost(length) if self.mode == DamagedFiles::Mark => {
+                entries.push(ContentEntry::Zero { length });
+            }
+            _ => cut = true,
+        })?;
+        match self.mode {
+            DamagedFiles::Drop => return Ok(false),
+            DamagedFiles::Truncate => node.size = runs[0].0,
+            DamagedFiles::Mark => {
+                let ranges: Vec<String> = runs
+                    .iter()
+                    .map(|(offset, length)| format!("{offset}+{length}"))
+                    .collect();
+                node.xattrs.retain(|x| x.name != DAMAGE_XATTR);
+                node.xattrs.push(Xattr {
+                    name: DAMAGE_XATTR.to_vec(),
+                    value: format!("lost byte ranges (offset+length): {}", ranges.join(" "))
+                        .into_bytes(),
+                });
+            }
+        }
+        let (key, writer) = (self.repo.key(), self.writer);
+        let mut store = |bytes: Vec<u8>| {
+            let id = key.blob_id(&bytes);
+            writer.add(BlobKind::Tree, id, move || bytes)?;
+            Ok(id)
+        };
+        node.kind = NodeKind::File {
+            content: Content::from_entries(entries, &mut store)?,
+        };
+        Ok(true)
+    }
+
+    fn store(&self, tree: &Tree) -> Result<BlobId> {
+        let bytes = tree.encode();
+        let id = self.repo.key().blob_id(&bytes);
+        self.writer.add(BlobKind::Tree, id, move || bytes)?;
+        Ok(id)
+    }
+}
+
+/// A run of a file's content as repair sees it.
+enum Piece {
+    Entry(ContentEntry),
+    Lost(u64),
+}
+
+impl Piece {
+    fn length(&self) -> u64 {
+        match self {
+            Piece::Entry(entry) => entry.length(),
+            Piece::Lost(length) => *length,
+        }
+    }
+}
