@@ -174,6 +174,9 @@ class Cairn(Tool):
     def restore_file(self, path, target):
         return measured([self.binary, "-q", "restore", f"latest:{path}", "--target", target], env=self.env)
 
+    def check_data(self):
+        return measured([self.binary, "-q", "check", "--read-data"], env=self.env)
+
     def mount_command(self, mnt):
         # The whole-repository view, as users browse it.
         return [self.binary, "mount", mnt], mnt / "snapshots" / "latest"
@@ -204,6 +207,9 @@ class Restic(Tool):
     def restore_file(self, path, target):
         return measured(["restic", "-q", "restore", "latest", "--include", path, "--target", target], env=self.env)
 
+    def check_data(self):
+        return measured(["restic", "-q", "check", "--read-data"], env=self.env)
+
     def mount_command(self, mnt):
         return ["restic", "mount", mnt], mnt / "snapshots" / "latest"
 
@@ -228,6 +234,9 @@ class Rustic(Tool):
 
     def restore_file(self, path, target):
         return measured(["rustic", "--no-progress", "restore", f"latest:{path}", target], env=self.env)
+
+    def check_data(self):
+        return measured(["rustic", "--no-progress", "check", "--read-data"], env=self.env)
 
     def mount_command(self, mnt):
         # Mounts under the snapshot's path template; `latest` alone as the root.
@@ -264,6 +273,9 @@ class Borg(Tool):
 
     def mount_command(self, mnt):
         return ["borg", "mount", "-f", f"::run{self.serial}", mnt], mnt
+
+    def check_data(self):
+        return measured(["borg", "check", "--verify-data"], env=self.env)
 
 
 def find_peers(install):
@@ -312,6 +324,7 @@ class Context:
     vm_image_bytes: int = 0
     vm_tools: dict = dataclasses.field(default_factory=dict)
     vm_growth: dict = dataclasses.field(default_factory=dict)
+    check_repo: Path = None
 
 
 def scenario_initial(tool, ctx):
@@ -346,6 +359,17 @@ def scenario_restore(tool, ctx):
     m.repo_bytes = tree_size(tool.repo)
     if restored < tree_size(ctx.data) * 0.99:
         raise RuntimeError(f"{tool.name} restored {restored} bytes of {tree_size(ctx.data)}")
+    return m
+
+
+def scenario_check(tool, ctx):
+    """Full verification of the tree repository (all snapshots so far): `check --read-data`
+    (borg: `check --verify-data`), page cache dropped first."""
+    drop_caches()
+    m = tool.check_data()
+    m.repo_bytes = tree_size(tool.repo)
+    if tool.name == "cairn":
+        ctx.check_repo = tool.repo
     return m
 
 
@@ -635,6 +659,7 @@ SCENARIOS = {
     "unchanged": scenario_unchanged,
     "incremental": scenario_incremental,
     "restore": scenario_restore,
+    "check": scenario_check,
     "mount-walk": scenario_mount_walk,
     "image-backup": scenario_image_backup,
     "image-restore": scenario_image_restore,
@@ -686,6 +711,10 @@ def limits(ctx):
     if shutil.which("b3sum"):
         m = measured(["sh", "-c", f"xargs -0 cat < {listing} | b3sum --num-threads 2 > /dev/null"])
         out["BLAKE3 (b3sum)"] = size / max(m.wall, 0.01)
+    if ctx.check_repo:
+        drop_caches()
+        m = measured(["sh", "-c", f"find {ctx.check_repo}/data -type f -print0 | xargs -0 cat > /dev/null"])
+        out["read cairn repository (cat, cold)"] = tree_size(ctx.check_repo / "data") / max(m.wall, 0.01)
     probe = ctx.work / "write-probe"
     count = max(1, min(1024, size >> 20))
     m = measured(["dd", "if=/dev/zero", f"of={probe}", "bs=1M", f"count={count}", "conv=fsync"])
@@ -737,6 +766,14 @@ def report(results, tools, scenarios, limit, meta):
             rate = meta["dataset_bytes"] / initial.wall
             shares = [f"{rate / limit[k]:.0%} of {k}" for k in ("read (cat)", "zstd -3, 2 threads") if k in limit]
             lines += ["", f"cairn initial backup: {fmt_bytes(rate)}/s ({', '.join(shares)})."]
+        checked = results.get(("cairn", "check"))
+        cold = limit.get("read cairn repository (cat, cold)")
+        if checked and cold:
+            floor = max(checked.repo_bytes / cold, checked.cpu / (os.cpu_count() or 1))
+            lines += [f"cairn check --read-data: {fmt_bytes(checked.repo_bytes / checked.wall)}/s of "
+                      f"repository; the floor (cold read of the packs, or its own CPU time spread "
+                      f"over every core, whichever is longer) is {floor:.2f} s, the check took "
+                      f"{checked.wall / floor:.2f}x that."]
     lines += ["", "Versions: " + "; ".join(f"{k} {v}" for k, v in meta["versions"].items())]
     if meta["skipped"]:
         lines += ["Skipped: " + "; ".join(f"{k}: {v}" for k, v in meta["skipped"].items())]

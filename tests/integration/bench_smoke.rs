@@ -31,6 +31,7 @@ fn peer_benchmark_smoke_mode_runs_every_scenario() {
         "unchanged",
         "incremental",
         "restore",
+        "check",
         "image-backup",
         "image-restore",
         "vm-initial",
