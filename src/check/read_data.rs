@@ -170,12 +170,15 @@ pub(super) fn read_packs(
     std::thread::scope(|scope| {
         for _ in 0..readers {
             scope.spawn(|| {
+                // One pack-sized buffer per reader, reused: fresh 16 MiB buffers cost a page
+                // fault per 4 KiB.
+                let mut buffer = Vec::new();
                 while !options.interrupt.load(Ordering::Relaxed) {
                     let Some((id, size)) = queue.lock().expect("queue").pop() else {
                         break;
                     };
                     progress.set_current(std::path::Path::new(&pack_name(&id)));
-                    match verify_pack(repo, &id, &indexed.packs[&id]) {
+                    match verify_pack(repo, &id, &indexed.packs[&id], &mut buffer) {
                         Ok(verdict) => {
                             progress.add_done(1, size);
                             results.lock().expect("results").push((id, size, verdict));
@@ -221,26 +224,32 @@ fn now() -> i64 {
 
 /// Reads one pack and checks everything in it. Only a failure to read at all (other than the
 /// pack having vanished or shrunk) is an error.
-fn verify_pack(repo: &Repository, id: &PackId, info: &IndexedPackInfo) -> Result<Verdict> {
+fn verify_pack(
+    repo: &Repository,
+    id: &PackId,
+    info: &IndexedPackInfo,
+    buffer: &mut Vec<u8>,
+) -> Result<Verdict> {
     let name = pack_name(id);
-    let bytes = match repo.backend().get(&name) {
-        Ok(bytes) => bytes,
+    match repo.backend().get_range_into(&name, 0, info.size, buffer) {
+        Ok(()) => {}
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             return Ok(whole_pack_lost(info, "missing (deleted during the check)"));
         }
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+            return Ok(whole_pack_lost(
+                info,
+                &format!("shorter than the {} bytes the index says", info.size),
+            ));
+        }
         Err(e) => bail!("cannot read pack {name}: {e}"),
-    };
-    if bytes.len() as u64 != info.size {
-        return Ok(whole_pack_lost(
-            info,
-            &format!("{} bytes, the index says {}", bytes.len(), info.size),
-        ));
     }
+    let bytes = &buffer[..];
     let mut reasons = Vec::new();
-    if PackId::hash_of(&bytes) != *id {
+    if PackId::hash_of(bytes) != *id {
         reasons.push("contents do not hash to the pack's name".to_string());
     }
-    let header = match header_entries(repo, id, &bytes) {
+    let header = match header_entries(repo, id, bytes) {
         Ok(header) if !same_entries(&header, &info.entries) => {
             Some("pack header disagrees with the index".to_string())
         }
