@@ -23,7 +23,7 @@ pub fn run(global: &Global, args: &CheckArgs) -> Result<Exit> {
         interrupt: interrupt_flag()?,
     };
     let progress = Arc::new(Progress::default());
-    let reporter = Reporter::start(global, progress.clone(), "check");
+    let reporter = Reporter::counting(global, progress.clone(), "check", "packs");
     let report = check(&repo, &options, &progress)?;
     reporter.finish();
     let interrupted = report.read.as_ref().is_some_and(|r| !r.complete);

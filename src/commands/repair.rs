@@ -22,7 +22,7 @@ pub fn run(global: &Global, command: &RepairCommand) -> Result<Exit> {
 fn index(global: &Global) -> Result<Exit> {
     let repo = open_unsynced(global)?;
     let progress = Arc::new(Progress::default());
-    let reporter = Reporter::start(global, progress.clone(), "repair index");
+    let reporter = Reporter::counting(global, progress.clone(), "repair index", "packs");
     let outcome = repair_index(&repo, &progress)?;
     reporter.finish();
     if global.json {

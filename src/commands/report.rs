@@ -21,15 +21,27 @@ pub struct Reporter {
 
 impl Reporter {
     pub fn start(global: &Global, progress: Arc<Progress>, verb: &'static str) -> Self {
+        Self::counting(global, progress, verb, "files")
+    }
+
+    /// A reporter whose bar counts `unit` (`packs` for check and repair) instead of files.
+    pub fn counting(
+        global: &Global,
+        progress: Arc<Progress>,
+        verb: &'static str,
+        unit: &'static str,
+    ) -> Self {
         let stop = Arc::new(AtomicBool::new(false));
         let handle = if global.json {
             let stop = stop.clone();
             Some(std::thread::spawn(move || {
-                json_lines(&progress, &stop, verb);
+                json_lines(&progress, &stop, verb, unit);
             }))
         } else if !global.quiet && std::io::stderr().is_terminal() {
             let stop = stop.clone();
-            Some(std::thread::spawn(move || bar(&progress, &stop, verb)))
+            Some(std::thread::spawn(move || {
+                bar(&progress, &stop, verb, unit)
+            }))
         } else {
             None
         };
@@ -65,16 +77,21 @@ fn sleep_until_stopped(stop: &AtomicBool, period: Duration) -> bool {
     false
 }
 
-fn json_lines(progress: &Progress, stop: &AtomicBool, verb: &str) {
+fn json_lines(progress: &Progress, stop: &AtomicBool, verb: &str, unit: &str) {
     let started = Instant::now();
     while !sleep_until_stopped(stop, Duration::from_secs(1)) {
-        let line = status_line(&progress.sample(), verb, started.elapsed());
+        let line = status_line(&progress.sample(), verb, unit, started.elapsed());
         println!("{line}");
     }
 }
 
-/// One `--json` status message.
-fn status_line(sample: &ProgressSample, verb: &str, elapsed: Duration) -> serde_json::Value {
+/// One `--json` status message (`files_done` and `total_files` count `unit`).
+fn status_line(
+    sample: &ProgressSample,
+    verb: &str,
+    unit: &str,
+    elapsed: Duration,
+) -> serde_json::Value {
     let fraction = if sample.bytes_total > 0 {
         sample.bytes_done as f64 / sample.bytes_total as f64
     } else {
@@ -83,6 +100,7 @@ fn status_line(sample: &ProgressSample, verb: &str, elapsed: Duration) -> serde_
     serde_json::json!({
         "message_type": "status",
         "operation": verb,
+        "unit": unit,
         "seconds_elapsed": elapsed.as_secs(),
         "percent_done": fraction.min(1.0),
         "files_done": sample.files_done,
@@ -99,7 +117,7 @@ fn status_line(sample: &ProgressSample, verb: &str, elapsed: Duration) -> serde_
     })
 }
 
-fn bar(progress: &Progress, stop: &AtomicBool, verb: &str) {
+fn bar(progress: &Progress, stop: &AtomicBool, verb: &str, unit: &str) {
     let bar = ProgressBar::new(0);
     bar.set_style(
         ProgressStyle::with_template(
@@ -122,7 +140,7 @@ fn bar(progress: &Progress, stop: &AtomicBool, verb: &str) {
             .rev()
             .collect();
         bar.set_message(format!(
-            "{}/{} files{} {}",
+            "{}/{} {unit}{} {}",
             sample.files_done,
             sample.files_total,
             sources_text(&sample.sources),
@@ -208,7 +226,7 @@ mod tests {
 
     #[test]
     fn status_lines_carry_every_byte_source() {
-        let line = status_line(&image_backup(), "backup", Duration::from_secs(3));
+        let line = status_line(&image_backup(), "backup", "files", Duration::from_secs(3));
         assert_eq!(line["bytes_read"], 2u64 << 30);
         assert_eq!(line["bytes_holes"], 6u64 << 30);
         assert_eq!(line["bytes_zero"], 3u64 << 20);
@@ -216,5 +234,6 @@ mod tests {
         assert_eq!(line["bytes_new"], 300u64 << 20);
         assert_eq!(line["percent_done"], 1.0);
         assert_eq!(line["seconds_elapsed"], 3);
+        assert_eq!(line["unit"], "files");
     }
 }
