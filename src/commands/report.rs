@@ -40,7 +40,7 @@ impl Reporter {
         } else if !global.quiet && std::io::stderr().is_terminal() {
             let stop = stop.clone();
             Some(std::thread::spawn(move || {
-                bar(&progress, &stop, verb, unit)
+                bar(&progress, &stop, verb, unit);
             }))
         } else {
             None
