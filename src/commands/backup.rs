@@ -176,8 +176,16 @@ fn print_summary(global: &Global, outcome: &BackupOutcome) -> Result<()> {
         bytes(s.bytes_added_stored)
     );
     let r = &outcome.reads;
+    let unchanged = if r.bytes_unchanged > 0 {
+        format!(
+            ", {} taken unread from the parent (--changed-ranges)",
+            bytes(r.bytes_unchanged)
+        )
+    } else {
+        String::new()
+    };
     println!(
-        "Read:        {} ({} of it zeros), {} skipped as holes",
+        "Read:        {} ({} of it zeros), {} skipped as holes{unchanged}",
         bytes(r.bytes_read),
         bytes(r.bytes_zero),
         bytes(r.bytes_holes)
