@@ -77,6 +77,70 @@ pub enum Command {
     /// Rebuild the index, or rewrite damaged snapshots around lost data
     #[command(subcommand)]
     Repair(RepairCommand),
+    /// Remove snapshots: those a retention policy does not keep, or the ones named
+    Forget(ForgetArgs),
+    /// Change a snapshot's tags or protection
+    Tag(TagArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct ForgetArgs {
+    /// Snapshots to remove by id or unique prefix (instead of a policy)
+    pub snapshots: Vec<String>,
+    /// Keep the N newest snapshots (-1: all)
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    pub keep_last: Option<i64>,
+    /// Keep the newest snapshot of each of the last N hours that have one (-1: every hour)
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    pub keep_hourly: Option<i64>,
+    /// Keep the newest snapshot of each of the last N days that have one (-1: every day)
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    pub keep_daily: Option<i64>,
+    /// Keep the newest snapshot of each of the last N ISO weeks that have one
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    pub keep_weekly: Option<i64>,
+    /// Keep the newest snapshot of each of the last N months that have one
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    pub keep_monthly: Option<i64>,
+    /// Keep the newest snapshot of each of the last N years that have one
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    pub keep_yearly: Option<i64>,
+    /// Keep every snapshot within this span of the group's newest (1y6m, 14d, 36h)
+    #[arg(long, value_name = "SPAN")]
+    pub keep_within: Option<crate::forget::CalendarSpan>,
+    /// Keep snapshots with this tag (repeatable)
+    #[arg(long, value_name = "TAG")]
+    pub keep_tag: Vec<String>,
+    /// Apply the policy to each group of snapshots with the same of these (host, paths, tags;
+    /// "" for one group)
+    #[arg(long, default_value = "host,paths", value_name = "FIELDS")]
+    pub group_by: crate::forget::GroupBy,
+    #[command(flatten)]
+    pub filter: FilterArgs,
+    /// Show what would be removed, remove nothing
+    #[arg(short = 'n', long)]
+    pub dry_run: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct TagArgs {
+    /// Snapshots: ids or unique prefixes, or `latest`
+    #[arg(required = true)]
+    pub snapshots: Vec<String>,
+    /// Add this tag (repeatable)
+    #[arg(long)]
+    pub add: Vec<String>,
+    /// Remove this tag (repeatable)
+    #[arg(long)]
+    pub remove: Vec<String>,
+    /// Protect from forget: no policy removes the snapshot, and naming it is refused
+    #[arg(long, conflicts_with = "unprotect")]
+    pub protect: bool,
+    /// Lift the protection
+    #[arg(long)]
+    pub unprotect: bool,
+    #[command(flatten)]
+    pub filter: FilterArgs,
 }
 
 #[derive(Subcommand, Debug)]

@@ -11,6 +11,7 @@ pub mod cli;
 pub mod commands;
 pub mod dump;
 pub mod exit;
+pub mod forget;
 pub mod logging;
 pub mod metadata;
 pub mod password;

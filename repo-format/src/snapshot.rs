@@ -10,8 +10,9 @@ use crate::encoding::{self, Tag};
 use crate::error::{Error, Result};
 use crate::id::{BlobId, SnapshotId};
 
-/// Current snapshot version (2 added `chunking`; version 1 is still read).
-pub const SNAPSHOT_VERSION: u8 = 2;
+/// Current snapshot version (2 added `chunking`, 3 `protected`; versions 1 and 2 are still
+/// read).
+pub const SNAPSHOT_VERSION: u8 = 3;
 
 /// What one backup recorded.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -34,6 +35,8 @@ pub struct Snapshot {
     /// How the backup cut file contents (`None`: written by version 1, where every file was cut
     /// with the repository's `chunker`).
     pub chunking: Option<Chunking>,
+    /// No retention policy removes a protected snapshot (`cairn tag --protect`).
+    pub protected: bool,
 }
 
 /// The chunking profiles a backup used, copied from the config it ran with.
@@ -60,9 +63,9 @@ struct SnapshotV1 {
     summary: Option<BackupSummary>,
 }
 
-impl From<SnapshotV1> for Snapshot {
+impl From<SnapshotV1> for SnapshotV2 {
     fn from(v1: SnapshotV1) -> Self {
-        Snapshot {
+        SnapshotV2 {
             time_ns: v1.time_ns,
             utc_offset_s: v1.utc_offset_s,
             tree: v1.tree,
@@ -76,6 +79,45 @@ impl From<SnapshotV1> for Snapshot {
             program_version: v1.program_version,
             summary: v1.summary,
             chunking: None,
+        }
+    }
+}
+
+/// Version 2, without `protected`.
+#[derive(Deserialize)]
+struct SnapshotV2 {
+    time_ns: i64,
+    utc_offset_s: i32,
+    tree: BlobId,
+    paths: Vec<String>,
+    hostname: String,
+    username: String,
+    uid: u32,
+    gid: u32,
+    tags: Vec<String>,
+    parent: Option<SnapshotId>,
+    program_version: String,
+    summary: Option<BackupSummary>,
+    chunking: Option<Chunking>,
+}
+
+impl From<SnapshotV2> for Snapshot {
+    fn from(v2: SnapshotV2) -> Self {
+        Snapshot {
+            time_ns: v2.time_ns,
+            utc_offset_s: v2.utc_offset_s,
+            tree: v2.tree,
+            paths: v2.paths,
+            hostname: v2.hostname,
+            username: v2.username,
+            uid: v2.uid,
+            gid: v2.gid,
+            tags: v2.tags,
+            parent: v2.parent,
+            program_version: v2.program_version,
+            summary: v2.summary,
+            chunking: v2.chunking,
+            protected: false,
         }
     }
 }
@@ -127,7 +169,11 @@ impl Snapshot {
         }
         let plain = key.open(SealKind::Snapshot, None, sealed, &name)?;
         match encoding::version_of(&plain) {
-            Some(1) => Ok(encoding::decode::<SnapshotV1>(Tag::Snapshot, 1, &plain, &name)?.into()),
+            Some(1) => {
+                let v1 = encoding::decode::<SnapshotV1>(Tag::Snapshot, 1, &plain, &name)?;
+                Ok(SnapshotV2::from(v1).into())
+            }
+            Some(2) => Ok(encoding::decode::<SnapshotV2>(Tag::Snapshot, 2, &plain, &name)?.into()),
             _ => encoding::decode(Tag::Snapshot, SNAPSHOT_VERSION, &plain, &name),
         }
     }

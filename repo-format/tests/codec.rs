@@ -135,6 +135,7 @@ proptest! {
             program_version: "v".into(),
             summary: Some(BackupSummary { files_new: files, ..BackupSummary::default() }),
             chunking: Some(Chunking { files: ChunkerParams::default(), images: ImageChunking::default() }),
+            protected: false,
         };
         let (id, sealed) = snapshot.seal(&key);
         prop_assert_eq!(Snapshot::open(&key, &id, &sealed).unwrap(), snapshot);

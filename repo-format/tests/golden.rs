@@ -312,8 +312,24 @@ fn snapshot() {
             files: ChunkerParams::default(),
             images: ImageChunking::default(),
         }),
+        protected: true,
     };
     golden("snapshot_plain", &snapshot.encode());
+}
+
+/// A version 2 snapshot (golden bytes written by the version that made them) still opens,
+/// unprotected.
+#[test]
+fn version_2_snapshot_still_decodes() {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("testdata/snapshot_v2_plain.hex");
+    let text = std::fs::read_to_string(path).unwrap();
+    let plain = hex::decode(text.split_whitespace().collect::<String>()).unwrap();
+    let sealed = key().seal(SealKind::Snapshot, None, &plain);
+    let id = SnapshotId::hash_of(&sealed);
+    let snapshot = Snapshot::open(&key(), &id, &sealed).unwrap();
+    assert_eq!(snapshot.hostname, "host");
+    assert!(snapshot.chunking.is_some());
+    assert!(!snapshot.protected);
 }
 
 #[derive(serde::Serialize)]

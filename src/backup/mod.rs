@@ -209,6 +209,7 @@ pub fn backup(
             files: repo.config().chunker,
             images: repo.config().image_chunking,
         }),
+        protected: false,
     };
     let id = if options.dry_run {
         None

@@ -5,6 +5,7 @@ mod backup;
 mod cat;
 mod check;
 mod dump;
+mod forget;
 mod init;
 mod key;
 mod ls;
@@ -14,6 +15,7 @@ mod report;
 mod restore;
 mod snapshots;
 mod table;
+mod tag;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -43,6 +45,8 @@ pub fn run(cli: Cli) -> Result<Exit> {
         Command::Mount(args) => mount::run(global, &args),
         Command::Check(args) => check::run(global, &args),
         Command::Repair(command) => repair::run(global, &command),
+        Command::Forget(args) => forget::run(global, &args),
+        Command::Tag(args) => tag::run(global, &args),
     }
 }
 

@@ -23,6 +23,7 @@ pub fn snapshot_json(id: &SnapshotId, s: &Snapshot) -> serde_json::Value {
         "uid": s.uid,
         "gid": s.gid,
         "tags": s.tags,
+        "protected": s.protected,
         "parent": s.parent,
         "program_version": s.program_version,
         "summary": s.summary,
@@ -47,7 +48,13 @@ pub fn run(global: &Global, args: &SnapshotsArgs) -> Result<Exit> {
                 id.short(),
                 local_time(s.time_ns),
                 s.hostname.clone(),
-                s.tags.join(","),
+                if s.protected {
+                    format!("{} [protected]", s.tags.join(","))
+                        .trim_start()
+                        .to_string()
+                } else {
+                    s.tags.join(",")
+                },
                 s.paths.join(" "),
                 s.summary
                     .as_ref()

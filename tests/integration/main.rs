@@ -8,6 +8,7 @@ mod cli;
 mod crash;
 mod dedup;
 mod engine;
+mod forget;
 mod image;
 mod mount;
 mod roundtrip;

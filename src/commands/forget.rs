@@ -1,0 +1,133 @@
+//! `cairn forget`: applies a retention policy (or removes the snapshots named) and prints,
+//! per group, what is kept and why and what is removed.
+
+use anyhow::{Result, bail};
+
+use super::table::{local_time, render};
+use super::{open, print_json};
+use crate::cli::{ForgetArgs, Global};
+use crate::exit::Exit;
+use crate::forget::{Decision, GroupPlan, Policy, plan, remove};
+use crate::select::{SnapshotFilter, resolve};
+
+pub fn run(global: &Global, args: &ForgetArgs) -> Result<Exit> {
+    let repo = open(global)?;
+    let policy = Policy {
+        last: args.keep_last.unwrap_or(0),
+        hourly: args.keep_hourly.unwrap_or(0),
+        daily: args.keep_daily.unwrap_or(0),
+        weekly: args.keep_weekly.unwrap_or(0),
+        monthly: args.keep_monthly.unwrap_or(0),
+        yearly: args.keep_yearly.unwrap_or(0),
+        within: args.keep_within,
+        tags: args.keep_tag.clone(),
+    };
+    let filter = SnapshotFilter::from(&args.filter);
+    let plans = if args.snapshots.is_empty() {
+        plan(&repo, &filter, args.group_by, &policy)?
+    } else {
+        if !policy.is_empty() {
+            bail!("name snapshots or give a policy (--keep-*), not both");
+        }
+        vec![named(&repo, &args.snapshots, &filter)?]
+    };
+    let removed: Vec<_> = plans
+        .iter()
+        .flat_map(|p| p.decisions.iter().filter(|d| !d.keep()).map(|d| d.id))
+        .collect();
+    if !args.dry_run {
+        remove(&repo, &removed)?;
+    }
+    if global.json {
+        print_json(&serde_json::json!({
+            "message_type": "forget",
+            "dry_run": args.dry_run,
+            "groups": plans.iter().map(group_json).collect::<Vec<_>>(),
+        }))?;
+    } else if !global.quiet {
+        for p in &plans {
+            print_group(p);
+        }
+        let verb = if args.dry_run {
+            "would remove"
+        } else {
+            "removed"
+        };
+        println!("{verb} {} snapshots", removed.len());
+    }
+    Ok(Exit::Ok)
+}
+
+/// The snapshots named on the command line, all to be removed; protected ones are refused.
+fn named(
+    repo: &cairn_format::Repository,
+    references: &[String],
+    filter: &SnapshotFilter,
+) -> Result<GroupPlan> {
+    let mut decisions = Vec::new();
+    for reference in references {
+        let (id, snapshot) = resolve(repo, reference, filter)?;
+        if snapshot.protected {
+            bail!(
+                "snapshot {} is protected; lift that first with `cairn tag --unprotect {}`",
+                id.short(),
+                id.short()
+            );
+        }
+        decisions.push(Decision {
+            id,
+            time: crate::forget::local_time(&snapshot),
+            reasons: Vec::new(),
+        });
+    }
+    Ok(GroupPlan {
+        group: "named snapshots".into(),
+        decisions,
+    })
+}
+
+fn group_json(plan: &GroupPlan) -> serde_json::Value {
+    let entry = |d: &Decision| {
+        serde_json::json!({
+            "id": d.id,
+            "short_id": d.id.short(),
+            "time": d.time.to_rfc3339(),
+            "reasons": d.reasons,
+        })
+    };
+    serde_json::json!({
+        "group": plan.group,
+        "keep": plan.decisions.iter().filter(|d| d.keep()).map(entry).collect::<Vec<_>>(),
+        "remove": plan.decisions.iter().filter(|d| !d.keep()).map(entry).collect::<Vec<_>>(),
+    })
+}
+
+fn print_group(plan: &GroupPlan) {
+    println!("{}:", plan.group);
+    let rows = |keep: bool| -> Vec<Vec<String>> {
+        plan.decisions
+            .iter()
+            .filter(|d| d.keep() == keep)
+            .map(|d| {
+                let reasons: Vec<String> = d
+                    .reasons
+                    .iter()
+                    .map(|r| format!("{r:?}").to_lowercase())
+                    .collect();
+                let time = d.time.timestamp_nanos_opt().unwrap_or_default();
+                vec![d.id.short(), local_time(time), reasons.join(", ")]
+            })
+            .collect()
+    };
+    let (kept, removed) = (rows(true), rows(false));
+    if !kept.is_empty() {
+        println!("keep {} snapshots:", kept.len());
+        println!("{}", render(&["ID", "Time", "Reasons"], &kept));
+    }
+    if !removed.is_empty() {
+        println!("remove {} snapshots:", removed.len());
+        let removed: Vec<Vec<String>> = removed.into_iter().map(|r| r[..2].to_vec()).collect();
+        println!("{}", render(&["ID", "Time"], &removed));
+    }
+    println!();
+}

@@ -1,0 +1,105 @@
+//! `forget` and `tag` (issue #7): policies applied per group, dry runs that change nothing,
+//! protection, and snapshots named by id.
+
+use std::fs;
+
+use serde_json::Value;
+
+use crate::util::{Scratch, describe};
+
+/// Snapshots of `src/` at the given local times, for host `a` unless the time starts with `b:`.
+fn snapshots_at(times: &[&str]) -> Scratch {
+    let s = Scratch::with_repo();
+    let src = s.path("src");
+    fs::create_dir(&src).unwrap();
+    fs::write(src.join("file"), "contents").unwrap();
+    for time in times {
+        let (host, time) = time
+            .split_once(':')
+            .filter(|(h, _)| h.len() == 1)
+            .unwrap_or(("a", time));
+        s.backup(&[&src], &["--time", time, "--host", host]);
+    }
+    s
+}
+
+fn ids(s: &Scratch) -> Vec<String> {
+    let list = s.json(&["snapshots"]);
+    list.as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["time"].as_str().unwrap()[..10].to_string())
+        .collect()
+}
+
+#[test]
+fn forget_applies_a_policy_per_group_and_a_dry_run_changes_nothing() {
+    let s = snapshots_at(&[
+        "2024-01-31 10:00:00",
+        "2024-02-29 10:00:00",
+        "2024-03-01 10:00:00",
+        "2024-03-31 10:00:00",
+        "b:2024-01-15 10:00:00",
+    ]);
+    let dry = s.json(&["forget", "--keep-monthly", "2", "--dry-run"]);
+    assert_eq!(dry["dry_run"], true);
+    assert_eq!(ids(&s).len(), 5, "a dry run removes nothing");
+    let groups = dry["groups"].as_array().unwrap();
+    assert_eq!(groups.len(), 2, "{dry}");
+    let a = &groups[0];
+    assert_eq!(a["keep"].as_array().unwrap().len(), 2);
+    assert_eq!(a["keep"][0]["reasons"][0], "monthly");
+    assert_eq!(a["remove"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        groups[1]["keep"].as_array().unwrap().len(),
+        1,
+        "host b's own policy"
+    );
+    s.json(&["forget", "--keep-monthly", "2"]);
+    let left = ids(&s);
+    assert_eq!(left, ["2024-01-15", "2024-02-29", "2024-03-31"]);
+    // Everything left still restores.
+    s.restore_latest_and_compare(&s.path("src"));
+}
+
+#[test]
+fn protected_snapshots_survive_policies_and_cannot_be_named() {
+    let s = snapshots_at(&[
+        "2024-05-01 10:00:00",
+        "2024-05-02 10:00:00",
+        "2024-05-03 10:00:00",
+    ]);
+    let oldest = s.json(&["snapshots"])[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let tagged: Value = s.json(&["tag", &oldest[..8], "--protect", "--add", "keep"]);
+    let protected = tagged["snapshots"][0]["new"].as_str().unwrap().to_string();
+    assert_ne!(protected, oldest, "a changed snapshot gets a new id");
+    let listed = s.json(&["snapshots"]);
+    assert_eq!(listed[0]["protected"], true);
+    assert_eq!(listed[0]["tags"][0], "keep");
+    s.json(&["forget", "--keep-last", "1"]);
+    assert_eq!(ids(&s), ["2024-05-01", "2024-05-03"]);
+    let out = s.run(&["forget", &protected[..8]]);
+    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--unprotect"));
+    s.ok(&["tag", &protected[..8], "--unprotect"]);
+    let unprotected = s.json(&["snapshots"])[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    s.ok(&["forget", &unprotected[..8]]);
+    assert_eq!(ids(&s), ["2024-05-03"]);
+}
+
+#[test]
+fn forget_refuses_an_empty_policy_and_a_policy_with_names() {
+    let s = snapshots_at(&["2024-05-01 10:00:00"]);
+    let out = s.run(&["forget"]);
+    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--keep"));
+    let out = s.run(&["forget", "latest", "--keep-last", "1"]);
+    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+    assert_eq!(ids(&s).len(), 1);
+}
