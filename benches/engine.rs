@@ -100,6 +100,7 @@ fn index_lookups(c: &mut Criterion) {
                 size: 1,
                 blobs,
             }],
+            ..IndexSegment::default()
         };
         index
             .ingest(

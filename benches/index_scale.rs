@@ -45,7 +45,11 @@ fn build(repo: &Repository, blobs: u64) {
                     .collect(),
             })
             .collect();
-        repo.save_segment(&IndexSegment { packs }).unwrap();
+        repo.save_segment(&IndexSegment {
+            packs,
+            ..IndexSegment::default()
+        })
+        .unwrap();
     }
     println!(
         "| building the index ({} sealed segments written and ingested) | {:.1} s |",

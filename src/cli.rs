@@ -50,6 +50,9 @@ pub struct Global {
     /// More detail in logs (-v, -vv)
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     pub verbose: u8,
+    /// When the repository is locked, keep trying this long (10m, 1h) before giving up
+    #[arg(long, global = true, value_parser = parse_duration, value_name = "DURATION")]
+    pub retry_lock: Option<std::time::Duration>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -81,6 +84,45 @@ pub enum Command {
     Forget(ForgetArgs),
     /// Change a snapshot's tags or protection
     Tag(TagArgs),
+    /// Free the space of data no snapshot references (runs beside backups)
+    Prune(PruneArgs),
+    /// Remove stale locks (of processes that are gone)
+    Unlock(UnlockArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct PruneArgs {
+    #[command(flatten)]
+    pub tuning: PruneTuning,
+    /// Show what would be freed, change nothing
+    #[arg(short = 'n', long)]
+    pub dry_run: bool,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct PruneTuning {
+    /// Repack a pack when more than this share of it is unused (a percentage)
+    #[arg(long, default_value = "5%", value_parser = parse_percent, value_name = "PERCENT")]
+    pub max_unused: f64,
+    /// Repack at most this much per run (K, M, G, T)
+    #[arg(long, value_parser = parse_size, value_name = "SIZE")]
+    pub max_repack_size: Option<u64>,
+}
+
+#[derive(Args, Debug)]
+pub struct UnlockArgs {
+    /// Remove every lock, not only stale ones (only when no other cairn process runs)
+    #[arg(long)]
+    pub all: bool,
+}
+
+/// `5%` -> 0.05.
+pub fn parse_percent(text: &str) -> Result<f64, String> {
+    let number = text.trim().trim_end_matches('%');
+    match number.parse::<f64>() {
+        Ok(p) if (0.0..=100.0).contains(&p) => Ok(p / 100.0),
+        _ => Err(format!("{text:?}: expected a percentage such as 5%")),
+    }
 }
 
 #[derive(Args, Debug)]
@@ -120,6 +162,11 @@ pub struct ForgetArgs {
     /// Show what would be removed, remove nothing
     #[arg(short = 'n', long)]
     pub dry_run: bool,
+    /// Then run prune (with its defaults, or the --max-unused and --max-repack-size given here)
+    #[arg(long)]
+    pub prune: bool,
+    #[command(flatten)]
+    pub prune_tuning: PruneTuning,
 }
 
 #[derive(Args, Debug)]

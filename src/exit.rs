@@ -12,6 +12,7 @@ pub enum Exit {
     /// `--changed-ranges` map found to have missed changes.
     Incomplete = 3,
     NoRepository = 10,
+    /// Another process holds a lock this command cannot share.
     Locked = 11,
     WrongPassword = 12,
     Interrupted = 130,
@@ -28,6 +29,9 @@ impl Exit {
         for cause in error.chain() {
             if cause.is::<Interrupted>() {
                 return Exit::Interrupted;
+            }
+            if cause.is::<crate::lock::LockConflict>() {
+                return Exit::Locked;
             }
             match cause.downcast_ref::<FormatError>() {
                 Some(FormatError::RepositoryNotFound { .. }) => return Exit::NoRepository,

@@ -30,6 +30,7 @@ pub enum SealKind {
     IndexSegment = 5,
     Snapshot = 6,
     MasterKey = 7,
+    Lock = 8,
 }
 
 /// Associated data: `"CRN" || kind code || id bytes (only for blobs)`.
@@ -123,6 +124,7 @@ fn kind_name(kind: SealKind) -> &'static str {
         SealKind::IndexSegment => "index segment",
         SealKind::Snapshot => "snapshot",
         SealKind::MasterKey => "key file",
+        SealKind::Lock => "lock",
     }
 }
 

@@ -18,6 +18,7 @@ pub enum Tag {
     Snapshot = b'S',
     Tree = b'T',
     ContentNode = b'L',
+    Lock = b'O',
 }
 
 impl Tag {
@@ -30,6 +31,7 @@ impl Tag {
             Tag::Snapshot => "snapshot",
             Tag::Tree => "tree",
             Tag::ContentNode => "content list",
+            Tag::Lock => "lock",
         }
     }
 }

@@ -123,6 +123,11 @@ define_id!(
     "key"
 );
 define_id!(
+    /// A lock object: 32 random bytes chosen when the lock is taken.
+    LockId,
+    "lock"
+);
+define_id!(
     /// A repository: 32 random bytes chosen at `init`, naming the local cache directory.
     RepositoryId,
     "repository"

@@ -4,7 +4,9 @@
 //! RocksDB keeps memory bounded however many blobs the repository holds.
 //!
 //! Keys: `b || blob id` -> `pack id (32) || kind (1) || offset || length || raw length`
-//! (u32 LE each); `p || pack id` -> `kind (1) || size (u64 LE)`; `s || segment id` -> empty.
+//! (u32 LE each); `p || pack id` -> `kind (1) || size (u64 LE)`; `s || segment id` -> `0` and
+//! the ids of the segments it supersedes (ingested), or `1` (superseded, not ingested);
+//! `m || pack id` -> since when (Unix seconds, i64 LE) prune has marked the pack unused.
 //!
 //! It also remembers what `check --read-data` found, which no segment can tell: `v || pack id`
 //! -> when the pack last verified (Unix seconds, i64 LE), and `x || pack id || blob id` -> empty
@@ -26,6 +28,7 @@ use crate::segment::IndexSegment;
 const BLOB: u8 = b'b';
 const PACK: u8 = b'p';
 const SEGMENT: u8 = b's';
+const MARKED: u8 = b'm';
 const VERIFIED: u8 = b'v';
 const DAMAGED: u8 = b'x';
 
@@ -68,6 +71,8 @@ pub struct LocalIndex {
     temporary: bool,
     /// Whether any damaged copy is recorded, so lookups skip the check when none is.
     any_damage: std::sync::atomic::AtomicBool,
+    /// Whether any pack is marked unused, likewise.
+    any_marked: std::sync::atomic::AtomicBool,
 }
 
 impl LocalIndex {
@@ -116,9 +121,12 @@ impl LocalIndex {
             path: path.to_path_buf(),
             temporary,
             any_damage: false.into(),
+            any_marked: false.into(),
         };
         let damaged = index.damaged_copies().map(|d| !d.is_empty());
         index.any_damage.store(damaged.unwrap_or(true), Relaxed);
+        let marked = index.marked_packs().map(|m| !m.is_empty());
+        index.any_marked.store(marked.unwrap_or(true), Relaxed);
         index
     }
 
@@ -133,10 +141,16 @@ impl LocalIndex {
         value.map(|v| decode_location(&v, &self.path)).transpose()
     }
 
-    /// Looks up one blob, ignoring a copy that is known to be damaged: what a backup may
-    /// reuse.
+    /// Looks up one blob, ignoring a copy that is known to be damaged or sits in a pack prune
+    /// marked unused: what a backup may reuse.
     pub fn lookup_intact(&self, id: &BlobId) -> Result<Option<BlobLocation>> {
         let found = self.lookup(id)?;
+        if let Some(location) = found
+            && self.any_marked.load(Relaxed)
+            && self.marked_since(&location.pack)?.is_some()
+        {
+            return Ok(None);
+        }
         match found {
             Some(location) if self.any_damage.load(Relaxed) => {
                 let damaged = self
@@ -178,25 +192,81 @@ impl LocalIndex {
         } else {
             HashSet::new()
         };
+        let marked: HashSet<PackId> = segment.marked.iter().map(|m| m.pack).collect();
         let mut batch = WriteBatch::default();
+        // Blobs placed by this batch, which lookups cannot see before it is written.
+        let mut placed: HashSet<BlobId> = HashSet::new();
+        for mark in &segment.marked {
+            batch.put(key(MARKED, &mark.pack.0), mark.since_s.to_le_bytes());
+        }
         for pack in &segment.packs {
             let kind = pack.blobs.first().map_or(BlobKind::Data, |b| b.kind);
             let mut value = vec![kind_byte(kind)];
             value.extend_from_slice(&pack.size.to_le_bytes());
             batch.put(key(PACK, &pack.id.0), value);
             for blob in &pack.blobs {
-                if damaged.contains(&(pack.id, blob.id)) && self.lookup(&blob.id)?.is_some() {
+                let second_best =
+                    marked.contains(&pack.id) || damaged.contains(&(pack.id, blob.id));
+                if second_best && (placed.contains(&blob.id) || self.lookup(&blob.id)?.is_some()) {
                     continue; // keep the other copy
                 }
+                placed.insert(blob.id);
                 let location = BlobLocation::new(pack.id, blob);
                 batch.put(key(BLOB, &blob.id.0), encode_location(&location));
             }
         }
-        batch.put(key(SEGMENT, &id.0), []);
-        self.db.write(batch).map_err(|e| self.error(&e))
+        let mut record = vec![0u8];
+        for superseded in &segment.supersedes {
+            record.extend_from_slice(&superseded.0);
+        }
+        batch.put(key(SEGMENT, &id.0), record);
+        self.db.write(batch).map_err(|e| self.error(&e))?;
+        if !marked.is_empty() {
+            self.any_marked.store(true, Relaxed);
+        }
+        Ok(())
     }
 
-    /// The segments ingested so far.
+    /// Remembers a segment that another one supersedes, so it is never ingested.
+    pub fn record_superseded(&self, id: &IndexId) -> Result<()> {
+        self.db
+            .put(key(SEGMENT, &id.0), [1u8])
+            .map_err(|e| self.error(&e))
+    }
+
+    /// The segments seen so far, each with the segments it supersedes (none for one that was
+    /// itself superseded and not ingested).
+    pub fn segment_records(&self) -> Result<Vec<(IndexId, Vec<IndexId>)>> {
+        self.ids_with_prefix(SEGMENT, |bytes, value| {
+            let superseded = match value.split_first() {
+                Some((0, rest)) => rest.chunks(ID_LEN).map(IndexId::from_slice).collect(),
+                Some((1, [])) => Some(Vec::new()),
+                _ => None,
+            }?;
+            Some((IndexId::from_slice(bytes)?, superseded))
+        })
+    }
+
+    /// Since when prune has marked a pack unused, if it has.
+    pub fn marked_since(&self, pack: &PackId) -> Result<Option<i64>> {
+        let value = self
+            .db
+            .get_pinned(key(MARKED, &pack.0))
+            .map_err(|e| self.error(&e))?;
+        Ok(value.and_then(|v| Some(i64::from_le_bytes(v.as_ref().try_into().ok()?))))
+    }
+
+    /// Every pack marked unused, with since when.
+    pub fn marked_packs(&self) -> Result<Vec<(PackId, i64)>> {
+        self.ids_with_prefix(MARKED, |bytes, value| {
+            Some((
+                PackId::from_slice(bytes)?,
+                i64::from_le_bytes(value.try_into().ok()?),
+            ))
+        })
+    }
+
+    /// The segments seen so far (ingested, or recorded as superseded).
     pub fn segments(&self) -> Result<HashSet<IndexId>> {
         self.ids_with_prefix(SEGMENT, |bytes, _| IndexId::from_slice(bytes))
     }
@@ -233,11 +303,13 @@ impl LocalIndex {
         let mut batch = WriteBatch::default();
         for item in self.db.iterator(IteratorMode::Start) {
             let (k, _) = item.map_err(|e| self.error(&e))?;
-            if [BLOB, PACK, SEGMENT].contains(&k[0]) {
+            if [BLOB, PACK, SEGMENT, MARKED].contains(&k[0]) {
                 batch.delete(k);
             }
         }
-        self.db.write(batch).map_err(|e| self.error(&e))
+        self.db.write(batch).map_err(|e| self.error(&e))?;
+        self.any_marked.store(false, Relaxed);
+        Ok(())
     }
 
     /// Records what reading a whole pack found at `at` (Unix seconds): the copies in it that
@@ -422,6 +494,7 @@ mod tests {
                     })
                     .collect(),
             }],
+            ..IndexSegment::default()
         }
     }
 
@@ -457,6 +530,38 @@ mod tests {
 
     /// Self-healing (issue #6): a copy `check` found damaged is not reused by backups, loses
     /// to an intact copy at ingest, and its record survives a rebuild.
+    /// Regression (issue #7): within one segment, a copy in a pack marked unused never
+    /// replaces a copy in a live pack, whichever comes first.
+    #[test]
+    fn marked_copies_give_way_within_one_segment() {
+        for marked_first in [false, true] {
+            let dir = tempfile::tempdir().unwrap();
+            let index = LocalIndex::open(&dir.path().join("index")).unwrap();
+            let (live, marked) = (segment(10).packs.remove(0), {
+                let mut p = segment(10).packs.remove(0);
+                p.id = PackId([60; 32]);
+                p
+            });
+            let packs = if marked_first {
+                vec![marked.clone(), live]
+            } else {
+                vec![live, marked.clone()]
+            };
+            let both = IndexSegment {
+                packs,
+                marked: vec![crate::segment::MarkedPack {
+                    pack: marked.id,
+                    since_s: 5,
+                }],
+                ..IndexSegment::default()
+            };
+            index.ingest(&IndexId([1; 32]), &both).unwrap();
+            let found = index.lookup(&BlobId([11; 32])).unwrap().unwrap();
+            assert_eq!(found.pack, PackId([10; 32]), "marked first: {marked_first}");
+            assert_eq!(index.marked_since(&marked.id).unwrap(), Some(5));
+        }
+    }
+
     #[test]
     fn damaged_copies_give_way_to_intact_ones() {
         let dir = tempfile::tempdir().unwrap();

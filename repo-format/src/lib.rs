@@ -16,6 +16,7 @@ pub mod error;
 pub mod id;
 pub mod index;
 pub mod key;
+pub mod lock;
 pub mod pack;
 pub mod packer;
 pub mod reader;
@@ -25,5 +26,5 @@ pub mod snapshot;
 pub mod tree;
 
 pub use error::{Error, Result};
-pub use id::{BlobId, IndexId, KeyId, PackId, RepositoryId, SnapshotId};
+pub use id::{BlobId, IndexId, KeyId, LockId, PackId, RepositoryId, SnapshotId};
 pub use repository::{InitOptions, Repository};

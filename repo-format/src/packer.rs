@@ -326,7 +326,10 @@ fn write_segment(shared: &Shared) -> Result<()> {
     if packs.is_empty() || shared.options.dry_run {
         return Ok(());
     }
-    let segment = IndexSegment { packs };
+    let segment = IndexSegment {
+        packs,
+        ..IndexSegment::default()
+    };
     shared.repo.save_segment(&segment)?;
     shared.counters.segments.fetch_add(1, Ordering::Relaxed);
     let mut in_flight = lock(&shared.in_flight);

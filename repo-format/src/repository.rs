@@ -12,9 +12,10 @@ use crate::chunker::{Chunker, ChunkerParams};
 use crate::config::{Config, ImageChunking};
 use crate::crypto::{KdfParams, MasterKey};
 use crate::error::{Error, Result};
-use crate::id::{BlobId, IndexId, KeyId, PackId, RepositoryId, SnapshotId, random_bytes};
+use crate::id::{BlobId, IndexId, KeyId, LockId, PackId, RepositoryId, SnapshotId, random_bytes};
 use crate::index::{BlobLocation, LocalIndex};
 use crate::key::KeyFile;
+use crate::lock::Lock;
 use crate::pack::{self, PackEntry, TRAILER_LEN};
 use crate::segment::{IndexSegment, IndexedPack};
 use crate::snapshot::Snapshot;
@@ -237,23 +238,45 @@ impl Repository {
     /// with their errors instead of stopping at the first.
     pub fn sync_index_tolerant(&self) -> Result<(usize, Vec<(IndexId, Error)>)> {
         let listed: HashSet<IndexId> = self.list_ids("index/")?;
-        let mut known = self.index.segments()?;
-        if !known.is_subset(&listed) {
+        let mut records = self.index.segment_records()?;
+        if !records.iter().all(|(id, _)| listed.contains(id)) {
             tracing::info!(
                 "index segments were removed from the repository; rebuilding local index"
             );
             self.index.clear()?;
-            known.clear();
+            records.clear();
         }
+        let known: HashSet<IndexId> = records.iter().map(|(id, _)| *id).collect();
         let mut unreadable = Vec::new();
-        let mut read = 0;
+        let mut loaded = Vec::new();
         for id in listed.difference(&known) {
             match self.load_segment(id) {
-                Ok(segment) => {
-                    self.index.ingest(id, &segment)?;
-                    read += 1;
-                }
+                Ok(segment) => loaded.push((*id, segment)),
                 Err(error) => unreadable.push((*id, error)),
+            }
+        }
+        let superseded: HashSet<IndexId> = records
+            .iter()
+            .flat_map(|(_, s)| s.iter().copied())
+            .chain(
+                loaded
+                    .iter()
+                    .flat_map(|(_, s)| s.supersedes.iter().copied()),
+            )
+            .collect();
+        if known.iter().any(|id| superseded.contains(id)) {
+            // A prune rewrote the index: start over from the segments that are current.
+            tracing::info!("the index was rewritten (prune); rebuilding local index");
+            self.index.clear()?;
+            return self.sync_index_tolerant();
+        }
+        let mut read = 0;
+        for (id, segment) in loaded {
+            if superseded.contains(&id) {
+                self.index.record_superseded(&id)?;
+            } else {
+                self.index.ingest(&id, &segment)?;
+                read += 1;
             }
         }
         Ok((read, unreadable))
@@ -384,6 +407,56 @@ impl Repository {
         let (id, sealed) = snapshot.seal(&self.key);
         put(&*self.backend, &format!("snapshots/{id}"), &sealed)?;
         Ok(id)
+    }
+
+    /// Writes (or refreshes) a lock object.
+    pub fn write_lock(&self, id: &LockId, lock: &Lock) -> Result<()> {
+        put(
+            &*self.backend,
+            &format!("locks/{id}"),
+            &lock.seal(&self.key),
+        )
+    }
+
+    /// Every lock object, each opened or with the reason it could not be.
+    pub fn locks(&self) -> Result<Vec<(LockId, Result<Lock>)>> {
+        let ids: Vec<LockId> = self.list_ids("locks/")?;
+        Ok(ids
+            .into_iter()
+            .filter_map(|id| {
+                let name = format!("locks/{id}");
+                match self.backend.get(&name) {
+                    Ok(bytes) => Some((id, Lock::open(&self.key, &id, &bytes))),
+                    // Released between listing and reading.
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+                    Err(e) => Some((id, Err(Error::backend("get", name, e)))),
+                }
+            })
+            .collect())
+    }
+
+    /// Deletes a lock object.
+    pub fn remove_lock(&self, id: &LockId) -> Result<()> {
+        let name = format!("locks/{id}");
+        self.backend
+            .delete(&name)
+            .map_err(backend_error("delete", &name))
+    }
+
+    /// Deletes a pack object (prune).
+    pub fn remove_pack(&self, id: &PackId) -> Result<()> {
+        let name = pack_name(id);
+        self.backend
+            .delete(&name)
+            .map_err(backend_error("delete", &name))
+    }
+
+    /// Deletes an index segment object (prune, repair).
+    pub fn remove_segment(&self, id: &IndexId) -> Result<()> {
+        let name = format!("index/{id}");
+        self.backend
+            .delete(&name)
+            .map_err(backend_error("delete", &name))
     }
 
     /// Deletes a snapshot object (its data stays until prune).

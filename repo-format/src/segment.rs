@@ -10,8 +10,8 @@ use crate::error::{Error, Result};
 use crate::id::{IndexId, PackId};
 use crate::pack::PackEntry;
 
-/// Current index-segment version.
-pub const SEGMENT_VERSION: u8 = 1;
+/// Current index-segment version (2 added `supersedes` and `marked`; version 1 is still read).
+pub const SEGMENT_VERSION: u8 = 2;
 
 /// One pack as an index segment describes it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -26,6 +26,27 @@ pub struct IndexedPack {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IndexSegment {
     pub packs: Vec<IndexedPack>,
+    /// Segments this one replaces (prune rewrites the index): readers ignore a listed segment
+    /// that another listed segment supersedes, so a prune killed between writing the new
+    /// segments and deleting the old ones leaves a consistent index.
+    pub supersedes: Vec<IndexId>,
+    /// Packs of this segment that prune found unused, with when it decided so (Unix seconds).
+    /// Their blobs still restore, but backups do not reuse them, and a later prune deletes
+    /// them once no backup that might have reused them is running (docs/format.md, "Prune").
+    pub marked: Vec<MarkedPack>,
+}
+
+/// A pack prune has marked for deletion.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MarkedPack {
+    pub pack: PackId,
+    pub since_s: i64,
+}
+
+/// Version 1: packs only.
+#[derive(Deserialize)]
+struct IndexSegmentV1 {
+    packs: Vec<IndexedPack>,
 }
 
 impl IndexSegment {
@@ -51,6 +72,13 @@ impl IndexSegment {
             ));
         }
         let plain = key.open(SealKind::IndexSegment, None, sealed, &name)?;
+        if encoding::version_of(&plain) == Some(1) {
+            let v1: IndexSegmentV1 = encoding::decode(Tag::IndexSegment, 1, &plain, &name)?;
+            return Ok(IndexSegment {
+                packs: v1.packs,
+                ..IndexSegment::default()
+            });
+        }
         encoding::decode(Tag::IndexSegment, SEGMENT_VERSION, &plain, &name)
     }
 }

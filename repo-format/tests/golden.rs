@@ -12,10 +12,10 @@ use cairn_format::content::{Content, ContentChild, ContentEntry, ContentNode};
 use cairn_format::crypto::{KdfParams, MasterKey, SealKind, WrappingKey};
 use cairn_format::key::KeyFile;
 use cairn_format::pack::{self, BlobKind, PackEntry, PackWriter, SealedBlob};
-use cairn_format::segment::{IndexSegment, IndexedPack};
+use cairn_format::segment::{IndexSegment, IndexedPack, MarkedPack};
 use cairn_format::snapshot::{BackupSummary, Chunking, Snapshot};
 use cairn_format::tree::{Node, NodeKind, Tree, Xattr};
-use cairn_format::{BlobId, PackId, RepositoryId, SnapshotId, compress};
+use cairn_format::{BlobId, IndexId, PackId, RepositoryId, SnapshotId, compress};
 
 fn key() -> MasterKey {
     MasterKey::from_parts([0x11; 32], [0x22; 32], [0x33; 32])
@@ -221,8 +221,27 @@ fn index_segment() {
             size: 16_777_216,
             blobs: vec![entry(1), entry(2)],
         }],
+        supersedes: vec![IndexId([0xbb; 32])],
+        marked: vec![MarkedPack {
+            pack: PackId([0xaa; 32]),
+            since_s: 1_763_769_600,
+        }],
     };
     golden("index_segment_plain", &segment.encode());
+}
+
+/// A version 1 segment (golden bytes written by the version that made them) still opens.
+#[test]
+fn version_1_index_segment_still_decodes() {
+    let path =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("testdata/index_segment_v1_plain.hex");
+    let text = std::fs::read_to_string(path).unwrap();
+    let plain = hex::decode(text.split_whitespace().collect::<String>()).unwrap();
+    let sealed = key().seal(SealKind::IndexSegment, None, &plain);
+    let id = IndexId::hash_of(&sealed);
+    let segment = IndexSegment::open(&key(), &id, &sealed).unwrap();
+    assert_eq!(segment.packs[0].blobs.len(), 2);
+    assert!(segment.supersedes.is_empty() && segment.marked.is_empty());
 }
 
 fn node(name: &[u8], kind: NodeKind) -> Node {

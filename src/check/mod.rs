@@ -101,6 +101,8 @@ pub struct CheckReport {
     pub trees: u64,
     pub referenced_blobs: u64,
     pub indexed_packs: u64,
+    /// Indexed packs prune has marked unused (deleted, or to be deleted by a later prune).
+    pub marked_packs: u64,
     pub problems: Vec<Problem>,
     pub damaged_packs: Vec<DamagedPack>,
     pub affected: Vec<Affected>,
@@ -131,6 +133,8 @@ impl CheckReport {
 /// What the index segments say, loaded once: the packs with their blobs.
 pub(crate) struct IndexedPacks {
     pub packs: HashMap<PackId, IndexedPackInfo>,
+    /// Packs prune marked unused (their files may already be gone).
+    pub marked: HashSet<PackId>,
 }
 
 pub(crate) struct IndexedPackInfo {
@@ -150,7 +154,7 @@ pub fn check(
     let mut report = CheckReport::default();
     let indexed = structure::load_index(repo, &mut report)?;
     let listed = structure::check_packs(repo, &indexed, &mut report)?;
-    let walk = structure::check_snapshots(repo, &mut report)?;
+    let walk = structure::check_snapshots(repo, &listed, &mut report)?;
     structure::report_unused(&indexed, &walk.referenced, &mut report);
     if options.read_data || options.subset.is_some() || options.max_age.is_some() {
         read_data::read_packs(repo, &indexed, &listed, options, progress, &mut report)?;

@@ -38,20 +38,12 @@ pub(super) fn load_index(repo: &Repository, report: &mut CheckReport) -> Result<
         }
     }
     let mut packs = HashMap::new();
-    let segments: Vec<IndexId> = repo.list_ids("index/")?;
-    for id in segments {
+    let mut marked = HashSet::new();
+    let ids: Vec<IndexId> = repo.list_ids("index/")?;
+    let mut segments = Vec::new();
+    for id in ids {
         match repo.load_segment(&id) {
-            Ok(segment) => {
-                for pack in segment.packs {
-                    packs.insert(
-                        pack.id,
-                        IndexedPackInfo {
-                            size: pack.size,
-                            entries: pack.blobs,
-                        },
-                    );
-                }
-            }
+            Ok(segment) => segments.push((id, segment)),
             Err(e) => report.problems.push(problem(
                 "index segment",
                 id,
@@ -59,10 +51,29 @@ pub(super) fn load_index(repo: &Repository, report: &mut CheckReport) -> Result<
             )),
         }
     }
+    // A segment another one supersedes is left over from a prune that was stopped.
+    let superseded: HashSet<IndexId> = segments
+        .iter()
+        .flat_map(|(_, s)| s.supersedes.iter().copied())
+        .collect();
+    for (id, segment) in segments {
+        if superseded.contains(&id) {
+            continue;
+        }
+        marked.extend(segment.marked.iter().map(|m| m.pack));
+        for pack in segment.packs {
+            let info = IndexedPackInfo {
+                size: pack.size,
+                entries: pack.blobs,
+            };
+            packs.insert(pack.id, info);
+        }
+    }
     // Unreadable segments were reported just above.
     repo.sync_index_tolerant()?;
     report.indexed_packs = packs.len() as u64;
-    Ok(IndexedPacks { packs })
+    report.marked_packs = marked.len() as u64;
+    Ok(IndexedPacks { packs, marked })
 }
 
 /// Compares the packs in `data/` with the index: missing and wrongly sized packs are damage,
@@ -88,6 +99,8 @@ pub(super) fn check_packs(
     }
     for (id, info) in &indexed.packs {
         let damaged = match listed.get(id) {
+            // Prune deleted it; the index forgets it at the next prune.
+            None if indexed.marked.contains(id) => None,
             None => Some(("missing".to_string(), info.entries.clone())),
             Some(&size) if size != info.size => Some((
                 format!("{size} bytes, the index says {}", info.size),
@@ -122,6 +135,8 @@ pub(super) fn check_packs(
 
 /// What walking the snapshots found.
 pub(super) struct Walk {
+    /// Packs in `data/`.
+    listed: HashSet<PackId>,
     /// Every readable snapshot and its root tree.
     pub snapshots: Vec<(SnapshotId, BlobId)>,
     /// Every blob reachable from a snapshot.
@@ -132,8 +147,13 @@ pub(super) struct Walk {
 
 /// Decodes every snapshot and every tree and content node reachable from one, and checks that
 /// every referenced blob is indexed.
-pub(super) fn check_snapshots(repo: &Repository, report: &mut CheckReport) -> Result<Walk> {
+pub(super) fn check_snapshots(
+    repo: &Repository,
+    listed: &HashMap<PackId, u64>,
+    report: &mut CheckReport,
+) -> Result<Walk> {
     let mut walk = Walk {
+        listed: listed.keys().copied().collect(),
         snapshots: Vec::new(),
         referenced: HashSet::new(),
         unindexed: HashSet::new(),
@@ -217,16 +237,19 @@ fn is_indexed(
     walk: &mut Walk,
     report: &mut CheckReport,
 ) -> Result<bool> {
-    if repo.index().lookup(id)?.is_some() {
-        return Ok(true);
-    }
+    let error = match repo.index().lookup(id)? {
+        Some(location) if walk.listed.contains(&location.pack) => return Ok(true),
+        Some(location) => format!(
+            "the local index places it in pack {}, which does not exist (`cairn repair \
+             index` rebuilds the index from the packs that do)",
+            location.pack
+        ),
+        None => "referenced by a snapshot but in no index segment (`cairn check --read-data` \
+                 and `cairn repair index` find it if its pack still exists)"
+            .to_string(),
+    };
     walk.unindexed.insert(*id);
-    report.problems.push(problem(
-        "blob",
-        id,
-        "referenced by a snapshot but in no index segment (`cairn check --read-data` and \
-         `cairn repair index` find it if its pack still exists)",
-    ));
+    report.problems.push(problem("blob", id, error));
     Ok(false)
 }
 
@@ -280,7 +303,11 @@ pub(super) fn report_unused(
     referenced: &HashSet<BlobId>,
     report: &mut CheckReport,
 ) {
-    for (id, info) in &indexed.packs {
+    for (id, info) in indexed
+        .packs
+        .iter()
+        .filter(|(id, _)| !indexed.marked.contains(id))
+    {
         let unused: Vec<_> = info
             .entries
             .iter()

@@ -8,7 +8,7 @@ use chrono::{DateTime, FixedOffset, Local, NaiveDateTime, TimeZone};
 
 use super::report::{CliObserver, Reporter};
 use super::table::bytes;
-use super::{hostname, interrupt_flag, open, print_json};
+use super::{hostname, interrupt_flag, open_unsynced, print_json};
 use crate::backup::{
     BackupOptions, BackupOutcome, ChangedRanges, Excludes, ParentChoice, StdinSource, backup,
 };
@@ -16,9 +16,15 @@ use crate::cli::{BackupArgs, Global};
 use crate::exit::Exit;
 use crate::progress::Progress;
 use crate::select::{SnapshotFilter, resolve};
+use cairn_format::lock::LockKind;
 
 pub fn run(global: &Global, args: &BackupArgs) -> Result<Exit> {
-    let repo = open(global)?;
+    // The lock is visible before the index is read: a prune that marks packs unused after
+    // this point either is seen by this backup's index, or sees this lock (crate::prune).
+    let repo = open_unsynced(global)?;
+    let _lock = super::prune::lock(global, &repo, LockKind::Backup, "backup")?;
+    repo.sync_index()
+        .with_context(|| format!("cannot read the index of {}", repo.location()))?;
     let mut excludes = args.excludes.clone();
     for file in &args.exclude_files {
         excludes.extend(Excludes::read_pattern_file(file)?);

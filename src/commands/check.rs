@@ -12,9 +12,11 @@ use crate::check::{CheckOptions, CheckReport, affected_by_snapshot, check};
 use crate::cli::{CheckArgs, Global};
 use crate::exit::Exit;
 use crate::progress::Progress;
+use cairn_format::lock::LockKind;
 
 pub fn run(global: &Global, args: &CheckArgs) -> Result<Exit> {
     let repo = open_unsynced(global)?;
+    let _lock = super::prune::lock(global, &repo, LockKind::Check, "check")?;
     let options = CheckOptions {
         read_data: args.read_data,
         subset: args.read_data_subset,

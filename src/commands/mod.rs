@@ -10,6 +10,7 @@ mod init;
 mod key;
 mod ls;
 mod mount;
+mod prune;
 mod repair;
 mod report;
 mod restore;
@@ -47,6 +48,8 @@ pub fn run(cli: Cli) -> Result<Exit> {
         Command::Repair(command) => repair::run(global, &command),
         Command::Forget(args) => forget::run(global, &args),
         Command::Tag(args) => tag::run(global, &args),
+        Command::Prune(args) => prune::run(global, &args),
+        Command::Unlock(args) => prune::run_unlock(global, &args),
     }
 }
 

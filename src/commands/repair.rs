@@ -11,6 +11,7 @@ use crate::cli::{DamagedFilesArg, Global, RepairCommand, RepairSnapshotsArgs};
 use crate::exit::Exit;
 use crate::progress::Progress;
 use crate::repair::{DamagedFiles, SnapshotRepairOptions, repair_index, repair_snapshots};
+use cairn_format::lock::LockKind;
 
 pub fn run(global: &Global, command: &RepairCommand) -> Result<Exit> {
     match command {
@@ -21,6 +22,7 @@ pub fn run(global: &Global, command: &RepairCommand) -> Result<Exit> {
 
 fn index(global: &Global) -> Result<Exit> {
     let repo = open_unsynced(global)?;
+    let _lock = super::prune::lock(global, &repo, LockKind::Exclusive, "repair index")?;
     let progress = Arc::new(Progress::default());
     let reporter = Reporter::counting(global, progress.clone(), "repair index", "packs");
     let outcome = repair_index(&repo, &progress)?;
@@ -57,6 +59,7 @@ fn index(global: &Global) -> Result<Exit> {
 
 fn snapshots(global: &Global, args: &RepairSnapshotsArgs) -> Result<Exit> {
     let repo = open(global)?;
+    let _lock = super::prune::lock(global, &repo, LockKind::Exclusive, "repair snapshots")?;
     let options = SnapshotRepairOptions {
         damaged_files: match args.damaged_files {
             DamagedFilesArg::Mark => DamagedFiles::Mark,

@@ -11,6 +11,7 @@ mod engine;
 mod forget;
 mod image;
 mod mount;
+mod prune;
 mod roundtrip;
 mod security;
 mod util;

@@ -1,0 +1,130 @@
+//! `cairn prune` and `cairn unlock`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Result;
+use cairn_format::Repository;
+use cairn_format::lock::LockKind;
+
+use super::report::Reporter;
+use super::table::bytes;
+use super::{hostname, open_unsynced, print_json};
+use crate::cli::{Global, PruneArgs, PruneTuning, UnlockArgs};
+use crate::exit::Exit;
+use crate::lock::{Holder, LockGuard, acquire, age, unlock};
+use crate::progress::Progress;
+use crate::prune::{PruneOptions, PruneReport, prune};
+
+pub fn run(global: &Global, args: &PruneArgs) -> Result<Exit> {
+    let repo = open_unsynced(global)?;
+    run_on(global, &repo, &args.tuning, args.dry_run)
+}
+
+/// Prune on an open repository (also the end of `forget --prune`).
+pub fn run_on(
+    global: &Global,
+    repo: &Arc<Repository>,
+    tuning: &PruneTuning,
+    dry_run: bool,
+) -> Result<Exit> {
+    let _lock = lock(global, repo, LockKind::Exclusive, "prune")?;
+    let options = PruneOptions {
+        max_unused: tuning.max_unused,
+        max_repack_bytes: tuning.max_repack_size.unwrap_or(u64::MAX),
+        dry_run,
+    };
+    let progress = Arc::new(Progress::default());
+    let reporter = Reporter::counting(global, progress.clone(), "prune", "packs");
+    let report = prune(repo, &options, &hostname(), &progress)?;
+    reporter.finish();
+    if global.json {
+        print_json(&serde_json::json!({"message_type": "prune", "report": report}))?;
+    } else if !global.quiet {
+        print_report(&report);
+    }
+    Ok(Exit::Ok)
+}
+
+/// Takes a lock for this command, waiting as long as `--retry-lock` says.
+pub fn lock(
+    global: &Global,
+    repo: &Arc<Repository>,
+    kind: LockKind,
+    operation: &str,
+) -> Result<LockGuard> {
+    let holder = Holder {
+        hostname: hostname(),
+        username: super::creation_stamp().1,
+        operation: operation.into(),
+    };
+    acquire(
+        repo,
+        kind,
+        &holder,
+        global.retry_lock.unwrap_or(Duration::ZERO),
+    )
+}
+
+fn print_report(r: &PruneReport) {
+    let verb = if r.dry_run { "would" } else { "did" };
+    println!(
+        "{} snapshots reference the data; {} blobs ({}) are unused",
+        r.snapshots,
+        r.unused_blobs,
+        bytes(r.unused_bytes)
+    );
+    println!(
+        "packs: {} marked unused, {} needed again, {} repacked ({})",
+        r.packs_marked,
+        r.packs_revived,
+        r.packs_repacked,
+        bytes(r.bytes_repacked)
+    );
+    if r.dry_run {
+        println!("dry run: nothing changed ({verb} mark and repack the packs above)");
+        return;
+    }
+    println!(
+        "deleted {} packs, freed {}; repository {} -> {} ({} -> {} packs)",
+        r.packs_deleted,
+        bytes(r.bytes_freed),
+        bytes(r.bytes_before),
+        bytes(r.bytes_after),
+        r.packs_before,
+        r.packs_after
+    );
+    if r.packs_deferred > 0 {
+        println!(
+            "{} packs ({}) stay until the backups running now are done: the next prune \
+             deletes them",
+            r.packs_deferred,
+            bytes(r.bytes_deferred)
+        );
+    }
+}
+
+pub fn run_unlock(global: &Global, args: &UnlockArgs) -> Result<Exit> {
+    let repo = open_unsynced(global)?;
+    let removed = unlock(&repo, &hostname(), args.all)?;
+    let now = chrono::Utc::now().timestamp();
+    if global.json {
+        let list: Vec<_> = removed
+            .iter()
+            .map(|(id, l)| serde_json::json!({"id": id, "operation": l.operation, "hostname": l.hostname, "pid": l.pid}))
+            .collect();
+        print_json(&serde_json::json!({"message_type": "unlock", "removed": list}))?;
+    } else if !global.quiet {
+        for (_, l) in &removed {
+            println!(
+                "removed the lock of {} on {} (pid {}), taken {} ago",
+                l.operation,
+                l.hostname,
+                l.pid,
+                age(now - l.created_s)
+            );
+        }
+        println!("{} locks removed", removed.len());
+    }
+    Ok(Exit::Ok)
+}

@@ -1,0 +1,509 @@
+//! `prune`: frees the space of blobs no snapshot references, while backups keep running.
+//!
+//! Two phases (docs/format.md, "Locks and prune"): a pack found unused is first *marked* in a
+//! rewritten index (its blobs still restore, backups stop reusing them); its file is deleted
+//! only once no backup that might have reused it before the mark is still running (their
+//! `Backup` locks say when they started). When no backup runs, that is in the same prune.
+//! Packs mostly unused are *repacked*: their live blobs are copied (still sealed, after
+//! verifying them) into new packs and the old pack is marked.
+//!
+//! Order, so that killing prune at any point leaves a repository that checks clean and a
+//! rerun that finishes the job: new packs, then the new index (its last segment supersedes
+//! every old one), then pack deletions, then the old segments.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use anyhow::{Context, Result, bail};
+use cairn_format::backend::{id_part, pack_name};
+use cairn_format::content::{Content, ContentEntry, ContentNode, MAX_DEPTH};
+use cairn_format::pack::{self, PackEntry, PackWriter, SealedBlob};
+use cairn_format::segment::{IndexSegment, IndexedPack, MarkedPack};
+use cairn_format::tree::NodeKind;
+use cairn_format::{BlobId, IndexId, PackId, Repository};
+use serde::Serialize;
+
+use crate::progress::Progress;
+
+/// Packs per rewritten index segment.
+const PACKS_PER_SEGMENT: usize = 256;
+/// Allowance for clocks of different hosts disagreeing, when comparing a backup's start with
+/// the time a pack was marked.
+const CLOCK_SKEW_S: i64 = 300;
+
+/// How prune works.
+#[derive(Clone, Debug)]
+pub struct PruneOptions {
+    /// Repack a pack when more than this share of its bytes is unused (0.0-1.0).
+    pub max_unused: f64,
+    /// Repack at most this many bytes of packs.
+    pub max_repack_bytes: u64,
+    pub dry_run: bool,
+}
+
+impl Default for PruneOptions {
+    fn default() -> Self {
+        Self {
+            max_unused: 0.05,
+            max_repack_bytes: u64::MAX,
+            dry_run: false,
+        }
+    }
+}
+
+/// What prune did (or, for a dry run, would do).
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct PruneReport {
+    pub snapshots: u64,
+    pub packs_before: u64,
+    pub bytes_before: u64,
+    pub packs_after: u64,
+    pub bytes_after: u64,
+    pub unused_blobs: u64,
+    pub unused_bytes: u64,
+    /// Packs newly marked unused.
+    pub packs_marked: u64,
+    /// Marked packs a snapshot needs again (a backup reused them before the mark).
+    pub packs_revived: u64,
+    pub packs_repacked: u64,
+    pub bytes_repacked: u64,
+    pub packs_deleted: u64,
+    pub bytes_freed: u64,
+    /// Marked packs kept for now because a backup that started before the mark still runs.
+    pub packs_deferred: u64,
+    pub bytes_deferred: u64,
+    pub dry_run: bool,
+}
+
+/// One indexed pack as prune sees it.
+struct PackState {
+    size: u64,
+    entries: Vec<PackEntry>,
+    marked_since: Option<i64>,
+    present: bool,
+}
+
+/// Runs prune. The caller holds the exclusive lock.
+pub fn prune(
+    repo: &Arc<Repository>,
+    options: &PruneOptions,
+    hostname: &str,
+    progress: &Progress,
+) -> Result<PruneReport> {
+    let span = tracing::info_span!("prune", repo = %repo.location());
+    let _enter = span.enter();
+    repo.sync_index()
+        .context("prune needs a readable index; run `cairn check`")?;
+    if !options.dry_run {
+        // Packs of an interrupted backup or prune join the index, so they are judged like
+        // any other (those of a running backup are then kept while it runs).
+        repo.adopt_unindexed_packs()?;
+    }
+    let mut report = PruneReport {
+        dry_run: options.dry_run,
+        ..PruneReport::default()
+    };
+    let (old_segments, mut packs) = load_index(repo)?;
+    let listed = list_packs(repo)?;
+    for (id, state) in &mut packs {
+        state.present = listed.contains_key(id);
+    }
+    report.packs_before = listed.len() as u64;
+    report.bytes_before = listed.values().sum();
+    let (used, snapshots) = used_blobs(repo)?;
+    report.snapshots = snapshots;
+    let needed = needed_copies(&packs, &used)?;
+    let now = chrono::Utc::now().timestamp();
+    let plan = decide(&packs, &needed, options, &mut report);
+    progress.add_total(
+        plan.repack.len() as u64,
+        plan.repack.iter().map(|id| packs[id].size).sum(),
+    );
+    if options.dry_run {
+        report.packs_after = report.packs_before - plan.delete_candidates.len() as u64;
+        return Ok(report);
+    }
+    let new_packs = repack(repo, &packs, &needed, &plan.repack, progress, &mut report)?;
+    crash_point("after-repack");
+    write_index(repo, &packs, &plan, new_packs, &old_segments, now)?;
+    crash_point("after-index");
+    repo.sync_index()?;
+    delete_marked(repo, &packs, &plan, now, hostname, &mut report)?;
+    crash_point("after-deletes");
+    for id in &old_segments {
+        repo.remove_segment(id)?;
+    }
+    let after = list_packs(repo)?;
+    report.packs_after = after.len() as u64;
+    report.bytes_after = after.values().sum();
+    Ok(report)
+}
+
+/// Crash-safety tests stop prune dead at a named point, as SIGKILL would: with
+/// `CAIRN_CRASH_AT=<point>` the process aborts there (no cleanup, its lock left behind).
+fn crash_point(point: &str) {
+    if std::env::var_os("CAIRN_CRASH_AT").is_some_and(|at| at == point) {
+        eprintln!("CAIRN_CRASH_AT={point}: aborting");
+        std::process::abort();
+    }
+}
+
+/// Every listed segment, and the packs of the current (not superseded) ones.
+fn load_index(repo: &Repository) -> Result<(Vec<IndexId>, HashMap<PackId, PackState>)> {
+    let listed: Vec<IndexId> = repo.list_ids("index/")?;
+    let mut segments = Vec::new();
+    for id in &listed {
+        let segment = repo
+            .load_segment(id)
+            .with_context(|| format!("index segment {id}: run `cairn repair index` first"))?;
+        segments.push((*id, segment));
+    }
+    let superseded: HashSet<IndexId> = segments
+        .iter()
+        .flat_map(|(_, s)| s.supersedes.iter().copied())
+        .collect();
+    let mut packs: HashMap<PackId, PackState> = HashMap::new();
+    for (id, segment) in &segments {
+        if superseded.contains(id) {
+            continue;
+        }
+        let marks: HashMap<PackId, i64> =
+            segment.marked.iter().map(|m| (m.pack, m.since_s)).collect();
+        for pack in &segment.packs {
+            let state = packs.entry(pack.id).or_insert_with(|| PackState {
+                size: pack.size,
+                entries: pack.blobs.clone(),
+                marked_since: None,
+                present: false,
+            });
+            // Marked anywhere counts: only a prune marks, and it rechecks usage every run.
+            if let Some(&since) = marks.get(&pack.id) {
+                state.marked_since = Some(state.marked_since.map_or(since, |s| s.min(since)));
+            }
+        }
+    }
+    Ok((listed, packs))
+}
+
+fn list_packs(repo: &Repository) -> Result<HashMap<PackId, u64>> {
+    Ok(repo
+        .backend()
+        .list("data/")
+        .context("cannot list the packs")?
+        .into_iter()
+        .filter_map(|o| Some((id_part(&o.name).parse().ok()?, o.size)))
+        .collect())
+}
+
+/// Every blob a snapshot references. Anything unreadable stops prune: deciding what is unused
+/// from an incomplete picture would delete data.
+fn used_blobs(repo: &Repository) -> Result<(HashSet<BlobId>, u64)> {
+    let snapshots = repo.snapshots()?;
+    let mut used = HashSet::new();
+    let mut pending: Vec<BlobId> = snapshots.iter().map(|(_, s)| s.tree).collect();
+    while let Some(id) = pending.pop() {
+        if !used.insert(id) {
+            continue;
+        }
+        let tree = repo
+            .load_tree(&id)
+            .with_context(|| format!("cannot prune: tree {id} is unreadable; run `cairn check`"))?;
+        for node in tree.nodes {
+            match node.kind {
+                NodeKind::Directory { subtree } => pending.push(subtree),
+                NodeKind::File { content } => content_blobs(repo, &content, &mut used)?,
+                _ => {}
+            }
+        }
+    }
+    Ok((used, snapshots.len() as u64))
+}
+
+fn content_blobs(repo: &Repository, content: &Content, used: &mut HashSet<BlobId>) -> Result<()> {
+    let entries = |entries: &[ContentEntry], used: &mut HashSet<BlobId>| {
+        for entry in entries {
+            if let ContentEntry::Data { id, .. } = entry {
+                used.insert(*id);
+            }
+        }
+    };
+    let (root, depth) = match content {
+        Content::Inline(list) => {
+            entries(list, used);
+            return Ok(());
+        }
+        Content::Indirect { root, depth } => (*root, (*depth).min(MAX_DEPTH)),
+    };
+    let mut pending = vec![(root, depth)];
+    while let Some((id, depth)) = pending.pop() {
+        if !used.insert(id) {
+            continue;
+        }
+        let bytes = repo.read_blob(&id).with_context(|| {
+            format!("cannot prune: content node {id} is unreadable; run `cairn check`")
+        })?;
+        match ContentNode::decode(&bytes, &id.to_hex())? {
+            ContentNode::Leaf(list) => entries(&list, used),
+            ContentNode::Inner(children) if depth > 0 => {
+                pending.extend(children.iter().map(|c| (c.blob, depth - 1)));
+            }
+            ContentNode::Inner(_) => bail!("content node {id} is deeper than its file says"),
+        }
+    }
+    Ok(())
+}
+
+/// For each used blob, the pack whose copy is kept: one not marked if any, else a marked one
+/// (which is then revived). A used blob with no copy in a present pack stops prune.
+fn needed_copies(
+    packs: &HashMap<PackId, PackState>,
+    used: &HashSet<BlobId>,
+) -> Result<HashMap<BlobId, PackId>> {
+    let mut needed: HashMap<BlobId, (PackId, bool)> = HashMap::new();
+    for (id, state) in packs.iter().filter(|(_, s)| s.present) {
+        for entry in state.entries.iter().filter(|e| used.contains(&e.id)) {
+            let unmarked = state.marked_since.is_none();
+            let better = needed
+                .get(&entry.id)
+                .is_none_or(|(_, was)| unmarked && !was);
+            if better {
+                needed.insert(entry.id, (*id, unmarked));
+            }
+        }
+    }
+    if let Some(missing) = used.iter().find(|id| !needed.contains_key(id)) {
+        bail!(
+            "cannot prune: blob {missing}, which a snapshot references, is in no existing pack; \
+             run `cairn check` (and `cairn repair`) first"
+        );
+    }
+    Ok(needed
+        .into_iter()
+        .map(|(blob, (pack, _))| (blob, pack))
+        .collect())
+}
+
+/// What this run does to each pack.
+#[derive(Default)]
+struct Plan {
+    /// Packs to copy the needed blobs out of (then marked).
+    repack: Vec<PackId>,
+    /// Packs to mark unused now.
+    mark: HashSet<PackId>,
+    /// Marked packs needed again.
+    revive: HashSet<PackId>,
+    /// Indexed packs whose file is gone and that nothing needs: dropped from the index.
+    drop: HashSet<PackId>,
+    /// Unused packs, marked now or before: deleted if no running backup may use them.
+    delete_candidates: Vec<PackId>,
+}
+
+fn decide(
+    packs: &HashMap<PackId, PackState>,
+    needed: &HashMap<BlobId, PackId>,
+    options: &PruneOptions,
+    report: &mut PruneReport,
+) -> Plan {
+    let mut used_bytes: HashMap<PackId, u64> = HashMap::new();
+    for (blob, pack) in needed {
+        let entry = packs[pack].entries.iter().find(|e| e.id == *blob);
+        *used_bytes.entry(*pack).or_default() += entry.map_or(0, |e| u64::from(e.length));
+    }
+    let mut plan = Plan::default();
+    let mut repack_budget = options.max_repack_bytes;
+    let mut ids: Vec<&PackId> = packs.keys().collect();
+    ids.sort();
+    for id in ids {
+        let state = &packs[id];
+        let stored: u64 = state.entries.iter().map(|e| u64::from(e.length)).sum();
+        let used = used_bytes.get(id).copied().unwrap_or(0);
+        let unused_entries = state
+            .entries
+            .iter()
+            .filter(|e| needed.get(&e.id) != Some(id))
+            .count();
+        report.unused_blobs += unused_entries as u64;
+        report.unused_bytes += stored - used;
+        match (state.present, used > 0, state.marked_since) {
+            (false, _, _) => {
+                plan.drop.insert(*id);
+            }
+            (true, false, None) => {
+                plan.mark.insert(*id);
+                plan.delete_candidates.push(*id);
+            }
+            (true, false, Some(_)) => plan.delete_candidates.push(*id),
+            (true, true, marked) => {
+                let unused_share = 1.0 - used as f64 / stored.max(1) as f64;
+                if unused_share > options.max_unused && state.size <= repack_budget {
+                    repack_budget -= state.size;
+                    plan.repack.push(*id);
+                    plan.mark.insert(*id);
+                } else if marked.is_some() {
+                    plan.revive.insert(*id);
+                }
+            }
+        }
+    }
+    report.packs_marked = plan.mark.len() as u64;
+    report.packs_revived = plan.revive.len() as u64;
+    plan
+}
+
+/// Copies the needed blobs of `ids` into new packs (verifying each on the way). Returns the
+/// new packs, uploaded.
+fn repack(
+    repo: &Repository,
+    packs: &HashMap<PackId, PackState>,
+    needed: &HashMap<BlobId, PackId>,
+    ids: &[PackId],
+    progress: &Progress,
+    report: &mut PruneReport,
+) -> Result<Vec<IndexedPack>> {
+    let pack_size = repo.config().pack_size as usize;
+    let mut writers: [PackWriter; 2] = Default::default(); // by BlobKind
+    let mut written = Vec::new();
+    for id in ids {
+        let state = &packs[id];
+        let bytes = repo.read_pack_range(id, 0, state.size)?;
+        for entry in state
+            .entries
+            .iter()
+            .filter(|e| needed.get(&e.id) == Some(id))
+        {
+            let start = entry.offset as usize;
+            let sealed = &bytes[start..start + entry.length as usize];
+            pack::open_blob(repo.key(), entry, sealed).with_context(|| {
+                format!(
+                    "cannot repack pack {id}: blob {} is damaged; run `cairn check --read-data`",
+                    entry.id
+                )
+            })?;
+            let writer = &mut writers[entry.kind as usize];
+            writer.push(SealedBlob {
+                kind: entry.kind,
+                id: entry.id,
+                raw_length: entry.raw_length,
+                bytes: sealed.to_vec(),
+            });
+            if writer.size() >= pack_size {
+                written.push(upload(repo, std::mem::take(writer))?);
+            }
+        }
+        report.packs_repacked += 1;
+        report.bytes_repacked += state.size;
+        progress.add_done(1, state.size);
+    }
+    for writer in writers {
+        if !writer.is_empty() {
+            written.push(upload(repo, writer)?);
+        }
+    }
+    Ok(written)
+}
+
+fn upload(repo: &Repository, writer: PackWriter) -> Result<IndexedPack> {
+    let pack = writer.finish(repo.key());
+    let name = pack_name(&pack.id);
+    repo.backend()
+        .put(&name, &pack.bytes)
+        .with_context(|| format!("cannot write pack {name}"))?;
+    Ok(IndexedPack {
+        id: pack.id,
+        size: pack.bytes.len() as u64,
+        blobs: pack.entries,
+    })
+}
+
+/// Writes the whole index anew: every pack kept, with its mark; the last segment supersedes
+/// every segment listed before, so until it exists the old ones stay current.
+fn write_index(
+    repo: &Repository,
+    packs: &HashMap<PackId, PackState>,
+    plan: &Plan,
+    new_packs: Vec<IndexedPack>,
+    old_segments: &[IndexId],
+    now: i64,
+) -> Result<()> {
+    let mut kept: Vec<(IndexedPack, Option<i64>)> = Vec::new();
+    let mut ids: Vec<&PackId> = packs.keys().filter(|id| !plan.drop.contains(id)).collect();
+    ids.sort();
+    for id in ids {
+        let state = &packs[id];
+        let mark = if plan.revive.contains(id) {
+            None
+        } else if plan.mark.contains(id) {
+            Some(now)
+        } else {
+            state.marked_since
+        };
+        let pack = IndexedPack {
+            id: *id,
+            size: state.size,
+            blobs: state.entries.clone(),
+        };
+        kept.push((pack, mark));
+    }
+    kept.extend(new_packs.into_iter().map(|p| (p, None)));
+    let chunks: Vec<_> = kept.chunks(PACKS_PER_SEGMENT).collect();
+    let last = chunks.len().saturating_sub(1);
+    for (i, chunk) in chunks.iter().enumerate() {
+        let segment = IndexSegment {
+            packs: chunk.iter().map(|(p, _)| p.clone()).collect(),
+            supersedes: if i == last {
+                old_segments.to_vec()
+            } else {
+                Vec::new()
+            },
+            marked: chunk
+                .iter()
+                .filter_map(|(p, m)| {
+                    m.map(|since_s| MarkedPack {
+                        pack: p.id,
+                        since_s,
+                    })
+                })
+                .collect(),
+        };
+        repo.save_segment(&segment)?;
+    }
+    if chunks.is_empty() && !old_segments.is_empty() {
+        repo.save_segment(&IndexSegment {
+            supersedes: old_segments.to_vec(),
+            ..IndexSegment::default()
+        })?;
+    }
+    Ok(())
+}
+
+/// Deletes the files of unused packs, unless a backup that started before the pack was marked
+/// is still running (it may have reused blobs from it; the next prune looks again).
+fn delete_marked(
+    repo: &Repository,
+    packs: &HashMap<PackId, PackState>,
+    plan: &Plan,
+    now: i64,
+    hostname: &str,
+    report: &mut PruneReport,
+) -> Result<()> {
+    let backups = crate::lock::live_backups(repo, hostname)?;
+    for id in plan.delete_candidates.iter().chain(&plan.repack) {
+        let state = &packs[id];
+        let since = if plan.mark.contains(id) {
+            now
+        } else {
+            state.marked_since.unwrap_or(now)
+        };
+        let at_risk = backups.iter().any(|b| b.created_s < since + CLOCK_SKEW_S);
+        if at_risk {
+            report.packs_deferred += 1;
+            report.bytes_deferred += state.size;
+            continue;
+        }
+        repo.remove_pack(id)?;
+        report.packs_deleted += 1;
+        report.bytes_freed += state.size;
+        crash_point("during-deletes");
+    }
+    Ok(())
+}

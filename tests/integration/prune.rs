@@ -1,0 +1,239 @@
+//! `prune`, locks and `unlock` (issue #7): space is freed, every remaining snapshot restores,
+//! a prune killed anywhere leaves a repository that checks clean and is finished by the next
+//! one, a backup running beside prune keeps what it reused, and locks conflict as documented.
+
+use std::fs;
+use std::path::Path;
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::Duration;
+
+use cairn_format::Repository;
+use cairn_format::backend::LocalBackend;
+use cairn_format::lock::{Lock, LockKind};
+use serde_json::Value;
+
+use crate::util::{PASSWORD, Scratch, describe, noise};
+
+/// 120 files of 20 KB in `src/` backed up, then every other one deleted and backed up again,
+/// and the first snapshot forgotten: half of the first packs' blobs are unused.
+fn half_unused() -> (Scratch, std::path::PathBuf) {
+    let s = Scratch::with_repo();
+    let src = s.path("src");
+    fs::create_dir(&src).unwrap();
+    for i in 0..120 {
+        fs::write(src.join(format!("f{i:03}")), noise(i, 20_000)).unwrap();
+    }
+    s.backup(&[&src], &[]);
+    for i in (0..120).step_by(2) {
+        fs::remove_file(src.join(format!("f{i:03}"))).unwrap();
+    }
+    s.backup(&[&src], &[]);
+    s.json(&["forget", "--keep-last", "1"]);
+    (s, src)
+}
+
+fn data_bytes(s: &Scratch) -> u64 {
+    fn walk(dir: &Path) -> u64 {
+        fs::read_dir(dir)
+            .unwrap()
+            .map(|e| {
+                let path = e.unwrap().path();
+                if path.is_dir() {
+                    walk(&path)
+                } else {
+                    fs::metadata(path).unwrap().len()
+                }
+            })
+            .sum()
+    }
+    walk(&s.repo().join("data"))
+}
+
+fn prune_report(s: &Scratch, extra: &[&str]) -> Value {
+    let mut args = vec!["prune"];
+    args.extend_from_slice(extra);
+    s.json(&args)["report"].clone()
+}
+
+fn check_clean(s: &Scratch) {
+    let out = s.run(&["check", "--read-data"]);
+    assert!(
+        out.status.success(),
+        "check after prune: {}",
+        describe(&out)
+    );
+}
+
+#[test]
+fn prune_frees_space_repacks_and_keeps_every_snapshot_restorable() {
+    let (s, src) = half_unused();
+    let before = data_bytes(&s);
+    let dry = prune_report(&s, &["--dry-run"]);
+    assert_eq!(dry["dry_run"], true);
+    assert!(dry["unused_bytes"].as_u64().unwrap() > 1_000_000, "{dry}");
+    assert_eq!(data_bytes(&s), before, "a dry run changes nothing");
+    let report = prune_report(&s, &[]);
+    assert!(report["packs_repacked"].as_u64().unwrap() >= 1, "{report}");
+    let after = data_bytes(&s);
+    assert_eq!(report["bytes_before"].as_u64(), Some(before));
+    assert_eq!(report["bytes_after"].as_u64(), Some(after));
+    // Half of 2.4 MB of incompressible files is gone, give or take pack overhead.
+    assert!(before - after > 1_000_000, "{before} -> {after}");
+    check_clean(&s);
+    s.restore_latest_and_compare(&src);
+    // A second prune finds nothing left to do.
+    let again = prune_report(&s, &[]);
+    assert_eq!(again["packs_repacked"], 0, "{again}");
+    assert_eq!(again["bytes_freed"], 0, "{again}");
+}
+
+#[test]
+fn a_killed_prune_leaves_a_checkable_repository_that_the_next_prune_finishes() {
+    for point in [
+        "after-repack",
+        "after-index",
+        "during-deletes",
+        "after-deletes",
+    ] {
+        let (s, src) = half_unused();
+        let before = data_bytes(&s);
+        let out = s
+            .cmd(&["prune"])
+            .env("CAIRN_CRASH_AT", point)
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{point}: prune should have died");
+        check_clean(&s);
+        s.restore_latest_and_compare(&src);
+        // The dead prune's lock is stale (its process is gone): the next prune goes ahead.
+        let report = prune_report(&s, &[]);
+        assert_eq!(report["packs_deferred"], 0, "{point}: {report}");
+        check_clean(&s);
+        s.restore_latest_and_compare(&src);
+        assert!(
+            before - data_bytes(&s) > 1_000_000,
+            "{point}: space freed in the end"
+        );
+        assert!(prune_report(&s, &[])["bytes_freed"] == 0);
+    }
+}
+
+#[test]
+fn a_backup_running_during_prune_keeps_the_blobs_it_reuses() {
+    for delay_ms in [100u64, 600, 1500] {
+        let s = Scratch::with_repo();
+        let src = s.path("src");
+        fs::create_dir(&src).unwrap();
+        let content = noise(delay_ms, 3_000_000);
+        fs::write(src.join("data.bin"), &content).unwrap();
+        s.backup(&[&src], &[]);
+        s.json(&["forget", "--keep-last", "0", "--keep-tag", "none"]);
+        // The data is now unused. A slow backup of the same bytes reuses its blobs, while a
+        // prune marks them unused.
+        let script = format!("sleep 2; cat {}", src.join("data.bin").display());
+        let backup = s
+            .cmd(&[
+                "--json",
+                "backup",
+                "--stdin-from-command",
+                "--stdin-filename",
+                "again.bin",
+                "--",
+                "sh",
+                "-c",
+                &script,
+            ])
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(delay_ms));
+        let report = prune_report(&s, &[]);
+        let out = backup.wait_with_output().unwrap();
+        assert!(out.status.success(), "{delay_ms} ms: backup failed");
+        if report["packs_marked"].as_u64().unwrap() > 0 {
+            assert_eq!(report["packs_deleted"], 0, "{delay_ms} ms: {report}");
+        }
+        check_clean(&s);
+        let dumped = s.cmd(&["dump", "latest", "/again.bin"]).output().unwrap();
+        assert!(
+            dumped.stdout == content,
+            "{delay_ms} ms: restored bytes differ"
+        );
+        // With the backup done, the next prune keeps the reused packs (needed again).
+        prune_report(&s, &[]);
+        check_clean(&s);
+        let dumped = s.cmd(&["dump", "latest", "/again.bin"]).output().unwrap();
+        assert!(
+            dumped.stdout == content,
+            "{delay_ms} ms: lost after the second prune"
+        );
+    }
+}
+
+fn open(s: &Scratch) -> Arc<Repository> {
+    let backend = Arc::new(LocalBackend::new(s.repo()));
+    Arc::new(Repository::open(backend, PASSWORD.as_bytes(), &s.path("lib-cache")).unwrap())
+}
+
+fn hostname() -> String {
+    nix::unistd::gethostname()
+        .unwrap()
+        .to_string_lossy()
+        .into_owned()
+}
+
+fn exclusive_lock(pid: u32) -> Lock {
+    let now = chrono::Utc::now().timestamp();
+    Lock {
+        kind: LockKind::Exclusive,
+        operation: "prune".into(),
+        hostname: hostname(),
+        username: "test".into(),
+        pid,
+        created_s: now - 90,
+        refreshed_s: now,
+    }
+}
+
+#[test]
+fn locks_conflict_with_a_clear_message_retry_and_unlock() {
+    let (s, _) = half_unused();
+    let repo = open(&s);
+    let live = cairn_format::LockId([7; 32]);
+    repo.write_lock(&live, &exclusive_lock(std::process::id()))
+        .unwrap();
+    let out = s.run(&["prune"]);
+    assert_eq!(out.status.code(), Some(11), "{}", describe(&out));
+    let message = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        message.contains(&hostname()) && message.contains(&std::process::id().to_string()),
+        "{message}"
+    );
+    assert!(message.contains("1m 30s"), "{message}");
+    // A check waits for an exclusive lock too; a backup does not.
+    assert_eq!(s.run(&["check"]).status.code(), Some(11));
+    s.backup(&[&s.path("src")], &[]);
+    // --retry-lock waits until the holder is done.
+    let remover = {
+        let repo = repo.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(1500));
+            repo.remove_lock(&live).unwrap();
+        })
+    };
+    s.ok(&["prune", "--retry-lock", "30s"]);
+    remover.join().unwrap();
+    // unlock removes a stale lock (a process that is gone) but not a live one.
+    let dead = cairn_format::LockId([8; 32]);
+    repo.write_lock(&dead, &exclusive_lock(4_000_000_000))
+        .unwrap();
+    repo.write_lock(&live, &exclusive_lock(std::process::id()))
+        .unwrap();
+    let removed = s.json(&["unlock"]);
+    assert_eq!(removed["removed"].as_array().unwrap().len(), 1, "{removed}");
+    let left: Vec<_> = fs::read_dir(s.repo().join("locks")).unwrap().collect();
+    assert_eq!(left.len(), 1);
+    s.json(&["unlock", "--all"]);
+    assert_eq!(fs::read_dir(s.repo().join("locks")).unwrap().count(), 0);
+}
