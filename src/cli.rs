@@ -88,6 +88,26 @@ pub enum Command {
     Prune(PruneArgs),
     /// Remove stale locks (of processes that are gone)
     Unlock(UnlockArgs),
+    /// Sizes: what the snapshots restore to, and what they take in the repository
+    Stats(StatsArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct StatsArgs {
+    /// Only these snapshots (ids, prefixes or `latest`) [default: all the filter selects]
+    pub snapshots: Vec<String>,
+    /// restore-size: files and bytes as restored; raw-data: unique blobs, their size before
+    /// and after compression, and the compression and dedup ratios
+    #[arg(long, value_enum, default_value_t = StatsModeArg::RestoreSize)]
+    pub mode: StatsModeArg,
+    #[command(flatten)]
+    pub filter: FilterArgs,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug)]
+pub enum StatsModeArg {
+    RestoreSize,
+    RawData,
 }
 
 #[derive(Args, Debug)]

@@ -22,3 +22,4 @@ pub mod prune;
 pub mod repair;
 pub mod restore;
 pub mod select;
+pub mod stats;

@@ -128,7 +128,7 @@ pub fn prune(
     write_index(repo, &packs, &plan, new_packs, &old_segments, now)?;
     crash_point("after-index");
     repo.sync_index()?;
-    delete_marked(repo, &packs, &plan, now, hostname, &mut report)?;
+    delete_marked(repo, &packs, &plan, now, hostname, progress, &mut report)?;
     crash_point("after-deletes");
     for id in &old_segments {
         repo.remove_segment(id)?;
@@ -484,11 +484,15 @@ fn delete_marked(
     plan: &Plan,
     now: i64,
     hostname: &str,
+    progress: &Progress,
     report: &mut PruneReport,
 ) -> Result<()> {
     let backups = crate::lock::live_backups(repo, hostname)?;
     for id in plan.delete_candidates.iter().chain(&plan.repack) {
         let state = &packs[id];
+        if plan.delete_candidates.contains(id) {
+            progress.add_done(1, state.size);
+        }
         let since = if plan.mark.contains(id) {
             now
         } else {

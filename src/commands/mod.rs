@@ -15,6 +15,7 @@ mod repair;
 mod report;
 mod restore;
 mod snapshots;
+mod stats;
 mod table;
 mod tag;
 
@@ -50,6 +51,7 @@ pub fn run(cli: Cli) -> Result<Exit> {
         Command::Tag(args) => tag::run(global, &args),
         Command::Prune(args) => prune::run(global, &args),
         Command::Unlock(args) => prune::run_unlock(global, &args),
+        Command::Stats(args) => stats::run(global, &args),
     }
 }
 

@@ -103,3 +103,33 @@ fn forget_refuses_an_empty_policy_and_a_policy_with_names() {
     assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
     assert_eq!(ids(&s).len(), 1);
 }
+
+#[test]
+fn stats_count_restore_size_and_unique_compressed_data() {
+    let s = Scratch::with_repo();
+    let src = s.path("src");
+    fs::create_dir(&src).unwrap();
+    let text: Vec<u8> = (0..400_000u32)
+        .flat_map(|i| format!("line {}\n", i % 5000).into_bytes())
+        .take(1_000_000)
+        .collect();
+    fs::write(src.join("a.txt"), &text).unwrap();
+    fs::write(src.join("b.txt"), &text).unwrap();
+    s.backup(&[&src], &[]);
+    s.backup(&[&src], &[]);
+    let restore = s.json(&["stats"])["stats"].clone();
+    assert_eq!(restore["snapshots"], 2);
+    assert_eq!(restore["files"], 4);
+    assert_eq!(restore["restore_size"], 4_000_000);
+    assert!(
+        restore["raw_size"].is_null(),
+        "restore-size mode reads no index"
+    );
+    let raw = s.json(&["stats", "--mode", "raw-data"])["stats"].clone();
+    let unique = raw["raw_size"].as_u64().unwrap();
+    assert!((1_000_000..1_100_000).contains(&unique), "{raw}");
+    assert!(raw["compression_ratio"].as_f64().unwrap() > 2.0, "{raw}");
+    assert!(raw["dedup_ratio"].as_f64().unwrap() > 3.5, "{raw}");
+    let one = s.json(&["stats", "latest"])["stats"].clone();
+    assert_eq!(one["restore_size"], 2_000_000);
+}

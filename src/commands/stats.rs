@@ -1,0 +1,50 @@
+//! `cairn stats`.
+
+use anyhow::Result;
+
+use super::table::bytes;
+use super::{open, print_json};
+use crate::cli::{Global, StatsArgs, StatsModeArg};
+use crate::exit::Exit;
+use crate::select::{SnapshotFilter, resolve};
+use crate::stats::{StatsMode, stats};
+
+pub fn run(global: &Global, args: &StatsArgs) -> Result<Exit> {
+    let repo = open(global)?;
+    let filter = SnapshotFilter::from(&args.filter);
+    let snapshots = if args.snapshots.is_empty() {
+        filter.apply(&repo)?
+    } else {
+        args.snapshots
+            .iter()
+            .map(|r| resolve(&repo, r, &filter))
+            .collect::<Result<Vec<_>>>()?
+    };
+    let mode = match args.mode {
+        StatsModeArg::RestoreSize => StatsMode::RestoreSize,
+        StatsModeArg::RawData => StatsMode::RawData,
+    };
+    let stats = stats(&repo, &snapshots, mode)?;
+    if global.json {
+        print_json(&serde_json::json!({"message_type": "stats", "stats": stats}))?;
+        return Ok(Exit::Ok);
+    }
+    println!("Snapshots:          {}", stats.snapshots);
+    println!("Files:              {}", stats.files);
+    println!("Restore size:       {}", bytes(stats.restore_size));
+    if let (Some(blobs), Some(raw), Some(stored)) = (stats.blobs, stats.raw_size, stats.stored_size)
+    {
+        println!("Unique blobs:       {blobs}");
+        println!("Unique data:        {}", bytes(raw));
+        println!("Stored:             {}", bytes(stored));
+        println!(
+            "Compression ratio:  {:.2}x",
+            stats.compression_ratio.unwrap_or(0.0)
+        );
+        println!(
+            "Dedup ratio:        {:.2}x",
+            stats.dedup_ratio.unwrap_or(0.0)
+        );
+    }
+    Ok(Exit::Ok)
+}
