@@ -177,6 +177,12 @@ class Cairn(Tool):
     def check_data(self):
         return measured([self.binary, "-q", "check", "--read-data"], env=self.env)
 
+    def backup_at(self, data, stamp):
+        run([self.binary, "-q", "backup", data, "--time", stamp], env=self.env)
+
+    def forget_prune(self, policy):
+        return measured([self.binary, "-q", "forget", *policy, "--prune"], env=self.env)
+
     def mount_command(self, mnt):
         # The whole-repository view, as users browse it.
         return [self.binary, "mount", mnt], mnt / "snapshots" / "latest"
@@ -210,6 +216,12 @@ class Restic(Tool):
     def check_data(self):
         return measured(["restic", "-q", "check", "--read-data"], env=self.env)
 
+    def backup_at(self, data, stamp):
+        run(["restic", "-q", "backup", *self.flags(), "--time", stamp, data], env=self.env)
+
+    def forget_prune(self, policy):
+        return measured(["restic", "-q", "forget", *policy, "--prune"], env=self.env)
+
     def mount_command(self, mnt):
         return ["restic", "mount", mnt], mnt / "snapshots" / "latest"
 
@@ -237,6 +249,12 @@ class Rustic(Tool):
 
     def check_data(self):
         return measured(["rustic", "--no-progress", "check", "--read-data"], env=self.env)
+
+    def backup_at(self, data, stamp):
+        run(["rustic", "--no-progress", "backup", "--time", stamp + "+0000", data], env=self.env)
+
+    def forget_prune(self, policy):
+        return measured(["rustic", "--no-progress", "forget", *policy, "--prune"], env=self.env)
 
     def mount_command(self, mnt):
         # Mounts under the snapshot's path template; `latest` alone as the root.
@@ -276,6 +294,15 @@ class Borg(Tool):
 
     def check_data(self):
         return measured(["borg", "check", "--verify-data"], env=self.env)
+
+    def backup_at(self, data, stamp):
+        self.serial += 1
+        run(["borg", "create", "--timestamp", stamp.replace(" ", "T"), f"::run{self.serial}", data],
+            env=self.env)
+
+    def forget_prune(self, policy):
+        # borg's prune only deletes archives; compact frees the space.
+        return measured(["sh", "-c", f"borg prune {' '.join(policy)} && borg compact"], env=self.env)
 
 
 def find_peers(install):
@@ -325,6 +352,8 @@ class Context:
     vm_tools: dict = dataclasses.field(default_factory=dict)
     vm_growth: dict = dataclasses.field(default_factory=dict)
     check_repo: Path = None
+    retention_snapshots: int = 0
+    retention_bytes: int = 0
 
 
 def scenario_initial(tool, ctx):
@@ -370,6 +399,33 @@ def scenario_check(tool, ctx):
     m.repo_bytes = tree_size(tool.repo)
     if tool.name == "cairn":
         ctx.check_repo = tool.repo
+    return m
+
+
+RETENTION_POLICY = ["--keep-daily", "7", "--keep-weekly", "4", "--keep-monthly", "12"]
+
+
+def scenario_forget_prune(tool, ctx):
+    """A repository of `retention_snapshots` daily snapshots of a small changing tree (one per
+    day, like a year of nightly backups), then `forget --prune` with a typical policy
+    (borg: `prune` + `compact`). Only the last step is measured."""
+    work = ctx.work / "retention"
+    source = work / "source"
+    if not source.exists():
+        build_tree(source, ctx.retention_bytes, max_file=256 << 10)
+    repos = tool.sibling(work / "repos")
+    (work / "repos").mkdir(parents=True, exist_ok=True)
+    repos.init()
+    files = sorted(p for p in source.rglob("*") if p.is_file())
+    for day in range(ctx.retention_snapshots):
+        target = files[day % len(files)]
+        target.write_bytes(target.read_bytes() + f"day {day}\n".encode() * 64)
+        stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(1_700_000_000 + 86_400 * day))
+        repos.backup_at(str(source), stamp)
+    drop_caches()
+    m = repos.forget_prune(RETENTION_POLICY)
+    m.repo_bytes = tree_size(repos.repo)
+    shutil.rmtree(source)
     return m
 
 
@@ -660,6 +716,7 @@ SCENARIOS = {
     "incremental": scenario_incremental,
     "restore": scenario_restore,
     "check": scenario_check,
+    "forget-prune": scenario_forget_prune,
     "mount-walk": scenario_mount_walk,
     "image-backup": scenario_image_backup,
     "image-restore": scenario_image_restore,
@@ -823,7 +880,9 @@ def main():
                       catalog_snapshots=10 if args.smoke else 1000,
                       vm_dir=work / "vm" / "image",
                       vm_content_bytes=(8 if args.smoke else 2048) << 20,
-                      vm_image_bytes=(64 if args.smoke else 8192) << 20)
+                      vm_image_bytes=(64 if args.smoke else 8192) << 20,
+                      retention_snapshots=5 if args.smoke else 200,
+                      retention_bytes=(1 if args.smoke else 8) << 20)
         no_fuse = fuse_usable()
         peers, skipped = find_peers(install=not (args.no_install or args.smoke))
         classes = {cls.name: cls for cls in peers}

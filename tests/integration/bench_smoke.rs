@@ -32,6 +32,7 @@ fn peer_benchmark_smoke_mode_runs_every_scenario() {
         "incremental",
         "restore",
         "check",
+        "forget-prune",
         "image-backup",
         "image-restore",
         "vm-initial",
