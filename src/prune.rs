@@ -139,11 +139,13 @@ pub fn prune(
     Ok(report)
 }
 
-/// Crash-safety tests stop prune dead at a named point, as SIGKILL would: with
-/// `CAIRN_CRASH_AT=<point>` the process aborts there (no cleanup, its lock left behind).
+/// Crash-safety tests kill prune at a named point: with `CAIRN_CRASH_AT=<point>` the process
+/// sends itself SIGKILL there (no cleanup, its lock left behind), as an operator's `kill -9`
+/// or a power cut would stop it.
 fn crash_point(point: &str) {
     if std::env::var_os("CAIRN_CRASH_AT").is_some_and(|at| at == point) {
-        eprintln!("CAIRN_CRASH_AT={point}: aborting");
+        eprintln!("CAIRN_CRASH_AT={point}: killing this process");
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::this(), nix::sys::signal::Signal::SIGKILL);
         std::process::abort();
     }
 }
