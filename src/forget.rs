@@ -18,6 +18,7 @@ use cairn_format::{Repository, SnapshotId};
 use chrono::{DateTime, Datelike, FixedOffset, Months, TimeDelta, Timelike};
 use serde::Serialize;
 
+use crate::progress::Progress;
 use crate::select::SnapshotFilter;
 
 /// A retention policy; counts of 0 disable a rule, -1 means unlimited.
@@ -323,9 +324,11 @@ pub fn plan(
 
 /// Deletes snapshot objects. Their data stays in the repository until prune frees what no
 /// remaining snapshot references.
-pub fn remove(repo: &Repository, ids: &[SnapshotId]) -> Result<()> {
+pub fn remove(repo: &Repository, ids: &[SnapshotId], progress: &Progress) -> Result<()> {
+    progress.add_total(ids.len() as u64, 0);
     for id in ids {
         repo.remove_snapshot(id)?;
+        progress.add_done(1, 0);
     }
     Ok(())
 }

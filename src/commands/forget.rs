@@ -1,13 +1,17 @@
 //! `cairn forget`: applies a retention policy (or removes the snapshots named) and prints,
 //! per group, what is kept and why and what is removed.
 
+use std::sync::Arc;
+
 use anyhow::{Result, bail};
 
+use super::report::Reporter;
 use super::table::{local_time, render};
 use super::{open, print_json};
 use crate::cli::{ForgetArgs, Global};
 use crate::exit::Exit;
 use crate::forget::{Decision, GroupPlan, Policy, plan, remove};
+use crate::progress::Progress;
 use crate::select::{SnapshotFilter, resolve};
 
 pub fn run(global: &Global, args: &ForgetArgs) -> Result<Exit> {
@@ -36,7 +40,10 @@ pub fn run(global: &Global, args: &ForgetArgs) -> Result<Exit> {
         .flat_map(|p| p.decisions.iter().filter(|d| !d.keep()).map(|d| d.id))
         .collect();
     if !args.dry_run {
-        remove(&repo, &removed)?;
+        let progress = Arc::new(Progress::default());
+        let reporter = Reporter::counting(global, progress.clone(), "forget", "snapshots");
+        remove(&repo, &removed, &progress)?;
+        reporter.finish();
     }
     if global.json {
         print_json(&serde_json::json!({
