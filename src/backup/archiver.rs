@@ -106,7 +106,7 @@ pub(super) fn run(
     let options = &*options;
     let done = AtomicBool::new(false);
     std::thread::scope(|scope| {
-        if stdin.is_none() {
+        if stdin.is_none() && options.scan_totals {
             scope.spawn(|| {
                 scan::count(
                     &options.paths,
@@ -321,19 +321,21 @@ impl Archiver<'_> {
         if crosses_device || self.excludes.skips_directory(path) {
             return self.store_tree(&tree);
         }
-        let mut entries: Vec<(Vec<u8>, PathBuf)> = match fs::read_dir(path) {
+        let mut entries: Vec<(Vec<u8>, fs::DirEntry)> = match fs::read_dir(path) {
             Ok(iter) => iter
                 .filter_map(std::result::Result::ok)
-                .map(|e| (e.file_name().as_bytes().to_vec(), e.path()))
+                .map(|e| (e.file_name().as_bytes().to_vec(), e))
                 .collect(),
             Err(e) => {
                 self.warn(path, &format!("cannot list directory: {e}"));
                 Vec::new()
             }
         };
-        entries.sort();
-        for (name, child) in entries {
-            let meta = match fs::symlink_metadata(&child) {
+        entries.sort_by(|a, b| a.0.cmp(&b.0));
+        for (name, entry) in entries {
+            let child = entry.path();
+            // Relative to the open directory (fstatat): no path walk from the root per file.
+            let meta = match entry.metadata() {
                 Ok(meta) => meta,
                 Err(e) => {
                     self.warn(&child, &format!("cannot stat: {e}"));

@@ -122,6 +122,9 @@ pub struct BackupOptions {
     pub compression_level: Option<i32>,
     /// Set from a signal handler to stop cleanly.
     pub interrupt: Arc<AtomicBool>,
+    /// Count files and bytes ahead of the walk for progress totals and an ETA: a second
+    /// `lstat` of everything, only worth it when someone watches the progress.
+    pub scan_totals: bool,
 }
 
 /// What a backup produced.
@@ -342,9 +345,15 @@ mod tests {
             dry_run: false,
             compression_level: None,
             interrupt: Arc::default(),
+            scan_totals: false,
         };
         let progress = Progress::default();
         let outcome = backup(&repo, options, &progress, &LogObserver).unwrap();
+        assert_eq!(
+            progress.sample().files_total,
+            0,
+            "no scan when nobody watches"
+        );
         let sources = progress.sample().sources;
         let reads = outcome.reads;
         assert_eq!(

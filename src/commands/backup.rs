@@ -75,6 +75,7 @@ pub fn run(global: &Global, args: &BackupArgs) -> Result<Exit> {
         dry_run: args.dry_run,
         compression_level: args.compression,
         interrupt: interrupt_flag()?,
+        scan_totals: Reporter::shows_progress(global),
     };
     for path in &options.paths {
         std::fs::symlink_metadata(path)

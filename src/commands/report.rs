@@ -20,6 +20,12 @@ pub struct Reporter {
 }
 
 impl Reporter {
+    /// Whether a reporter started now would show anything (a bar on a terminal, or `--json`
+    /// status lines), so work done only for progress can be skipped otherwise.
+    pub fn shows_progress(global: &Global) -> bool {
+        global.json || (!global.quiet && std::io::stderr().is_terminal())
+    }
+
     pub fn start(global: &Global, progress: Arc<Progress>, verb: &'static str) -> Self {
         Self::counting(global, progress, verb, "files")
     }

@@ -37,6 +37,7 @@ fn options(paths: Vec<PathBuf>) -> BackupOptions {
         time: None,
         dry_run: false,
         compression_level: None,
+        scan_totals: true,
         interrupt: Arc::new(AtomicBool::new(false)),
     }
 }
