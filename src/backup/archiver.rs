@@ -17,6 +17,7 @@ use cairn_format::packer::BlobWriter;
 use cairn_format::snapshot::BackupSummary;
 use cairn_format::tree::{Node, NodeKind, Tree};
 use cairn_format::{BlobId, Repository};
+use rayon::iter::{IntoParallelIterator, ParallelIterator};
 
 use super::chunk::{ChunkContext, Job, PieceAction, Plan, Run};
 use super::extent::{self, ChangedRanges, Piece, RangeReader};
@@ -105,6 +106,15 @@ pub(super) fn run(
     let stdin = options.stdin.take();
     let options = &*options;
     let done = AtomicBool::new(false);
+    let names = NameCache::default();
+    // The walk runs on a work-stealing pool: each directory's entries are handled in
+    // parallel, and a thread waiting for a subdirectory takes other work meanwhile.
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(std::thread::available_parallelism().map_or(2, usize::from))
+        .stack_size(WALKER_STACK)
+        .thread_name(|i| format!("walker-{i}"))
+        .build()
+        .map_err(|e| anyhow!("cannot start the walker threads: {e}"))?;
     std::thread::scope(|scope| {
         if stdin.is_none() && options.scan_totals {
             scope.spawn(|| {
@@ -117,41 +127,34 @@ pub(super) fn run(
                 );
             });
         }
-        let walker = std::thread::Builder::new()
-            .stack_size(WALKER_STACK)
-            .spawn_scoped(scope, || {
-                let mut archiver = Archiver {
-                    repo,
-                    writer,
-                    excludes,
-                    options,
-                    progress,
-                    observer,
-                    names: NameCache::default(),
-                    counts: BackupSummary::default(),
-                    reads: ReadStats::default(),
-                    hint_mismatches: 0,
-                    chunk_buffer: Vec::new(),
-                };
-                let root = match stdin {
-                    Some(source) => archiver.save_stdin(&source.filename, source.reader),
-                    None if options.paths.iter().any(|p| is_root(p)) => {
-                        let meta = fs::symlink_metadata("/")?;
-                        archiver.save_dir(Path::new("/"), &meta, parent, meta.dev())
-                    }
-                    None => archiver.save_planned(Path::new("/"), &plan(&options.paths), parent),
-                };
-                done.store(true, Ordering::Relaxed);
-                Ok(Walked {
-                    root: root?,
-                    counts: archiver.counts,
-                    reads: archiver.reads,
-                })
-            });
-        walker
-            .map_err(|e| anyhow!("cannot start the walker thread: {e}"))?
-            .join()
-            .map_err(|_| anyhow!("walker thread panicked"))?
+        pool.install(|| {
+            let mut archiver = Archiver {
+                repo,
+                writer,
+                excludes,
+                options,
+                progress,
+                observer,
+                names: &names,
+                counts: BackupSummary::default(),
+                reads: ReadStats::default(),
+                hint_mismatches: 0,
+            };
+            let root = match stdin {
+                Some(source) => archiver.save_stdin(&source.filename, source.reader),
+                None if options.paths.iter().any(|p| is_root(p)) => {
+                    let meta = fs::symlink_metadata("/")?;
+                    archiver.save_dir(Path::new("/"), &meta, parent, meta.dev())
+                }
+                None => archiver.save_planned(Path::new("/"), &plan(&options.paths), parent),
+            };
+            done.store(true, Ordering::Relaxed);
+            Ok(Walked {
+                root: root?,
+                counts: archiver.counts,
+                reads: archiver.reads,
+            })
+        })
     })
 }
 
@@ -162,13 +165,70 @@ struct Archiver<'a> {
     options: &'a BackupOptions,
     progress: &'a Progress,
     observer: &'a dyn Observer,
-    names: NameCache,
+    names: &'a NameCache,
     counts: BackupSummary,
     reads: ReadStats,
     /// Pieces whose bytes differed from what a `--changed-ranges` map promised.
     hint_mismatches: u64,
-    /// The chunker's read buffer, reused from file to file.
-    chunk_buffer: Vec<u8>,
+}
+
+thread_local! {
+    /// The chunker's read buffer, reused from file to file on each walker thread (a fresh
+    /// multi-MiB buffer per file would be mapped and faulted in every time).
+    static CHUNK_BUFFER: std::cell::Cell<Vec<u8>> = const { std::cell::Cell::new(Vec::new()) };
+}
+
+/// What a forked walker counted, merged into its parent's counters.
+struct Tallies {
+    counts: BackupSummary,
+    reads: ReadStats,
+    hint_mismatches: u64,
+}
+
+impl<'a> Archiver<'a> {
+    /// A walker for one entry handled in parallel: the same repository, writer and options,
+    /// its own counters.
+    fn fork(&self) -> Archiver<'a> {
+        Archiver {
+            repo: self.repo,
+            writer: self.writer,
+            excludes: self.excludes,
+            options: self.options,
+            progress: self.progress,
+            observer: self.observer,
+            names: self.names,
+            counts: BackupSummary::default(),
+            reads: ReadStats::default(),
+            hint_mismatches: 0,
+        }
+    }
+
+    fn tallies(self) -> Tallies {
+        Tallies {
+            counts: self.counts,
+            reads: self.reads,
+            hint_mismatches: self.hint_mismatches,
+        }
+    }
+
+    fn merge(&mut self, tallies: &Tallies) {
+        add_counts(&mut self.counts, &tallies.counts);
+        self.reads.add(&tallies.reads);
+        self.hint_mismatches += tallies.hint_mismatches;
+    }
+}
+
+/// Adds the walk's counters (the blob counters are the writer's, filled in later).
+fn add_counts(into: &mut BackupSummary, from: &BackupSummary) {
+    into.files_new += from.files_new;
+    into.files_changed += from.files_changed;
+    into.files_unmodified += from.files_unmodified;
+    into.dirs_new += from.dirs_new;
+    into.dirs_changed += from.dirs_changed;
+    into.dirs_unmodified += from.dirs_unmodified;
+    into.total_files_processed += from.total_files_processed;
+    into.total_bytes_processed += from.total_bytes_processed;
+    into.errors += from.errors;
 }
 
 impl Archiver<'_> {
@@ -227,7 +287,7 @@ impl Archiver<'_> {
                         OsStr::from_bytes(name),
                         &meta,
                         NodeKind::Directory { subtree },
-                        &self.names,
+                        self.names,
                     ))
                 }
             };
@@ -265,7 +325,7 @@ impl Archiver<'_> {
                 name,
                 meta,
                 NodeKind::File { content: content.0 },
-                &self.names,
+                self.names,
             );
             node.size = content.1;
             // Reading a file (by anyone) moves its atime; for an unchanged file keep the one
@@ -296,7 +356,7 @@ impl Archiver<'_> {
         if !file_type.is_dir() {
             self.progress.add_done(1, 0);
         }
-        Ok(Some(node_from(path, name, meta, kind, &self.names)))
+        Ok(Some(node_from(path, name, meta, kind, self.names)))
     }
 
     fn count_dir(&mut self, parent: Option<&Node>, subtree: &BlobId) {
@@ -332,21 +392,43 @@ impl Archiver<'_> {
             }
         };
         entries.sort_by(|a, b| a.0.cmp(&b.0));
-        for (name, entry) in entries {
-            let child = entry.path();
-            // Relative to the open directory (fstatat): no path walk from the root per file.
-            let meta = match entry.metadata() {
-                Ok(meta) => meta,
-                Err(e) => {
-                    self.warn(&child, &format!("cannot stat: {e}"));
-                    continue;
-                }
-            };
-            let parent_node = parent.and_then(|t| t.find(&name));
-            tree.nodes
-                .extend(self.save_path(&child, &meta, parent_node, root_dev)?);
+        let results: Vec<Result<(Option<Node>, Tallies)>> = entries
+            .into_par_iter()
+            .map(|(name, entry)| {
+                let mut fork = self.fork();
+                let node = fork.save_entry(&name, &entry, parent, root_dev);
+                node.map(|node| (node, fork.tallies()))
+            })
+            .collect();
+        let mut nodes = Vec::with_capacity(results.len());
+        for result in results {
+            let (node, tallies) = result?;
+            self.merge(&tallies);
+            nodes.push(node);
         }
+        tree.nodes.extend(nodes.into_iter().flatten());
         self.store_tree(&tree)
+    }
+
+    /// One directory entry (on a walker thread of the pool).
+    fn save_entry(
+        &mut self,
+        name: &[u8],
+        entry: &fs::DirEntry,
+        parent: Option<&Tree>,
+        root_dev: u64,
+    ) -> Result<Option<Node>> {
+        let child = entry.path();
+        // Relative to the open directory (fstatat): no path walk from the root.
+        let meta = match entry.metadata() {
+            Ok(meta) => meta,
+            Err(e) => {
+                self.warn(&child, &format!("cannot stat: {e}"));
+                return Ok(None);
+            }
+        };
+        let parent_node = parent.and_then(|t| t.find(name));
+        self.save_path(&child, &meta, parent_node, root_dev)
     }
 
     /// With `--read-special`, block devices and fifos are backed up by their contents.
@@ -568,12 +650,12 @@ impl Archiver<'_> {
                     builder.push(ContentEntry::Zero { length }, &mut store)?;
                 }
                 Run::Data(source) => {
-                    let buffer = std::mem::take(&mut self.chunk_buffer);
-                    self.chunk_buffer =
-                        context.chunk(source, buffer, &mut reads, &mut |entry| {
-                            builder.push(entry, &mut store)?;
-                            Ok(true)
-                        })?;
+                    let buffer = CHUNK_BUFFER.take();
+                    let buffer = context.chunk(source, buffer, &mut reads, &mut |entry| {
+                        builder.push(entry, &mut store)?;
+                        Ok(true)
+                    })?;
+                    CHUNK_BUFFER.set(buffer);
                 }
             }
         }
