@@ -421,7 +421,8 @@ fn write_contents(run: &Run<'_>, items: &[Item], files: &Files) {
     std::thread::scope(|scope| {
         for _ in 0..threads {
             scope.spawn(|| {
-                let mut buffer = Vec::new();
+                // Sized once: reads never exceed MAX_READ, so it is never grown (and doubled).
+                let mut buffer = Vec::with_capacity(MAX_READ as usize);
                 loop {
                     let next = queue.lock().expect("pack queue").pop();
                     let Some((pack, mut blobs)) = next else { break };

@@ -2,24 +2,45 @@
 //! how the rest is stored: `0` raw, `1` zstd. Compression is skipped when it does not make the
 //! blob smaller, so incompressible data costs one byte, not zstd framing.
 
+use std::cell::RefCell;
+
 use crate::error::{Error, Result};
 
 const RAW: u8 = 0;
 const ZSTD: u8 = 1;
 
+thread_local! {
+    /// One zstd context per thread and level, reused from blob to blob: creating one per blob
+    /// allocated and cleared its tables every time.
+    static COMPRESSOR: RefCell<Option<(i32, zstd::bulk::Compressor<'static>)>> =
+        const { RefCell::new(None) };
+    static DECOMPRESSOR: RefCell<Option<zstd::bulk::Decompressor<'static>>> =
+        const { RefCell::new(None) };
+}
+
+/// `data` compressed at `level` into `out` after its first byte, or `None` when that fails or
+/// does not make it smaller.
+fn compress_into(data: &[u8], level: i32, out: &mut Vec<u8>) -> Option<()> {
+    COMPRESSOR.with_borrow_mut(|slot| {
+        if slot.as_ref().is_none_or(|(l, _)| *l != level) {
+            *slot = Some((level, zstd::bulk::Compressor::new(level).ok()?));
+        }
+        let (_, compressor) = slot.as_mut()?;
+        out.resize(1 + zstd::zstd_safe::compress_bound(data.len()), 0);
+        let written = compressor.compress_to_buffer(data, &mut out[1..]).ok()?;
+        out.truncate(1 + written);
+        (written < data.len()).then_some(())
+    })
+}
+
 /// Encodes `data` as a blob payload, compressing at `level` (0 disables compression).
 pub fn encode(data: &[u8], level: i32) -> Vec<u8> {
-    if level > 0
-        && data.len() >= 64
-        && let Ok(compressed) = zstd::bulk::compress(data, level)
-        && compressed.len() < data.len()
-    {
-        let mut out = Vec::with_capacity(compressed.len() + 1);
-        out.push(ZSTD);
-        out.extend_from_slice(&compressed);
+    let mut out = vec![ZSTD];
+    if level > 0 && data.len() >= 64 && compress_into(data, level, &mut out).is_some() {
         return out;
     }
-    let mut out = Vec::with_capacity(data.len() + 1);
+    out.clear();
+    out.reserve(data.len() + 1);
     out.push(RAW);
     out.extend_from_slice(data);
     out
@@ -34,7 +55,7 @@ pub fn decode(payload: &[u8], raw_length: usize, name: &str) -> Result<Vec<u8>> 
         .ok_or_else(|| Error::corrupt("blob", name, "empty payload"))?;
     let data = match *flag {
         RAW => body.to_vec(),
-        ZSTD => zstd::bulk::decompress(body, raw_length)
+        ZSTD => decompress(body, raw_length)
             .map_err(|e| Error::corrupt("blob", name, format!("zstd: {e}")))?,
         other => {
             return Err(Error::corrupt(
@@ -52,6 +73,19 @@ pub fn decode(payload: &[u8], raw_length: usize, name: &str) -> Result<Vec<u8>> 
         ));
     }
     Ok(data)
+}
+
+/// Decompresses into a buffer of at most `capacity` bytes with this thread's context.
+fn decompress(body: &[u8], capacity: usize) -> std::io::Result<Vec<u8>> {
+    DECOMPRESSOR.with_borrow_mut(|slot| {
+        if slot.is_none() {
+            *slot = Some(zstd::bulk::Decompressor::new()?);
+        }
+        let decompressor = slot.as_mut().expect("set above");
+        let mut out = Vec::with_capacity(capacity);
+        decompressor.decompress_to_buffer(body, &mut out)?;
+        Ok(out)
+    })
 }
 
 #[cfg(test)]
