@@ -25,7 +25,7 @@ use cairn_format::content::{Content, ContentEntry};
 use cairn_format::index::BlobLocation;
 use cairn_format::snapshot::Snapshot;
 use cairn_format::tree::{Node, NodeKind, Tree};
-use cairn_format::{BlobId, PackId, Repository};
+use cairn_format::{BlobId, Repository};
 use globset::GlobSet;
 
 use crate::exit::Interrupted;
@@ -374,49 +374,65 @@ fn remove_any(path: &Path) -> io::Result<()> {
     }
 }
 
-/// Groups every needed blob by pack and has a thread pool read each pack once.
+/// A blob to restore: where it is, and which `targets` want it (a range of the plan's list).
+struct PlannedBlob {
+    id: BlobId,
+    location: BlobLocation,
+    targets: std::ops::Range<usize>,
+}
+
+/// Groups every needed blob by pack and has a thread pool read each pack once. The plan is two
+/// flat lists (targets sorted by blob, blobs sorted by pack and offset), about 100 bytes per
+/// blob, instead of a map with a vector per blob.
 fn write_contents(run: &Run<'_>, items: &[Item], files: &Files) {
-    let mut wanted: HashMap<BlobId, (u32, Vec<Target>)> = HashMap::new();
+    let mut needs: Vec<(BlobId, Target)> = Vec::new();
     let load = |id: &BlobId| run.repo.read_blob(id);
     for &file in &files.written {
         let NodeKind::File { content } = &items[file].node.kind else {
             continue;
         };
-        let entries = match content.entries(&load) {
-            Ok(entries) => entries,
-            Err(e) => {
-                run.warn(&items[file].rel, &format!("content list unreadable: {e}"));
-                continue;
-            }
-        };
-        for (offset, entry) in entries {
-            match entry {
-                ContentEntry::Data { id, length } => {
-                    wanted
-                        .entry(id)
-                        .or_insert_with(|| (length, Vec::new()))
-                        .1
-                        .push(Target { file, offset });
-                }
+        let visited = content.for_each(&load, &mut |offset, entry| {
+            match *entry {
+                ContentEntry::Data { id, .. } => needs.push((id, Target { file, offset })),
                 ContentEntry::Zero { length } => run.progress.add_bytes(length),
             }
+            Ok(())
+        });
+        if let Err(e) = visited {
+            run.warn(&items[file].rel, &format!("content list unreadable: {e}"));
         }
     }
-    let mut by_pack: HashMap<PackId, Vec<(BlobId, BlobLocation, Vec<Target>)>> = HashMap::new();
-    for (id, (_, targets)) in wanted {
+    needs.sort_unstable_by_key(|(id, _)| *id);
+    let mut blobs: Vec<PlannedBlob> = Vec::new();
+    let mut start = 0;
+    while start < needs.len() {
+        let id = needs[start].0;
+        let end = start + needs[start..].partition_point(|(other, _)| *other == id);
         match run.repo.locate(&id) {
-            Ok(location) => by_pack
-                .entry(location.pack)
-                .or_default()
-                .push((id, location, targets)),
+            Ok(location) => blobs.push(PlannedBlob {
+                id,
+                location,
+                targets: start..end,
+            }),
             Err(e) => {
-                for t in &targets {
+                for (_, t) in &needs[start..end] {
                     run.warn(&items[t.file].rel, &format!("{e}"));
                 }
             }
         }
+        start = end;
     }
-    let queue = Mutex::new(by_pack.into_iter().collect::<Vec<_>>());
+    let targets: Vec<Target> = needs.into_iter().map(|(_, t)| t).collect();
+    blobs.sort_unstable_by_key(|b| (b.location.pack, b.location.offset));
+    let mut packs = Vec::new();
+    let mut first = 0;
+    for i in 1..=blobs.len() {
+        if i == blobs.len() || blobs[i].location.pack != blobs[first].location.pack {
+            packs.push(first..i);
+            first = i;
+        }
+    }
+    let queue = Mutex::new(packs);
     let threads = std::thread::available_parallelism().map_or(2, usize::from) * 2;
     std::thread::scope(|scope| {
         for _ in 0..threads {
@@ -425,12 +441,11 @@ fn write_contents(run: &Run<'_>, items: &[Item], files: &Files) {
                 let mut buffer = Vec::with_capacity(MAX_READ as usize);
                 loop {
                     let next = queue.lock().expect("pack queue").pop();
-                    let Some((pack, mut blobs)) = next else { break };
+                    let Some(range) = next else { break };
                     if run.interrupted() {
                         break;
                     }
-                    blobs.sort_by_key(|(_, loc, _)| loc.offset);
-                    restore_pack(run, items, &pack, &blobs, &mut buffer);
+                    restore_pack(run, items, &blobs[range], &targets, &mut buffer);
                 }
             });
         }
@@ -443,41 +458,44 @@ const MAX_GAP: u64 = 1 << 20;
 /// small enough that four threads hold 32 MiB (32 MiB reads were no faster and held 128).
 const MAX_READ: u64 = 8 << 20;
 
+/// Restores the blobs of one pack (sorted by offset), reading runs of them at once.
 fn restore_pack(
     run: &Run<'_>,
     items: &[Item],
-    pack: &PackId,
-    blobs: &[(BlobId, BlobLocation, Vec<Target>)],
+    blobs: &[PlannedBlob],
+    targets: &[Target],
     buffer: &mut Vec<u8>,
 ) {
+    let pack = blobs[0].location.pack;
     let mut start = 0;
     while start < blobs.len() {
-        let first = u64::from(blobs[start].1.offset);
+        let first = u64::from(blobs[start].location.offset);
         let mut end = start + 1;
         while end < blobs.len() {
-            let previous_end =
-                u64::from(blobs[end - 1].1.offset) + u64::from(blobs[end - 1].1.length);
-            let next = &blobs[end].1;
+            let previous = &blobs[end - 1].location;
+            let previous_end = u64::from(previous.offset) + u64::from(previous.length);
+            let next = &blobs[end].location;
             let next_end = u64::from(next.offset) + u64::from(next.length);
             if u64::from(next.offset) > previous_end + MAX_GAP || next_end - first > MAX_READ {
                 break;
             }
             end += 1;
         }
-        let last = &blobs[end - 1].1;
+        let last = &blobs[end - 1].location;
         let length = u64::from(last.offset) + u64::from(last.length) - first;
-        match run.repo.read_pack_range_into(pack, first, length, buffer) {
+        match run.repo.read_pack_range_into(&pack, first, length, buffer) {
             Ok(()) => {
                 let bytes = &*buffer;
-                for (id, location, targets) in &blobs[start..end] {
-                    let at = (u64::from(location.offset) - first) as usize;
-                    let sealed = &bytes[at..at + location.length as usize];
-                    write_blob(run, items, id, location, sealed, targets);
+                for blob in &blobs[start..end] {
+                    let at = (u64::from(blob.location.offset) - first) as usize;
+                    let sealed = &bytes[at..at + blob.location.length as usize];
+                    let wanted = &targets[blob.targets.clone()];
+                    write_blob(run, items, &blob.id, &blob.location, sealed, wanted);
                 }
             }
             Err(e) => {
-                for (_, _, targets) in &blobs[start..end] {
-                    for t in targets {
+                for blob in &blobs[start..end] {
+                    for t in &targets[blob.targets.clone()] {
                         run.warn(&items[t.file].rel, &format!("cannot read pack: {e}"));
                     }
                 }

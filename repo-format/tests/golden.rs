@@ -21,10 +21,16 @@ fn key() -> MasterKey {
     MasterKey::from_parts([0x11; 32], [0x22; 32], [0x33; 32])
 }
 
+/// The crate directory, from cargo at run time: a test binary reused from a build in another
+/// checkout (one target directory shared between clones) must still read this checkout's
+/// files.
+fn testdata_root() -> PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from)
+}
+
 fn golden(name: &str, actual: &[u8]) {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("testdata")
-        .join(format!("{name}.hex"));
+    let path = testdata_root().join("testdata").join(format!("{name}.hex"));
     let mut hex_text = String::new();
     for line in hex::encode(actual).as_bytes().chunks(64) {
         hex_text.push_str(std::str::from_utf8(line).unwrap());
@@ -187,7 +193,7 @@ fn zstd_payload_decodes() {
     // decode to this plaintext.
     let plain =
         b"cairn cairn cairn cairn cairn cairn cairn cairn cairn cairn cairn cairn".repeat(4);
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("testdata/zstd_payload.hex");
+    let path = testdata_root().join("testdata/zstd_payload.hex");
     if std::env::var_os("CAIRN_BLESS_GOLDEN").is_some() {
         golden("zstd_payload", &compress::encode(&plain, 3));
     }
@@ -233,8 +239,7 @@ fn index_segment() {
 /// A version 1 segment (golden bytes written by the version that made them) still opens.
 #[test]
 fn version_1_index_segment_still_decodes() {
-    let path =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("testdata/index_segment_v1_plain.hex");
+    let path = testdata_root().join("testdata/index_segment_v1_plain.hex");
     let text = std::fs::read_to_string(path).unwrap();
     let plain = hex::decode(text.split_whitespace().collect::<String>()).unwrap();
     let sealed = key().seal(SealKind::IndexSegment, None, &plain);
@@ -340,7 +345,7 @@ fn snapshot() {
 /// unprotected.
 #[test]
 fn version_2_snapshot_still_decodes() {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("testdata/snapshot_v2_plain.hex");
+    let path = testdata_root().join("testdata/snapshot_v2_plain.hex");
     let text = std::fs::read_to_string(path).unwrap();
     let plain = hex::decode(text.split_whitespace().collect::<String>()).unwrap();
     let sealed = key().seal(SealKind::Snapshot, None, &plain);
@@ -401,7 +406,7 @@ fn version_1_config_still_decodes() {
 /// the one compression level it had applying to images too.
 #[test]
 fn version_2_config_still_decodes() {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("testdata/config_v2_sealed.hex");
+    let path = testdata_root().join("testdata/config_v2_sealed.hex");
     let text = std::fs::read_to_string(path).unwrap();
     let sealed = hex::decode(text.split_whitespace().collect::<String>()).unwrap();
     let config = Config::open(&key(), &sealed).unwrap();

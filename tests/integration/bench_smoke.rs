@@ -8,11 +8,14 @@ use crate::util::describe;
 
 #[test]
 fn peer_benchmark_smoke_mode_runs_every_scenario() {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/compare/compare.py");
+    // From cargo at run time, so a binary built in another checkout runs this one's script.
+    let root = std::env::var("CARGO_MANIFEST_DIR")
+        .unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_string());
+    let script = format!("{root}/benches/compare/compare.py");
     let work = tempfile::tempdir().unwrap();
     let out = Command::new("python3")
         .args([
-            script,
+            script.as_str(),
             "--smoke",
             "--tools",
             "cairn",
