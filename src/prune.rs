@@ -16,17 +16,15 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
 use cairn_format::backend::{id_part, pack_name};
-use cairn_format::content::{Content, ContentEntry, ContentNode, MAX_DEPTH};
+use cairn_format::content::{Content, ContentEntry};
 use cairn_format::pack::{self, PackEntry, PackWriter, SealedBlob};
-use cairn_format::segment::{IndexSegment, IndexedPack, MarkedPack};
+use cairn_format::segment::{IndexSegment, IndexedPack, MarkedPack, PACKS_PER_REWRITTEN_SEGMENT};
 use cairn_format::tree::NodeKind;
 use cairn_format::{BlobId, IndexId, PackId, Repository};
 use serde::Serialize;
 
 use crate::progress::Progress;
 
-/// Packs per rewritten index segment.
-const PACKS_PER_SEGMENT: usize = 256;
 /// Allowance for clocks of different hosts disagreeing, when comparing a backup's start with
 /// the time a pack was marked.
 const CLOCK_SKEW_S: i64 = 300;
@@ -152,23 +150,12 @@ fn crash_point(point: &str) {
 
 /// Every listed segment, and the packs of the current (not superseded) ones.
 fn load_index(repo: &Repository) -> Result<(Vec<IndexId>, HashMap<PackId, PackState>)> {
-    let listed: Vec<IndexId> = repo.list_ids("index/")?;
-    let mut segments = Vec::new();
-    for id in &listed {
-        let segment = repo
-            .load_segment(id)
-            .with_context(|| format!("index segment {id}: run `cairn repair index` first"))?;
-        segments.push((*id, segment));
+    let segments = repo.load_segments()?;
+    if let Some((id, error)) = segments.unreadable.into_iter().next() {
+        bail!("index segment {id}: {error}; run `cairn repair index` first");
     }
-    let superseded: HashSet<IndexId> = segments
-        .iter()
-        .flat_map(|(_, s)| s.supersedes.iter().copied())
-        .collect();
     let mut packs: HashMap<PackId, PackState> = HashMap::new();
-    for (id, segment) in &segments {
-        if superseded.contains(id) {
-            continue;
-        }
+    for (_, segment) in &segments.current {
         let marks: HashMap<PackId, i64> =
             segment.marked.iter().map(|m| (m.pack, m.since_s)).collect();
         for pack in &segment.packs {
@@ -184,7 +171,7 @@ fn load_index(repo: &Repository) -> Result<(Vec<IndexId>, HashMap<PackId, PackSt
             }
         }
     }
-    Ok((listed, packs))
+    Ok((segments.listed, packs))
 }
 
 fn list_packs(repo: &Repository) -> Result<HashMap<PackId, u64>> {
@@ -222,36 +209,32 @@ fn used_blobs(repo: &Repository) -> Result<(HashSet<BlobId>, u64)> {
 }
 
 fn content_blobs(repo: &Repository, content: &Content, used: &mut HashSet<BlobId>) -> Result<()> {
-    let entries = |entries: &[ContentEntry], used: &mut HashSet<BlobId>| {
-        for entry in entries {
+    let (mut nodes, mut data, mut failure) = (Vec::new(), Vec::new(), None);
+    content.visit_blobs(
+        &|id| repo.read_blob(id),
+        &mut |id| {
+            let new = !used.contains(id);
+            nodes.push(*id);
+            new
+        },
+        &mut |entry| {
             if let ContentEntry::Data { id, .. } = entry {
-                used.insert(*id);
+                data.push(*id);
             }
-        }
-    };
-    let (root, depth) = match content {
-        Content::Inline(list) => {
-            entries(list, used);
-            return Ok(());
-        }
-        Content::Indirect { root, depth } => (*root, (*depth).min(MAX_DEPTH)),
-    };
-    let mut pending = vec![(root, depth)];
-    while let Some((id, depth)) = pending.pop() {
-        if !used.insert(id) {
-            continue;
-        }
-        let bytes = repo.read_blob(&id).with_context(|| {
-            format!("cannot prune: content node {id} is unreadable; run `cairn check`")
-        })?;
-        match ContentNode::decode(&bytes, &id.to_hex())? {
-            ContentNode::Leaf(list) => entries(&list, used),
-            ContentNode::Inner(children) if depth > 0 => {
-                pending.extend(children.iter().map(|c| (c.blob, depth - 1)));
-            }
-            ContentNode::Inner(_) => bail!("content node {id} is deeper than its file says"),
-        }
+        },
+        &mut |id, error| {
+            failure.get_or_insert_with(|| {
+                anyhow::anyhow!(
+                    "cannot prune: content node {id} is unreadable ({error}); run `cairn check`"
+                )
+            });
+        },
+    );
+    if let Some(error) = failure {
+        return Err(error);
     }
+    used.extend(nodes);
+    used.extend(data);
     Ok(())
 }
 
@@ -306,25 +289,22 @@ fn decide(
     options: &PruneOptions,
     report: &mut PruneReport,
 ) -> Plan {
-    let mut used_bytes: HashMap<PackId, u64> = HashMap::new();
-    for (blob, pack) in needed {
-        let entry = packs[pack].entries.iter().find(|e| e.id == *blob);
-        *used_bytes.entry(*pack).or_default() += entry.map_or(0, |e| u64::from(e.length));
-    }
     let mut plan = Plan::default();
     let mut repack_budget = options.max_repack_bytes;
     let mut ids: Vec<&PackId> = packs.keys().collect();
     ids.sort();
     for id in ids {
         let state = &packs[id];
-        let stored: u64 = state.entries.iter().map(|e| u64::from(e.length)).sum();
-        let used = used_bytes.get(id).copied().unwrap_or(0);
-        let unused_entries = state
-            .entries
-            .iter()
-            .filter(|e| needed.get(&e.id) != Some(id))
-            .count();
-        report.unused_blobs += unused_entries as u64;
+        let (mut stored, mut used, mut unused_entries) = (0, 0, 0);
+        for entry in &state.entries {
+            stored += u64::from(entry.length);
+            if needed.get(&entry.id) == Some(id) {
+                used += u64::from(entry.length);
+            } else {
+                unused_entries += 1;
+            }
+        }
+        report.unused_blobs += unused_entries;
         report.unused_bytes += stored - used;
         match (state.present, used > 0, state.marked_since) {
             (false, _, _) => {
@@ -447,7 +427,7 @@ fn write_index(
         kept.push((pack, mark));
     }
     kept.extend(new_packs.into_iter().map(|p| (p, None)));
-    let chunks: Vec<_> = kept.chunks(PACKS_PER_SEGMENT).collect();
+    let chunks: Vec<_> = kept.chunks(PACKS_PER_REWRITTEN_SEGMENT).collect();
     let last = chunks.len().saturating_sub(1);
     for (i, chunk) in chunks.iter().enumerate() {
         let segment = IndexSegment {
@@ -490,9 +470,11 @@ fn delete_marked(
     report: &mut PruneReport,
 ) -> Result<()> {
     let backups = crate::lock::live_backups(repo, hostname)?;
-    for id in plan.delete_candidates.iter().chain(&plan.repack) {
+    let candidates = plan.delete_candidates.iter().map(|id| (id, true));
+    for (id, counted) in candidates.chain(plan.repack.iter().map(|id| (id, false))) {
         let state = &packs[id];
-        if plan.delete_candidates.contains(id) {
+        if counted {
+            // Repacked packs were counted when they were copied.
             progress.add_done(1, state.size);
         }
         let since = if plan.mark.contains(id) {

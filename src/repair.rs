@@ -15,15 +15,12 @@ use cairn_format::backend::id_part;
 use cairn_format::content::{Content, ContentChild, ContentEntry, ContentNode, MAX_DEPTH};
 use cairn_format::pack::BlobKind;
 use cairn_format::packer::{BlobWriter, WriterOptions};
-use cairn_format::segment::{IndexSegment, IndexedPack};
+use cairn_format::segment::{IndexSegment, IndexedPack, PACKS_PER_REWRITTEN_SEGMENT};
 use cairn_format::tree::{Node, NodeKind, Tree, Xattr};
 use cairn_format::{BlobId, IndexId, PackId, Repository, SnapshotId};
 use serde::Serialize;
 
 use crate::progress::{Observer, Progress};
-
-/// Packs per rebuilt index segment.
-const PACKS_PER_SEGMENT: usize = 256;
 
 /// What `repair index` did.
 #[derive(Clone, Debug, Default, Serialize)]
@@ -63,7 +60,7 @@ pub fn repair_index(repo: &Repository, progress: &Progress) -> Result<IndexRepai
             }
             Err(e) => outcome.unreadable_packs.push((id, e.to_string())),
         }
-        if segment.packs.len() == PACKS_PER_SEGMENT {
+        if segment.packs.len() == PACKS_PER_REWRITTEN_SEGMENT {
             repo.save_segment(&std::mem::take(&mut segment))?;
             outcome.segments_written += 1;
         }
@@ -73,8 +70,7 @@ pub fn repair_index(repo: &Repository, progress: &Progress) -> Result<IndexRepai
         outcome.segments_written += 1;
     }
     for id in old {
-        repo.backend()
-            .delete(&format!("index/{id}"))
+        repo.remove_segment(&id)
             .with_context(|| format!("cannot remove old index segment {id}"))?;
         outcome.segments_removed += 1;
     }

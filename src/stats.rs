@@ -8,7 +8,7 @@
 use std::collections::{HashMap, HashSet};
 
 use anyhow::{Context, Result};
-use cairn_format::content::{Content, ContentEntry, ContentNode, MAX_DEPTH};
+use cairn_format::content::{Content, ContentEntry};
 use cairn_format::snapshot::Snapshot;
 use cairn_format::tree::NodeKind;
 use cairn_format::{BlobId, Repository, SnapshotId};
@@ -130,35 +130,23 @@ impl Walker<'_> {
     }
 
     fn content(&mut self, content: &Content) -> Result<()> {
-        let (root, depth) = match content {
-            Content::Inline(entries) => {
-                self.entries(entries);
-                return Ok(());
-            }
-            Content::Indirect { root, depth } => (*root, (*depth).min(MAX_DEPTH)),
+        let Some(blobs) = self.blobs.as_mut() else {
+            return Ok(());
         };
-        let mut pending = vec![(root, depth)];
-        while let Some((id, depth)) = pending.pop() {
-            if !self.note(&id) {
-                continue;
-            }
-            let bytes = self.repo.read_blob(&id)?;
-            match ContentNode::decode(&bytes, &id.to_hex())? {
-                ContentNode::Leaf(entries) => self.entries(&entries),
-                ContentNode::Inner(children) if depth > 0 => {
-                    pending.extend(children.iter().map(|c| (c.blob, depth - 1)));
+        let (mut data, mut failure) = (Vec::new(), None);
+        content.visit_blobs(
+            &|id| self.repo.read_blob(id),
+            &mut |id| blobs.insert(*id),
+            &mut |entry| {
+                if let ContentEntry::Data { id, .. } = entry {
+                    data.push(*id);
                 }
-                ContentNode::Inner(_) => anyhow::bail!("content node {id} deeper than its file"),
-            }
-        }
-        Ok(())
-    }
-
-    fn entries(&mut self, entries: &[ContentEntry]) {
-        for entry in entries {
-            if let ContentEntry::Data { id, .. } = entry {
-                self.note(id);
-            }
-        }
+            },
+            &mut |id, error| {
+                failure.get_or_insert_with(|| anyhow::anyhow!("content node {id}: {error}"));
+            },
+        );
+        blobs.extend(data);
+        failure.map_or(Ok(()), Err)
     }
 }

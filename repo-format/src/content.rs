@@ -239,6 +239,43 @@ impl Content {
         }
     }
 
+    /// Visits every blob a content list references, for walks over whole repositories
+    /// (check, prune, stats): `node` for each content-node blob, returning whether to descend
+    /// into it (false for one already seen), `entry` for each entry of a visited leaf, and
+    /// `failed` for a node that cannot be loaded or decoded, whose subtree is then skipped.
+    pub fn visit_blobs(
+        &self,
+        load: &LoadNode<'_>,
+        node: &mut dyn FnMut(&BlobId) -> bool,
+        entry: &mut dyn FnMut(&ContentEntry),
+        failed: &mut dyn FnMut(&BlobId, Error),
+    ) {
+        let mut pending = match self {
+            Content::Inline(entries) => {
+                entries.iter().for_each(entry);
+                return;
+            }
+            Content::Indirect { root, depth } => vec![(*root, *depth)],
+        };
+        while let Some((id, depth)) = pending.pop() {
+            if !node(&id) {
+                continue;
+            }
+            let name = id.to_hex();
+            let decoded = Self::check_depth(depth)
+                .and_then(|_| load(&id))
+                .and_then(|bytes| ContentNode::decode(&bytes, &name));
+            match (decoded, depth) {
+                (Ok(ContentNode::Leaf(entries)), 0) => entries.iter().for_each(&mut *entry),
+                (Ok(ContentNode::Inner(children)), d) if d > 0 => {
+                    pending.extend(children.iter().rev().map(|c| (c.blob, d - 1)));
+                }
+                (Ok(_), _) => failed(&id, depth_mismatch(&name)),
+                (Err(e), _) => failed(&id, e),
+            }
+        }
+    }
+
     /// All entries in order (loads every node: for restore-sized work, not random access).
     pub fn entries(&self, load: &LoadNode<'_>) -> Result<Vec<(u64, ContentEntry)>> {
         let mut out = Vec::new();

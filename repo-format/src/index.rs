@@ -16,7 +16,7 @@
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::Ordering::Relaxed;
+use std::sync::{PoisonError, RwLock};
 
 use rocksdb::{BlockBasedOptions, DB, DBCompressionType, IteratorMode, Options, WriteBatch};
 
@@ -69,10 +69,22 @@ pub struct LocalIndex {
     path: PathBuf,
     /// A private index made because the shared one was in use; removed on drop.
     temporary: bool,
-    /// Whether any damaged copy is recorded, so lookups skip the check when none is.
-    any_damage: std::sync::atomic::AtomicBool,
-    /// Whether any pack is marked unused, likewise.
-    any_marked: std::sync::atomic::AtomicBool,
+    /// The `m` and `x` records, kept in memory (they are few) so that a backup's dedup
+    /// lookups cost no extra read.
+    second_best: RwLock<SecondBest>,
+}
+
+/// Copies a backup must not reuse: in packs marked unused, or recorded damaged.
+#[derive(Default)]
+struct SecondBest {
+    marked: HashSet<PackId>,
+    damaged: HashSet<(PackId, BlobId)>,
+}
+
+impl SecondBest {
+    fn contains(&self, pack: &PackId, blob: &BlobId) -> bool {
+        self.marked.contains(pack) || self.damaged.contains(&(*pack, *blob))
+    }
 }
 
 impl LocalIndex {
@@ -120,13 +132,16 @@ impl LocalIndex {
             db,
             path: path.to_path_buf(),
             temporary,
-            any_damage: false.into(),
-            any_marked: false.into(),
+            second_best: RwLock::default(),
         };
-        let damaged = index.damaged_copies().map(|d| !d.is_empty());
-        index.any_damage.store(damaged.unwrap_or(true), Relaxed);
-        let marked = index.marked_packs().map(|m| !m.is_empty());
-        index.any_marked.store(marked.unwrap_or(true), Relaxed);
+        let loaded = index.damaged_copies().and_then(|damaged| {
+            let marked = index.marked_packs()?.into_iter().map(|(p, _)| p).collect();
+            Ok(SecondBest { marked, damaged })
+        });
+        match loaded {
+            Ok(second_best) => *index.second_best_mut() = second_best,
+            Err(e) => tracing::warn!(error = %e, "cannot read the marked and damaged records"),
+        }
         index
     }
 
@@ -145,23 +160,19 @@ impl LocalIndex {
     /// marked unused: what a backup may reuse.
     pub fn lookup_intact(&self, id: &BlobId) -> Result<Option<BlobLocation>> {
         let found = self.lookup(id)?;
-        if let Some(location) = found
-            && self.any_marked.load(Relaxed)
-            && self.marked_since(&location.pack)?.is_some()
-        {
-            return Ok(None);
-        }
-        match found {
-            Some(location) if self.any_damage.load(Relaxed) => {
-                let damaged = self
-                    .db
-                    .get_pinned(damage_key(&location.pack, id))
-                    .map_err(|e| self.error(&e))?
-                    .is_some();
-                Ok((!damaged).then_some(location))
-            }
-            other => Ok(other),
-        }
+        Ok(found.filter(|location| !self.second_best().contains(&location.pack, id)))
+    }
+
+    fn second_best(&self) -> std::sync::RwLockReadGuard<'_, SecondBest> {
+        self.second_best
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn second_best_mut(&self) -> std::sync::RwLockWriteGuard<'_, SecondBest> {
+        self.second_best
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Looks up many blobs in one batched call (bloom filters make misses cheap).
@@ -187,12 +198,10 @@ impl LocalIndex {
 
     /// Adds every pack and blob of a segment, and remembers the segment, atomically.
     pub fn ingest(&self, id: &IndexId, segment: &IndexSegment) -> Result<()> {
-        let damaged = if self.any_damage.load(Relaxed) {
-            self.damaged_copies()?
-        } else {
-            HashSet::new()
-        };
-        let marked: HashSet<PackId> = segment.marked.iter().map(|m| m.pack).collect();
+        self.second_best_mut()
+            .marked
+            .extend(segment.marked.iter().map(|m| m.pack));
+        let second_best = self.second_best();
         let mut batch = WriteBatch::default();
         // Blobs placed by this batch, which lookups cannot see before it is written.
         let mut placed: HashSet<BlobId> = HashSet::new();
@@ -205,9 +214,9 @@ impl LocalIndex {
             value.extend_from_slice(&pack.size.to_le_bytes());
             batch.put(key(PACK, &pack.id.0), value);
             for blob in &pack.blobs {
-                let second_best =
-                    marked.contains(&pack.id) || damaged.contains(&(pack.id, blob.id));
-                if second_best && (placed.contains(&blob.id) || self.lookup(&blob.id)?.is_some()) {
+                if second_best.contains(&pack.id, &blob.id)
+                    && (placed.contains(&blob.id) || self.lookup(&blob.id)?.is_some())
+                {
                     continue; // keep the other copy
                 }
                 placed.insert(blob.id);
@@ -220,11 +229,7 @@ impl LocalIndex {
             record.extend_from_slice(&superseded.0);
         }
         batch.put(key(SEGMENT, &id.0), record);
-        self.db.write(batch).map_err(|e| self.error(&e))?;
-        if !marked.is_empty() {
-            self.any_marked.store(true, Relaxed);
-        }
-        Ok(())
+        self.db.write(batch).map_err(|e| self.error(&e))
     }
 
     /// Remembers a segment that another one supersedes, so it is never ingested.
@@ -249,9 +254,14 @@ impl LocalIndex {
 
     /// Since when prune has marked a pack unused, if it has.
     pub fn marked_since(&self, pack: &PackId) -> Result<Option<i64>> {
+        self.seconds(MARKED, pack)
+    }
+
+    /// A Unix-seconds record of a pack.
+    fn seconds(&self, prefix: u8, pack: &PackId) -> Result<Option<i64>> {
         let value = self
             .db
-            .get_pinned(key(MARKED, &pack.0))
+            .get_pinned(key(prefix, &pack.0))
             .map_err(|e| self.error(&e))?;
         Ok(value.and_then(|v| Some(i64::from_le_bytes(v.as_ref().try_into().ok()?))))
     }
@@ -308,7 +318,7 @@ impl LocalIndex {
             }
         }
         self.db.write(batch).map_err(|e| self.error(&e))?;
-        self.any_marked.store(false, Relaxed);
+        self.second_best_mut().marked.clear();
         Ok(())
     }
 
@@ -328,19 +338,17 @@ impl LocalIndex {
         }
         batch.put(key(VERIFIED, &pack.0), at.to_le_bytes());
         self.db.write(batch).map_err(|e| self.error(&e))?;
-        if !damaged.is_empty() {
-            self.any_damage.store(true, Relaxed);
-        }
+        let mut second_best = self.second_best_mut();
+        second_best.damaged.retain(|(p, _)| p != pack);
+        second_best
+            .damaged
+            .extend(damaged.iter().map(|blob| (*pack, *blob)));
         Ok(())
     }
 
     /// When a pack last verified completely, if ever (damaged or not).
     pub fn verified_at(&self, pack: &PackId) -> Result<Option<i64>> {
-        let value = self
-            .db
-            .get_pinned(key(VERIFIED, &pack.0))
-            .map_err(|e| self.error(&e))?;
-        Ok(value.and_then(|v| Some(i64::from_le_bytes(v.as_ref().try_into().ok()?))))
+        self.seconds(VERIFIED, pack)
     }
 
     /// Every recorded damaged copy, as (pack, blob).

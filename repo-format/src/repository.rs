@@ -21,6 +21,13 @@ use crate::segment::{IndexSegment, IndexedPack};
 use crate::snapshot::Snapshot;
 use crate::tree::Tree;
 
+/// The index segments of a repository, as [`Repository::load_segments`] found them.
+pub struct Segments {
+    pub listed: Vec<IndexId>,
+    pub current: Vec<(IndexId, IndexSegment)>,
+    pub unreadable: Vec<(IndexId, Error)>,
+}
+
 /// Choices made once, at `init`.
 #[derive(Clone, Debug)]
 pub struct InitOptions {
@@ -282,6 +289,13 @@ impl Repository {
         Ok((read, unreadable))
     }
 
+    /// Deletes an object; a missing one is not an error.
+    fn delete(&self, name: &str) -> Result<()> {
+        self.backend
+            .delete(name)
+            .map_err(backend_error("delete", name))
+    }
+
     /// Reads a whole object.
     fn get(&self, name: &str) -> Result<Vec<u8>> {
         self.backend.get(name).map_err(backend_error("get", name))
@@ -290,6 +304,32 @@ impl Repository {
     /// Reads and opens one index segment.
     pub fn load_segment(&self, id: &IndexId) -> Result<IndexSegment> {
         IndexSegment::open(&self.key, id, &self.get(&format!("index/{id}"))?)
+    }
+
+    /// Reads every listed segment, for whole-index work (check, prune): the ones no other
+    /// listed segment supersedes, the ids of all listed (current or not), and those that could
+    /// not be read.
+    pub fn load_segments(&self) -> Result<Segments> {
+        let listed: Vec<IndexId> = self.list_ids("index/")?;
+        let mut loaded = Vec::new();
+        let mut unreadable = Vec::new();
+        for id in &listed {
+            match self.load_segment(id) {
+                Ok(segment) => loaded.push((*id, segment)),
+                Err(error) => unreadable.push((*id, error)),
+            }
+        }
+        // A superseded segment is one a prune that was stopped did not get to delete.
+        let superseded: HashSet<IndexId> = loaded
+            .iter()
+            .flat_map(|(_, s)| s.supersedes.iter().copied())
+            .collect();
+        loaded.retain(|(id, _)| !superseded.contains(id));
+        Ok(Segments {
+            listed,
+            current: loaded,
+            unreadable,
+        })
     }
 
     /// Writes a segment and ingests it into the local index.
@@ -437,34 +477,22 @@ impl Repository {
 
     /// Deletes a lock object.
     pub fn remove_lock(&self, id: &LockId) -> Result<()> {
-        let name = format!("locks/{id}");
-        self.backend
-            .delete(&name)
-            .map_err(backend_error("delete", &name))
+        self.delete(&format!("locks/{id}"))
     }
 
     /// Deletes a pack object (prune).
     pub fn remove_pack(&self, id: &PackId) -> Result<()> {
-        let name = pack_name(id);
-        self.backend
-            .delete(&name)
-            .map_err(backend_error("delete", &name))
+        self.delete(&pack_name(id))
     }
 
     /// Deletes an index segment object (prune, repair).
     pub fn remove_segment(&self, id: &IndexId) -> Result<()> {
-        let name = format!("index/{id}");
-        self.backend
-            .delete(&name)
-            .map_err(backend_error("delete", &name))
+        self.delete(&format!("index/{id}"))
     }
 
     /// Deletes a snapshot object (its data stays until prune).
     pub fn remove_snapshot(&self, id: &SnapshotId) -> Result<()> {
-        let name = format!("snapshots/{id}");
-        self.backend
-            .delete(&name)
-            .map_err(backend_error("delete", &name))
+        self.delete(&format!("snapshots/{id}"))
     }
 
     /// Reads a pack's header through its trailer.

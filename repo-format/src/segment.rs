@@ -13,6 +13,10 @@ use crate::pack::PackEntry;
 /// Current index-segment version (2 added `supersedes` and `marked`; version 1 is still read).
 pub const SEGMENT_VERSION: u8 = 2;
 
+/// Packs per segment when the whole index is written anew (prune, `repair index`): small
+/// enough that a segment stays a few MiB, large enough that there are few of them.
+pub const PACKS_PER_REWRITTEN_SEGMENT: usize = 256;
+
 /// One pack as an index segment describes it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IndexedPack {

@@ -9,7 +9,6 @@ use cairn_format::tree::NodeKind;
 use cairn_format::{BlobId, Repository, SnapshotId};
 
 use super::Affected;
-use super::structure::for_each_content_blob;
 
 /// Files and directories of each snapshot that touch a lost blob.
 pub(super) fn affected_paths(
@@ -90,9 +89,8 @@ impl Mapper<'_> {
     /// its content list is lost (where the rest lies is then unknown).
     fn lost_in_file(&self, content: &cairn_format::content::Content, size: u64) -> u64 {
         let (mut lost_bytes, list_lost) = (0, std::cell::Cell::new(false));
-        for_each_content_blob(
-            self.repo,
-            content,
+        content.visit_blobs(
+            &|id| self.repo.read_blob(id),
             &mut |node| {
                 let lost = self.lost.contains(node);
                 list_lost.set(list_lost.get() || lost);

@@ -6,10 +6,10 @@ use std::collections::{HashMap, HashSet};
 use std::fmt::Display;
 
 use anyhow::Result;
-use cairn_format::content::{Content, ContentEntry, ContentNode, MAX_DEPTH};
+use cairn_format::content::{Content, ContentEntry};
 use cairn_format::key::KeyFile;
 use cairn_format::tree::NodeKind;
-use cairn_format::{BlobId, IndexId, KeyId, PackId, Repository, SnapshotId};
+use cairn_format::{BlobId, KeyId, PackId, Repository, SnapshotId};
 
 use super::{CheckReport, DamagedPack, IndexedPackInfo, IndexedPacks, Problem};
 
@@ -39,27 +39,15 @@ pub(super) fn load_index(repo: &Repository, report: &mut CheckReport) -> Result<
     }
     let mut packs = HashMap::new();
     let mut marked = HashSet::new();
-    let ids: Vec<IndexId> = repo.list_ids("index/")?;
-    let mut segments = Vec::new();
-    for id in ids {
-        match repo.load_segment(&id) {
-            Ok(segment) => segments.push((id, segment)),
-            Err(e) => report.problems.push(problem(
-                "index segment",
-                id,
-                format!("{e} (`cairn repair index` rebuilds the index from the packs)"),
-            )),
-        }
+    let segments = repo.load_segments()?;
+    for (id, e) in segments.unreadable {
+        report.problems.push(problem(
+            "index segment",
+            id,
+            format!("{e} (`cairn repair index` rebuilds the index from the packs)"),
+        ));
     }
-    // A segment another one supersedes is left over from a prune that was stopped.
-    let superseded: HashSet<IndexId> = segments
-        .iter()
-        .flat_map(|(_, s)| s.supersedes.iter().copied())
-        .collect();
-    for (id, segment) in segments {
-        if superseded.contains(&id) {
-            continue;
-        }
+    for (_, segment) in segments.current {
         marked.extend(segment.marked.iter().map(|m| m.pack));
         for pack in segment.packs {
             let info = IndexedPackInfo {
@@ -202,9 +190,8 @@ fn check_content(
     report: &mut CheckReport,
 ) -> Result<()> {
     let (mut nodes, mut data, mut failed) = (Vec::new(), Vec::new(), Vec::new());
-    for_each_content_blob(
-        repo,
-        content,
+    content.visit_blobs(
+        &|id| repo.read_blob(id),
         &mut |node| {
             let new = walk.referenced.insert(*node);
             if new {
@@ -251,50 +238,6 @@ fn is_indexed(
     walk.unindexed.insert(*id);
     report.problems.push(problem("blob", id, error));
     Ok(false)
-}
-
-/// Visits a file's content: `node` for each content-node blob (return false to skip the
-/// subtree, e.g. when already seen), `entry` for each entry of a visited leaf, and `failed`
-/// for a node that cannot be read or decoded (its subtree is skipped).
-pub(crate) fn for_each_content_blob(
-    repo: &Repository,
-    content: &Content,
-    node: &mut dyn FnMut(&BlobId) -> bool,
-    entry: &mut dyn FnMut(&ContentEntry),
-    failed: &mut dyn FnMut(&BlobId, String),
-) {
-    match content {
-        Content::Inline(entries) => entries.iter().for_each(entry),
-        Content::Indirect { root, depth } => {
-            visit_node(repo, root, (*depth).min(MAX_DEPTH), node, entry, failed);
-        }
-    }
-}
-
-fn visit_node(
-    repo: &Repository,
-    id: &BlobId,
-    depth: u8,
-    node: &mut dyn FnMut(&BlobId) -> bool,
-    entry: &mut dyn FnMut(&ContentEntry),
-    failed: &mut dyn FnMut(&BlobId, String),
-) {
-    if !node(id) {
-        return;
-    }
-    let decoded = repo
-        .read_blob(id)
-        .and_then(|bytes| ContentNode::decode(&bytes, &id.to_hex()));
-    match (decoded, depth) {
-        (Ok(ContentNode::Leaf(entries)), 0) => entries.iter().for_each(entry),
-        (Ok(ContentNode::Inner(children)), d) if d > 0 => {
-            for child in children {
-                visit_node(repo, &child.blob, d - 1, node, entry, failed);
-            }
-        }
-        (Ok(_), _) => failed(id, "content node at the wrong depth".into()),
-        (Err(e), _) => failed(id, e.to_string()),
-    }
 }
 
 /// Counts indexed blobs and packs that nothing references (not an error: prune frees them).

@@ -43,7 +43,7 @@ impl Reporter {
             Some(std::thread::spawn(move || {
                 json_lines(&progress, &stop, verb, unit);
             }))
-        } else if !global.quiet && std::io::stderr().is_terminal() {
+        } else if Self::shows_progress(global) {
             let stop = stop.clone();
             Some(std::thread::spawn(move || {
                 bar(&progress, &stop, verb, unit);
