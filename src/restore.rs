@@ -68,10 +68,28 @@ pub struct RestoreSummary {
     pub errors: u64,
 }
 
-/// One thing to create, at a path relative to the target.
+/// One thing to create. The list holds every node of the restore, so an item names its parent
+/// directory's item instead of carrying its path (paths are rebuilt where they are needed).
 struct Item {
-    rel: PathBuf,
+    /// Index of the directory item it is in; `None` at the top of the restore.
+    parent: Option<u32>,
     node: Node,
+}
+
+/// The path of `items[i]` relative to the target.
+fn rel(items: &[Item], i: usize) -> PathBuf {
+    let mut names = Vec::new();
+    let mut at = Some(i);
+    while let Some(j) = at {
+        names.push(OsStr::from_bytes(&items[j].node.name));
+        at = items[j].parent.map(|p| p as usize);
+    }
+    names.iter().rev().collect()
+}
+
+/// How many directories `items[i]` is below the top of the restore.
+fn depth(items: &[Item], i: usize) -> usize {
+    std::iter::successors(items[i].parent, |&p| items[p as usize].parent).count()
 }
 
 /// A file range that wants a blob.
@@ -129,13 +147,14 @@ pub fn restore(
         checked_dirs: Mutex::new(HashSet::new()),
     };
     let mut summary = RestoreSummary::default();
-    for item in items
-        .iter()
-        .filter(|i| matches!(i.node.kind, NodeKind::Directory { .. }))
-    {
-        match ensure_dir(&run, &item.rel) {
+    for (i, item) in items.iter().enumerate() {
+        if !matches!(item.node.kind, NodeKind::Directory { .. }) {
+            continue;
+        }
+        let rel = rel(&items, i);
+        match ensure_dir(&run, &rel) {
             Ok(()) => summary.dirs_restored += 1,
-            Err(e) => run.warn(&item.rel, &format!("cannot create directory: {e}")),
+            Err(e) => run.warn(&rel, &format!("cannot create directory: {e}")),
         }
     }
     let files = prepare_files(&run, &items, &mut summary);
@@ -199,17 +218,15 @@ fn plan(
             _ if i + 1 == components.len() => {
                 let included = filter.includes.as_ref().is_none_or(|s| s.is_match(&full));
                 if included && !filter.excludes.is_match(&full) {
-                    items.push(Item {
-                        rel: PathBuf::from(OsStr::from_bytes(&node.name)),
-                        node,
-                    });
+                    items.push(Item { parent: None, node });
                 }
                 return Ok(items);
             }
             _ => bail!("{} is not a directory in the snapshot", full.display()),
         }
     }
-    collect(repo, &tree, Path::new(""), &full, filter, false, &mut items)?;
+    collect(repo, &tree, None, &full, filter, false, &mut items)?;
+    items.shrink_to_fit(); // the list outlives its growth: give back up to half of it
     Ok(items)
 }
 
@@ -217,7 +234,7 @@ fn plan(
 fn collect(
     repo: &Repository,
     tree: &Tree,
-    rel: &Path,
+    parent: Option<u32>,
     full: &Path,
     filter: &Filter,
     parent_included: bool,
@@ -225,8 +242,7 @@ fn collect(
 ) -> Result<bool> {
     let mut any = false;
     for node in &tree.nodes {
-        let name = OsStr::from_bytes(&node.name);
-        let (rel, full) = (rel.join(name), full.join(name));
+        let full = full.join(OsStr::from_bytes(&node.name));
         if filter.excludes.is_match(&full) {
             continue;
         }
@@ -235,18 +251,19 @@ fn collect(
         if let NodeKind::Directory { subtree } = &node.kind {
             let at = items.len();
             items.push(Item {
-                rel: rel.clone(),
+                parent,
                 node: node.clone(),
             });
             let subtree = repo.load_tree(subtree)?;
-            if collect(repo, &subtree, &rel, &full, filter, included, items)? || included {
+            let this = Some(u32::try_from(at).context("too many items to restore")?);
+            if collect(repo, &subtree, this, &full, filter, included, items)? || included {
                 any = true;
             } else {
                 items.remove(at); // a directory with nothing included is left out
             }
         } else if included {
             items.push(Item {
-                rel,
+                parent,
                 node: node.clone(),
             });
             any = true;
@@ -318,14 +335,15 @@ fn prepare_files(run: &Run<'_>, items: &[Item], summary: &mut RestoreSummary) ->
             }
             first_of_inode.insert((item.node.device, item.node.inode), i);
         }
-        let path = run.options.target.join(&item.rel);
+        let rel = rel(items, i);
+        let path = run.options.target.join(&rel);
         if should_skip(&path, &item.node, run.options.overwrite) {
             files.skipped.insert(i);
             summary.files_skipped += 1;
             continue;
         }
         summary.total_bytes += item.node.size;
-        match create_file(run, &item.rel, item.node.size) {
+        match create_file(run, &rel, item.node.size) {
             Ok(()) => files.written.push(i),
             Err(e) => run.warn(&path, &format!("cannot create file: {e}")),
         }
@@ -399,7 +417,7 @@ fn write_contents(run: &Run<'_>, items: &[Item], files: &Files) {
             Ok(())
         });
         if let Err(e) = visited {
-            run.warn(&items[file].rel, &format!("content list unreadable: {e}"));
+            run.warn(&rel(items, file), &format!("content list unreadable: {e}"));
         }
     }
     needs.sort_unstable_by_key(|(id, _)| *id);
@@ -416,7 +434,7 @@ fn write_contents(run: &Run<'_>, items: &[Item], files: &Files) {
             }),
             Err(e) => {
                 for (_, t) in &needs[start..end] {
-                    run.warn(&items[t.file].rel, &format!("{e}"));
+                    run.warn(&rel(items, t.file), &format!("{e}"));
                 }
             }
         }
@@ -455,8 +473,9 @@ fn write_contents(run: &Run<'_>, items: &[Item], files: &Files) {
 /// Largest gap between two needed blobs that is read through rather than split into two reads.
 const MAX_GAP: u64 = 1 << 20;
 /// Largest single read, into a buffer each thread keeps: large enough for full disk speed,
-/// small enough that four threads hold 32 MiB (32 MiB reads were no faster and held 128).
-const MAX_READ: u64 = 8 << 20;
+/// small enough that four threads hold 16 MiB (8 MiB reads were no faster and held 32; 32 MiB
+/// held 128).
+const MAX_READ: u64 = 4 << 20;
 
 /// Restores the blobs of one pack (sorted by offset), reading runs of them at once.
 fn restore_pack(
@@ -496,7 +515,7 @@ fn restore_pack(
             Err(e) => {
                 for blob in &blobs[start..end] {
                     for t in &targets[blob.targets.clone()] {
-                        run.warn(&items[t.file].rel, &format!("cannot read pack: {e}"));
+                        run.warn(&rel(items, t.file), &format!("cannot read pack: {e}"));
                     }
                 }
             }
@@ -517,13 +536,13 @@ fn write_blob(
         Ok(plain) => plain,
         Err(e) => {
             for t in targets {
-                run.warn(&items[t.file].rel, &format!("{e}"));
+                run.warn(&rel(items, t.file), &format!("{e}"));
             }
             return;
         }
     };
     for t in targets {
-        let path = run.options.target.join(&items[t.file].rel);
+        let path = run.options.target.join(rel(items, t.file));
         let written = OpenOptions::new()
             .write(true)
             .custom_flags(libc::O_NOFOLLOW)
@@ -573,41 +592,38 @@ pub(crate) fn write_sparse(file: &fs::File, data: &[u8], offset: u64) -> io::Res
 fn create_others(run: &Run<'_>, items: &[Item], files: &Files) -> u64 {
     let mut made = 0;
     for (i, item) in items.iter().enumerate() {
-        let path = run.options.target.join(&item.rel);
+        let rel = rel(items, i);
+        let path = run.options.target.join(&rel);
         let result = match &item.node.kind {
             // A socket is only meaningful to the process that bound it.
             NodeKind::Directory { .. } | NodeKind::Socket => continue,
             NodeKind::File { .. } => match files.links.get(&i) {
                 Some(&first) if !files.skipped.contains(&i) => {
-                    let source = run.options.target.join(&items[first].rel);
-                    replace(run, &item.rel, |p| fs::hard_link(&source, p))
+                    let source = run.options.target.join(self::rel(items, first));
+                    replace(run, &rel, |p| fs::hard_link(&source, p))
                 }
                 _ => continue,
             },
-            NodeKind::Symlink { target } => replace(run, &item.rel, |p| {
+            NodeKind::Symlink { target } => replace(run, &rel, |p| {
                 std::os::unix::fs::symlink(OsStr::from_bytes(target), p)
             }),
             NodeKind::BlockDevice { rdev } => make_node(
                 run,
-                &item.rel,
+                &rel,
                 nix::sys::stat::SFlag::S_IFBLK,
                 item.node.mode,
                 *rdev,
             ),
             NodeKind::CharDevice { rdev } => make_node(
                 run,
-                &item.rel,
+                &rel,
                 nix::sys::stat::SFlag::S_IFCHR,
                 item.node.mode,
                 *rdev,
             ),
-            NodeKind::Fifo => make_node(
-                run,
-                &item.rel,
-                nix::sys::stat::SFlag::S_IFIFO,
-                item.node.mode,
-                0,
-            ),
+            NodeKind::Fifo => {
+                make_node(run, &rel, nix::sys::stat::SFlag::S_IFIFO, item.node.mode, 0)
+            }
         };
         match result {
             Ok(true) => made += 1,
@@ -664,13 +680,13 @@ fn apply_metadata(run: &Run<'_>, items: &[Item], files: &Files) {
     let mut dirs = Vec::new();
     for (i, item) in items.iter().enumerate() {
         if matches!(item.node.kind, NodeKind::Directory { .. }) {
-            dirs.push(item);
+            dirs.push(i);
             continue;
         }
         if files.skipped.contains(&i) || matches!(item.node.kind, NodeKind::Socket) {
             continue;
         }
-        let path = run.options.target.join(&item.rel);
+        let path = run.options.target.join(rel(items, i));
         if fs::symlink_metadata(&path).is_err() {
             continue; // not created (already reported)
         }
@@ -678,10 +694,10 @@ fn apply_metadata(run: &Run<'_>, items: &[Item], files: &Files) {
             run.warn(&path, &format!("cannot set metadata: {e}"));
         }
     }
-    dirs.sort_by_key(|item| std::cmp::Reverse(item.rel.components().count()));
-    for item in dirs {
-        let path = run.options.target.join(&item.rel);
-        if let Err(e) = metadata::apply(&path, &item.node, as_root) {
+    dirs.sort_by_key(|&i| std::cmp::Reverse(depth(items, i)));
+    for i in dirs {
+        let path = run.options.target.join(rel(items, i));
+        if let Err(e) = metadata::apply(&path, &items[i].node, as_root) {
             run.warn(&path, &format!("cannot set metadata: {e}"));
         }
     }
@@ -695,7 +711,7 @@ fn verify(run: &Run<'_>, items: &[Item], files: &Files) -> u64 {
         let NodeKind::File { content } = &items[i].node.kind else {
             continue;
         };
-        let path = run.options.target.join(&items[i].rel);
+        let path = run.options.target.join(rel(items, i));
         match verify_file(run.repo, &path, content, items[i].node.size) {
             Ok(()) => verified += 1,
             Err(e) => run.warn(&path, &format!("verification failed: {e}")),
