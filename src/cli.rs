@@ -261,7 +261,7 @@ pub struct InitArgs {
     #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub pack_size: u32,
     /// Default zstd level for new data (0 = no compression)
-    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(i32).range(0..=22))]
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(i32).range(0..=22))]
     pub compression: i32,
     /// Average chunk size in KiB, a power of two (chunks range from a quarter to four times it)
     #[arg(long, default_value_t = 512, value_parser = clap::value_parser!(u32).range(1..=4096))]

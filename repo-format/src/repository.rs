@@ -48,7 +48,7 @@ impl Default for InitOptions {
             chunker: ChunkerParams::default(),
             image_chunking: ImageChunking::default(),
             pack_size: 16 * 1024 * 1024,
-            compression_level: 3,
+            compression_level: 2,
             image_compression_level: 1,
             kdf: KdfParams::default(),
             hostname: String::new(),
