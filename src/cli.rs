@@ -29,7 +29,8 @@ pub struct Cli {
 /// Options every command takes.
 #[derive(Args, Debug, Clone)]
 pub struct Global {
-    /// Repository location (a local directory)
+    /// Repository location: a local directory, s3:https://HOST[:PORT]/BUCKET[/PREFIX] or
+    /// sftp:[USER@]HOST:/PATH
     #[arg(short = 'r', long = "repo", env = "CAIRN_REPOSITORY", global = true)]
     pub repo: Option<String>,
     /// Read the password from the first line of this file
@@ -53,6 +54,36 @@ pub struct Global {
     /// When the repository is locked, keep trying this long (10m, 1h) before giving up
     #[arg(long, global = true, value_parser = parse_duration, value_name = "DURATION")]
     pub retry_lock: Option<std::time::Duration>,
+    #[command(flatten)]
+    pub remote: RemoteArgs,
+}
+
+/// Settings of the remote backends (S3, SFTP); the local directory ignores them.
+#[derive(Args, Debug, Clone)]
+#[command(next_help_heading = "Remote repositories")]
+pub struct RemoteArgs {
+    /// Requests in flight at once (parallel pack uploads)
+    #[arg(long, global = true, env = "CAIRN_CONNECTIONS", default_value_t = 5,
+          value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub connections: u32,
+    /// Retries of a request that failed for a temporary reason (timeout, 5xx, throttling),
+    /// with exponential backoff and jitter
+    #[arg(long, global = true, env = "CAIRN_RETRIES", default_value_t = 8)]
+    pub retries: u32,
+    /// Upload limit in KiB/s
+    #[arg(long, global = true, value_name = "KIB_PER_S",
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub limit_upload: Option<u64>,
+    /// Download limit in KiB/s
+    #[arg(long, global = true, value_name = "KIB_PER_S",
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub limit_download: Option<u64>,
+    /// S3 region [default: AWS_REGION, AWS_DEFAULT_REGION, the profile's, else us-east-1]
+    #[arg(long, global = true, env = "CAIRN_S3_REGION")]
+    pub s3_region: Option<String>,
+    /// Address S3 buckets as BUCKET.HOST (virtual-hosted style) instead of HOST/BUCKET
+    #[arg(long, global = true, env = "CAIRN_S3_VIRTUAL_HOST")]
+    pub s3_virtual_host: bool,
 }
 
 #[derive(Subcommand, Debug)]

@@ -1,7 +1,7 @@
 //! Writing blobs: the parallel half of a backup. The caller hands over blobs whose ids it has
 //! computed; `BlobWriter` drops the ones the repository already has, compresses and seals the
-//! rest on worker threads, fills data and tree packs, uploads finished packs on an uploader
-//! thread, and writes an index segment every few packs.
+//! rest on worker threads, fills data and tree packs, uploads finished packs on uploader
+//! threads (as many as the backend wants in flight), and writes an index segment every few packs.
 //!
 //! Ordering (why a killed backup never leaves dangling references): a blob enters an index
 //! segment only after its pack is durable, and the local index learns a blob only from a
@@ -100,7 +100,7 @@ pub struct BlobWriter {
     jobs: Option<Sender<Job>>,
     packs: Option<Sender<FinishedPack>>,
     workers: Vec<JoinHandle<()>>,
-    uploader: Option<JoinHandle<()>>,
+    uploaders: Vec<JoinHandle<()>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -121,21 +121,26 @@ impl BlobWriter {
             counters: Counters::default(),
         });
         let (job_tx, job_rx) = bounded::<Job>(workers * 2);
-        let (pack_tx, pack_rx) = bounded::<FinishedPack>(2);
+        let uploaders = shared.repo.backend().parallel_uploads().max(1);
+        let (pack_tx, pack_rx) = bounded::<FinishedPack>(uploaders + 1);
         let worker_handles = (0..workers)
             .map(|_| {
                 let (shared, jobs, packs) = (shared.clone(), job_rx.clone(), pack_tx.clone());
                 std::thread::spawn(move || work(&shared, &jobs, &packs))
             })
             .collect();
-        let uploader_shared = shared.clone();
-        let uploader = std::thread::spawn(move || upload(&uploader_shared, &pack_rx));
+        let uploaders = (0..uploaders)
+            .map(|_| {
+                let (shared, packs) = (shared.clone(), pack_rx.clone());
+                std::thread::spawn(move || upload(&shared, &packs))
+            })
+            .collect();
         Self {
             shared,
             jobs: Some(job_tx),
             packs: Some(pack_tx),
             workers: worker_handles,
-            uploader: Some(uploader),
+            uploaders,
         }
     }
 
@@ -231,7 +236,7 @@ impl BlobWriter {
             }
         }
         drop(packs);
-        if let Some(handle) = self.uploader.take() {
+        for handle in self.uploaders.drain(..) {
             let _ = handle.join();
         }
         self.check_error()?;
@@ -248,7 +253,7 @@ impl Drop for BlobWriter {
         for handle in self.workers.drain(..) {
             let _ = handle.join();
         }
-        if let Some(handle) = self.uploader.take() {
+        for handle in self.uploaders.drain(..) {
             let _ = handle.join();
         }
     }

@@ -25,7 +25,7 @@ use std::sync::atomic::AtomicBool;
 
 use anyhow::{Context, Result, bail};
 use cairn_format::Repository;
-use cairn_format::backend::{Backend, LocalBackend};
+use cairn_format::backend::{Backend, LocalBackend, RemoteBackend, RemoteOptions};
 
 use crate::cli::{Cli, Command, FilterArgs, Global};
 use crate::exit::Exit;
@@ -55,17 +55,34 @@ pub fn run(cli: Cli) -> Result<Exit> {
     }
 }
 
-/// The backend named by `-r`. Only local directories exist so far (`local:` prefix optional).
+/// The backend named by `-r`: `s3:...`, `sftp:...`, else a local directory (`local:` optional).
 fn backend(global: &Global) -> Result<Arc<dyn Backend>> {
     let Some(location) = global.repo.as_deref() else {
         bail!("no repository given: use -r/--repo or set CAIRN_REPOSITORY");
     };
+    let remote = &global.remote;
+    let options = RemoteOptions {
+        connections: remote.connections as usize,
+        retries: remote.retries as usize,
+        limit_upload: remote.limit_upload.map(|k| k * 1024),
+        limit_download: remote.limit_download.map(|k| k * 1024),
+        region: remote.s3_region.clone(),
+        virtual_host: remote.s3_virtual_host,
+        credentials: None,
+    };
+    if let Some(spec) = location.strip_prefix("s3:") {
+        return Ok(Arc::new(RemoteBackend::s3(spec, &options)?));
+    }
+    if let Some(spec) = location.strip_prefix("sftp:") {
+        return Ok(Arc::new(RemoteBackend::sftp(spec, &options)?));
+    }
     let path = location.strip_prefix("local:").unwrap_or(location);
     if let Some((scheme, _)) = path.split_once(':')
         && !scheme.contains('/')
     {
         bail!(
-            "repository {location:?}: backend {scheme:?} is not supported; use a local directory"
+            "repository {location:?}: backend {scheme:?} is not supported; use a local \
+             directory, s3: or sftp:"
         );
     }
     Ok(Arc::new(LocalBackend::new(path)))

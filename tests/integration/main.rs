@@ -12,6 +12,8 @@ mod forget;
 mod image;
 mod mount;
 mod prune;
+mod remote;
 mod roundtrip;
 mod security;
+mod servers;
 mod util;

@@ -16,18 +16,29 @@ pub const PASSWORD: &str = "correct horse battery staple";
 /// A temporary directory with a repository, a cache and room for sources and targets.
 pub struct Scratch {
     pub dir: tempfile::TempDir,
+    /// `-r` for every command; the local `repo` directory when `None`.
+    pub location: Option<String>,
+    /// Extra environment for every command (a remote's credentials).
+    pub env: Vec<(String, String)>,
 }
 
 impl Scratch {
     pub fn new() -> Self {
         Self {
             dir: tempfile::tempdir().expect("temp dir"),
+            location: None,
+            env: Vec::new(),
         }
     }
 
     /// A scratch directory with an initialized repository (cheap KDF, 1 MiB packs).
     pub fn with_repo() -> Self {
-        let scratch = Self::new();
+        Self::new().initialized()
+    }
+
+    /// Initializes the repository at `location` (cheap KDF, 1 MiB packs).
+    pub fn initialized(self) -> Self {
+        let scratch = self;
         scratch.ok(&[
             "init",
             "--argon2-memory",
@@ -51,8 +62,10 @@ impl Scratch {
     /// A `cairn` command with the repository, password and cache set through the environment.
     pub fn cmd(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_cairn"));
+        let location = (self.location.clone()).unwrap_or_else(|| self.repo().display().to_string());
         cmd.args(args)
-            .env("CAIRN_REPOSITORY", self.repo())
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .env("CAIRN_REPOSITORY", location)
             .env("CAIRN_PASSWORD", PASSWORD)
             .env("CAIRN_CACHE_DIR", self.path("cache"))
             .env_remove("CAIRN_PASSWORD_FILE")

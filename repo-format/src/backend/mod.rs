@@ -8,10 +8,12 @@
 mod fault;
 mod local;
 mod memory;
+mod remote;
 
 pub use fault::FaultyBackend;
 pub use local::LocalBackend;
 pub use memory::MemoryBackend;
+pub use remote::{RemoteBackend, RemoteOptions, S3Location, SftpLocation};
 
 use std::io;
 
@@ -55,6 +57,11 @@ pub trait Backend: Send + Sync {
     fn stat(&self, name: &str) -> io::Result<Option<u64>>;
     /// Deletes an object; deleting a missing object is not an error.
     fn delete(&self, name: &str) -> io::Result<()>;
+    /// How many pack uploads a writer should keep in flight: one saturates a local disk, a
+    /// remote store needs several to hide each request's latency.
+    fn parallel_uploads(&self) -> usize {
+        1
+    }
 }
 
 /// The object name of a pack.
@@ -68,9 +75,11 @@ pub fn id_part(name: &str) -> &str {
     name.rsplit('/').next().unwrap_or(name)
 }
 
-/// Shared checks every backend must pass; run by each backend's tests.
-#[cfg(test)]
-pub(crate) fn conformance(backend: &dyn Backend) {
+/// Shared checks every backend must pass, on an empty location; run by each backend's tests
+/// (the remote ones from the workspace's integration tests, against real servers). Panics on
+/// the first failure.
+#[doc(hidden)]
+pub fn conformance(backend: &dyn Backend) {
     backend.create().unwrap();
     assert_eq!(backend.stat("config").unwrap(), None);
     assert_eq!(
@@ -101,7 +110,11 @@ pub(crate) fn conformance(backend: &dyn Backend) {
     backend.get_range_into("config", 1, 2, &mut reused).unwrap();
     assert_eq!(reused, b"bc", "and only the range, however large it was");
     let past_end = backend.get_range_into("config", 4, 10, &mut reused);
-    assert_eq!(past_end.unwrap_err().kind(), io::ErrorKind::UnexpectedEof);
+    assert_eq!(
+        past_end.as_ref().unwrap_err().kind(),
+        io::ErrorKind::UnexpectedEof,
+        "{past_end:?}"
+    );
     for i in 0..1500 {
         backend.put(&format!("index/{i:05}"), &[1]).unwrap();
     }

@@ -1,0 +1,152 @@
+//! Real servers on loopback for the remote-backend tests: a three-node Garage cluster, started
+//! by `tests/servers/garage.sh`. Without a garage binary each test prints why it skips; with
+//! `CAIRN_REQUIRE_REMOTE=1` (set by scripts/test, so CI never skips) a missing server fails.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+/// A running Garage cluster with a bucket and a key that may use it.
+pub struct Garage {
+    pub dir: PathBuf,
+    pub endpoint: String,
+    pub bucket: String,
+    pub key_id: String,
+    pub secret: String,
+}
+
+fn script() -> PathBuf {
+    Path::new(&std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets it"))
+        .join("tests/servers/garage.sh")
+}
+
+fn garage_binary_found() -> bool {
+    std::env::var_os("GARAGE").is_some()
+        || Command::new("sh")
+            .args(["-c", "command -v garage"])
+            .output()
+            .is_ok_and(|o| o.status.success())
+        || Path::new("/var/tmp/cairn-tools/bin/garage").exists()
+}
+
+impl Garage {
+    /// Starts a cluster of its own (for tests that stop nodes); `None` when there is no garage
+    /// binary and the suite does not require one.
+    pub fn start() -> Option<Self> {
+        if !garage_binary_found() {
+            let reason =
+                "no garage binary (scripts/setup-debian installs it to /var/tmp/cairn-tools/bin)";
+            assert!(
+                std::env::var_os("CAIRN_REQUIRE_REMOTE").is_none(),
+                "CAIRN_REQUIRE_REMOTE is set but there is {reason}"
+            );
+            eprintln!("skipping an S3 test: {reason}");
+            return None;
+        }
+        let dir = tempfile::Builder::new()
+            .prefix("cairn-garage-")
+            .tempdir()
+            .expect("temp dir")
+            .keep();
+        let cluster = dir.join("cluster");
+        let out = Command::new("bash")
+            .arg(script())
+            .arg("start")
+            .arg(&cluster)
+            .output()
+            .expect("bash runs");
+        assert!(
+            out.status.success(),
+            "garage.sh start failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let vars: HashMap<String, String> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| l.split_once('='))
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Some(Self {
+            dir: cluster,
+            endpoint: vars["ENDPOINT"].clone(),
+            bucket: vars["BUCKET"].clone(),
+            key_id: vars["AWS_ACCESS_KEY_ID"].clone(),
+            secret: vars["AWS_SECRET_ACCESS_KEY"].clone(),
+        })
+    }
+
+    /// The cluster shared by the tests of this binary, stopped when the process exits.
+    pub fn shared() -> Option<&'static Self> {
+        static SHARED: OnceLock<Option<Garage>> = OnceLock::new();
+        extern "C" fn stop_shared() {
+            if let Some(Some(garage)) = SHARED.get() {
+                garage.stop();
+            }
+        }
+        SHARED
+            .get_or_init(|| {
+                let garage = Self::start()?;
+                // Statics are never dropped: stop the servers when the test binary exits.
+                // SAFETY: registers a plain function with no arguments, as atexit requires.
+                #[allow(unsafe_code)]
+                unsafe {
+                    libc::atexit(stop_shared)
+                };
+                Some(garage)
+            })
+            .as_ref()
+    }
+
+    /// A repository location in the bucket, unique to `name` and this run.
+    pub fn location(&self, name: &str) -> String {
+        let unique = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos();
+        format!("s3:{}/{}/{name}-{unique:x}", self.endpoint, self.bucket)
+    }
+
+    /// The environment a `cairn` process needs to reach the cluster.
+    pub fn env(&self) -> Vec<(String, String)> {
+        vec![
+            ("AWS_ACCESS_KEY_ID".into(), self.key_id.clone()),
+            ("AWS_SECRET_ACCESS_KEY".into(), self.secret.clone()),
+            ("AWS_REGION".into(), "garage".into()),
+            ("CAIRN_RETRIES".into(), "2".into()),
+        ]
+    }
+
+    fn script(&self, args: &[&str]) {
+        let status = Command::new("bash")
+            .arg(script())
+            .arg(args[0])
+            .arg(&self.dir)
+            .args(&args[1..])
+            .status()
+            .expect("bash runs");
+        assert!(status.success(), "garage.sh {args:?} failed");
+    }
+
+    /// Kills every node, as a crash or a power cut would.
+    pub fn kill_all(&self) {
+        self.script(&["stop"]);
+    }
+
+    /// Starts the killed nodes again and waits until the cluster is whole.
+    pub fn restart(&self) {
+        self.script(&["restart"]);
+    }
+
+    fn stop(&self) {
+        self.script(&["stop"]);
+        let _ = std::fs::remove_dir_all(self.dir.parent().unwrap_or(&self.dir));
+    }
+}
+
+impl Drop for Garage {
+    /// A cluster of a test's own stops with the test (the shared one lives in a static and is
+    /// stopped at exit instead).
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
