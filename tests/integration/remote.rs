@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use cairn_format::backend::{RemoteBackend, RemoteOptions, conformance};
 
-use crate::servers::Garage;
+use crate::servers::{Garage, Throttler};
 use crate::util::{Scratch, assert_same_tree, describe, make_tree, noise};
 
 fn remote_scratch(garage: &Garage, name: &str) -> Scratch {
@@ -163,7 +163,7 @@ fn s3_several_hosts_back_up_into_one_repository_at_once() {
 }
 
 #[test]
-fn s3_server_stopped_mid_backup() {
+fn s3_cluster_losing_nodes() {
     let Some(garage) = Garage::start() else {
         return;
     };
@@ -172,7 +172,10 @@ fn s3_server_stopped_mid_backup() {
     fs::create_dir(&src).unwrap();
     fs::write(src.join("a"), noise(1, 2 << 20)).unwrap();
 
+    // One node of three down: reads and writes still reach a quorum of two.
+    garage.kill_node(2);
     s.backup(&[&src], &[]);
+    garage.restart();
 
     // Every node down in the middle of a backup: the backup fails and says why; no snapshot.
     fs::write(src.join("b"), noise(2, 24 << 20)).unwrap();
@@ -204,4 +207,37 @@ fn s3_server_stopped_mid_backup() {
     s.ok(&["restore", "latest", "--target", target.to_str().unwrap()]);
     let restored = target.join(src.strip_prefix("/").unwrap());
     assert_eq!(fs::read(restored.join("b")).unwrap(), noise(2, 24 << 20));
+}
+
+#[test]
+fn s3_throttling_answers_are_retried() {
+    let Some(garage) = Garage::shared() else {
+        return;
+    };
+    let throttler = Throttler::start(&garage.endpoint, 3);
+    let mut s = Scratch::new();
+    s.location = Some(
+        garage
+            .location("throttled")
+            .replace(&garage.endpoint, &throttler.endpoint),
+    );
+    s.env = garage.env();
+    s.env.retain(|(k, _)| k != "CAIRN_RETRIES"); // the default retries
+    let s = s.initialized();
+    let src = s.path("src");
+    make_tree(&src);
+    fs::write(src.join("big"), noise(5, 4 << 20)).unwrap();
+    s.backup(&[&src], &[]);
+    let target = s.path("out");
+    s.ok(&["restore", "latest", "--target", target.to_str().unwrap()]);
+    assert_same_tree(&src, &target.join(src.strip_prefix("/").unwrap()));
+    let check = s.ok(&["check", "--read-data"]);
+    assert!(check.contains("no errors"), "{check}");
+    assert!(
+        throttler
+            .throttled
+            .load(std::sync::atomic::Ordering::Relaxed)
+            > 0,
+        "the proxy throttled nothing: the test tested nothing"
+    );
 }

@@ -127,6 +127,11 @@ impl Garage {
         assert!(status.success(), "garage.sh {args:?} failed");
     }
 
+    /// Kills node `n` (0-2), as a crash would.
+    pub fn kill_node(&self, n: u8) {
+        self.script(&["kill", &n.to_string()]);
+    }
+
     /// Kills every node, as a crash or a power cut would.
     pub fn kill_all(&self) {
         self.script(&["stop"]);
@@ -148,5 +153,71 @@ impl Drop for Garage {
     /// stopped at exit instead).
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+/// A TCP proxy in front of an S3 server that answers every `nth` connection's first request
+/// with `503 Slow Down`, as AWS S3 does when a prefix is over its request rate, and closes it;
+/// every other connection is passed through untouched.
+pub struct Throttler {
+    pub endpoint: String,
+    pub throttled: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl Throttler {
+    pub fn start(upstream: &str, nth: usize) -> Self {
+        use std::io::{Read, Write};
+        use std::net::{TcpListener, TcpStream};
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicUsize, Ordering};
+
+        let upstream = upstream.trim_start_matches("http://").to_string();
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let endpoint = format!("http://{}", listener.local_addr().unwrap());
+        let throttled = Arc::new(AtomicUsize::new(0));
+        let counter = throttled.clone();
+        std::thread::spawn(move || {
+            for (i, client) in listener.incoming().enumerate() {
+                let Ok(mut client) = client else { continue };
+                if i % nth == 0 {
+                    counter.fetch_add(1, Ordering::Relaxed);
+                    std::thread::spawn(move || {
+                        // Read the request head, then refuse it.
+                        let mut head = Vec::new();
+                        let mut byte = [0u8; 1];
+                        while !head.ends_with(b"\r\n\r\n")
+                            && client.read(&mut byte).unwrap_or(0) == 1
+                        {
+                            head.push(byte[0]);
+                        }
+                        let body = "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>";
+                        let _ = write!(
+                            client,
+                            "HTTP/1.1 503 Slow Down\r\nContent-Type: application/xml\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                            body.len()
+                        );
+                    });
+                    continue;
+                }
+                let Ok(server) = TcpStream::connect(&upstream) else {
+                    continue;
+                };
+                let (mut client_read, mut server_write) =
+                    (client.try_clone().unwrap(), server.try_clone().unwrap());
+                std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut client_read, &mut server_write);
+                    let _ = server_write.shutdown(std::net::Shutdown::Write);
+                });
+                let (mut server_read, mut client_write) = (server, client);
+                std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut server_read, &mut client_write);
+                    let _ = client_write.shutdown(std::net::Shutdown::Write);
+                });
+            }
+        });
+        Self {
+            endpoint,
+            throttled,
+        }
     }
 }

@@ -5,6 +5,7 @@
 #   garage.sh start DIR      start it (DIR must not exist); prints KEY=VALUE lines:
 #                            ENDPOINT, BUCKET, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION
 #   garage.sh stop DIR       stop every node (SIGKILL, as in a crash)
+#   garage.sh kill DIR N     stop node N (0-2) only
 #   garage.sh restart DIR    start the stopped nodes again and wait until all three are up
 #
 # The binary is $GARAGE, else `garage` on PATH, else /var/tmp/cairn-tools/bin/garage (where
@@ -149,10 +150,11 @@ stop_node() {
 case "${1:-}" in
     start) start "$2" ;;
     stop) for n in 0 1 2; do stop_node "$2" $n; done ;;
+    kill) stop_node "$2" "$3" ;;
     restart)
         for n in 0 1 2; do [[ -f "$2/n$n.pid" ]] || start_node "$2" $n; done
         join "$2"
         wait_healthy "$2" 3
         ;;
-    *) sed -n '2,11p' "$0" >&2; exit 2 ;;
+    *) sed -n '2,12p' "$0" >&2; exit 2 ;;
 esac
