@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use cairn_format::backend::{RemoteBackend, RemoteOptions, conformance};
 
-use crate::servers::{Garage, Throttler};
+use crate::servers::{Garage, Sshd, Throttler};
 use crate::util::{Scratch, assert_same_tree, describe, make_tree, noise};
 
 fn remote_scratch(garage: &Garage, name: &str) -> Scratch {
@@ -240,4 +240,85 @@ fn s3_throttling_answers_are_retried() {
             > 0,
         "the proxy throttled nothing: the test tested nothing"
     );
+}
+
+#[test]
+fn sftp_repository_backs_up_restores_and_checks() {
+    let Some(sshd) = Sshd::start() else { return };
+    let mut s = Scratch::new();
+    s.location = Some(sshd.location("repo"));
+    s.env = vec![("PATH".into(), sshd.path_env())];
+    let s = s.initialized();
+    let src = s.path("src");
+    make_tree(&src);
+    fs::write(src.join("big"), noise(9, 3 << 20)).unwrap();
+    s.backup(&[&src], &[]);
+    let second = s.backup(&[&src], &[]);
+    assert_eq!(second["data_blobs"].as_u64().unwrap(), 0, "{second}");
+    let target = s.path("out");
+    s.ok(&["restore", "latest", "--target", target.to_str().unwrap()]);
+    assert_same_tree(&src, &target.join(src.strip_prefix("/").unwrap()));
+    let check = s.ok(&["check", "--read-data"]);
+    assert!(check.contains("no errors"), "{check}");
+
+    // Objects land under their final names only: no temporary file is left behind, and the
+    // directory is an ordinary repository a local cairn opens as well.
+    let repo = sshd.root.join("repo");
+    let leftovers: Vec<_> = walk(&repo)
+        .into_iter()
+        .filter(|p| p.contains(".tmp-"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+    let mut local = Scratch::new();
+    local.location = Some(repo.display().to_string());
+    assert_eq!(local.json(&["snapshots"]).as_array().unwrap().len(), 2);
+}
+
+#[test]
+fn sftp_unknown_host_key_is_refused() {
+    let Some(sshd) = Sshd::start() else { return };
+    let mut s = Scratch::new();
+    // An ssh that knows the server's address and the client key, but not the host key.
+    let bin = s.path("bin");
+    fs::create_dir(&bin).unwrap();
+    let wrapper = bin.join("ssh");
+    fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\nexec {}/ssh -o UserKnownHostsFile=/dev/null \"$@\"\n",
+            sshd.path_prefix
+        ),
+    )
+    .unwrap();
+    fs::set_permissions(
+        &wrapper,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    s.location = Some(sshd.location("repo"));
+    s.env = vec![(
+        "PATH".into(),
+        format!("{}:{}", bin.display(), sshd.path_env()),
+    )];
+    let out = s.run(&["--retries", "0", "init"]);
+    assert!(!out.status.success(), "{}", describe(&out));
+    assert!(
+        describe(&out).contains("ssh could not connect"),
+        "{}",
+        describe(&out)
+    );
+    assert!(!sshd.root.join("repo").exists(), "nothing was written");
+}
+
+fn walk(dir: &std::path::Path) -> Vec<String> {
+    let mut found = Vec::new();
+    for entry in fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            found.extend(walk(&path));
+        } else {
+            found.push(path.display().to_string());
+        }
+    }
+    found
 }

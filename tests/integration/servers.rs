@@ -221,3 +221,86 @@ impl Throttler {
         }
     }
 }
+
+/// A running OpenSSH server on loopback (tests/servers/sshd.sh) and how to reach it.
+pub struct Sshd {
+    dir: PathBuf,
+    pub user: String,
+    /// A directory on the server the user may write.
+    pub root: PathBuf,
+    /// Holds the `ssh` wrapper that knows the server's port, host key and client key.
+    pub path_prefix: String,
+}
+
+impl Sshd {
+    /// `None` when OpenSSH's server is not installed and the suite does not require it.
+    pub fn start() -> Option<Self> {
+        if !Path::new("/usr/sbin/sshd").exists() {
+            let reason =
+                "no /usr/sbin/sshd (scripts/setup-debian --test-servers installs openssh-server)";
+            assert!(
+                std::env::var_os("CAIRN_REQUIRE_REMOTE").is_none(),
+                "CAIRN_REQUIRE_REMOTE is set but there is {reason}"
+            );
+            eprintln!("skipping an SFTP test: {reason}");
+            return None;
+        }
+        let dir = tempfile::Builder::new()
+            .prefix("cairn-sshd-")
+            .tempdir()
+            .expect("temp dir")
+            .keep();
+        let script = script().with_file_name("sshd.sh");
+        let out = Command::new("bash")
+            .arg(&script)
+            .arg("start")
+            .arg(dir.join("server"))
+            .output()
+            .expect("bash runs");
+        assert!(
+            out.status.success(),
+            "sshd.sh start failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let vars: HashMap<String, String> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| l.split_once('='))
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Some(Self {
+            dir,
+            user: vars["USER"].clone(),
+            root: PathBuf::from(&vars["ROOT"]),
+            path_prefix: vars["PATH_PREFIX"].clone(),
+        })
+    }
+
+    /// `sftp:` location of a repository named `name` on the server.
+    pub fn location(&self, name: &str) -> String {
+        format!(
+            "sftp:{}@127.0.0.1:{}",
+            self.user,
+            self.root.join(name).display()
+        )
+    }
+
+    /// PATH for a process that should reach the server through the wrapper.
+    pub fn path_env(&self) -> String {
+        format!(
+            "{}:{}",
+            self.path_prefix,
+            std::env::var("PATH").unwrap_or_default()
+        )
+    }
+}
+
+impl Drop for Sshd {
+    fn drop(&mut self) {
+        let _ = Command::new("bash")
+            .arg(script().with_file_name("sshd.sh"))
+            .arg("stop")
+            .arg(self.dir.join("server"))
+            .status();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}

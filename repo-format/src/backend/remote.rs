@@ -260,6 +260,11 @@ fn to_io_error(e: &opendal::Error) -> io::Error {
                  that the server is up",
             )
         }
+        _ if text.contains("ssh error") => (
+            io::ErrorKind::Other,
+            "ssh could not connect or log in: run ssh to the same USER@HOST by hand to see why \
+             (an unknown host key, a refused key, a wrong port)",
+        ),
         _ if text.contains("status: 5") => (
             io::ErrorKind::Other,
             "the server kept failing after every retry",
