@@ -81,6 +81,9 @@ pub struct RemoteArgs {
     /// S3 region [default: AWS_REGION, AWS_DEFAULT_REGION, the profile's, else us-east-1]
     #[arg(long, global = true, env = "CAIRN_S3_REGION")]
     pub s3_region: Option<String>,
+    /// Keep no local copies of a remote repository's snapshots and trees (read them each time)
+    #[arg(long, global = true, env = "CAIRN_NO_OBJECT_CACHE")]
+    pub no_object_cache: bool,
     /// Address S3 buckets as BUCKET.HOST (virtual-hosted style) instead of HOST/BUCKET
     #[arg(long, global = true, env = "CAIRN_S3_VIRTUAL_HOST")]
     pub s3_virtual_host: bool,

@@ -13,6 +13,11 @@
 //! for a stored copy of a blob that failed to verify. A damaged copy is never preferred over an
 //! intact one, and a backup stores a blob again rather than reuse a damaged copy (self-healing).
 //! Rebuilding the index keeps these records.
+//!
+//! For a remote repository it also keeps copies of objects that never change under their name
+//! (`o || name` -> the sealed bytes: `snapshots/<id>`, and `blob/<id>` for tree blobs), so
+//! listing and browsing do not download them again. Every copy is authenticated again when it
+//! is opened, like the original.
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -31,6 +36,7 @@ const SEGMENT: u8 = b's';
 const MARKED: u8 = b'm';
 const VERIFIED: u8 = b'v';
 const DAMAGED: u8 = b'x';
+const OBJECT: u8 = b'o';
 
 /// Where a blob is stored.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -322,6 +328,18 @@ impl LocalIndex {
         Ok(())
     }
 
+    /// The local copy of a remote object, if one was kept.
+    pub fn cached_object(&self, name: &str) -> Result<Option<Vec<u8>>> {
+        self.db.get(object_key(name)).map_err(|e| self.error(&e))
+    }
+
+    /// Keeps a copy of a remote object that never changes under `name`.
+    pub fn cache_object(&self, name: &str, bytes: &[u8]) -> Result<()> {
+        self.db
+            .put(object_key(name), bytes)
+            .map_err(|e| self.error(&e))
+    }
+
     /// Records what reading a whole pack found at `at` (Unix seconds): the copies in it that
     /// failed to verify (replacing what an earlier check recorded for the pack).
     pub fn record_verification(&self, pack: &PackId, at: i64, damaged: &[BlobId]) -> Result<()> {
@@ -435,6 +453,10 @@ fn damage_key(pack: &PackId, blob: &BlobId) -> Vec<u8> {
     let mut k = damage_prefix(pack).to_vec();
     k.extend_from_slice(&blob.0);
     k
+}
+
+fn object_key(name: &str) -> Vec<u8> {
+    [&[OBJECT], name.as_bytes()].concat()
 }
 
 fn key(prefix: u8, id: &[u8; ID_LEN]) -> [u8; ID_LEN + 1] {

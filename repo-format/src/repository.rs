@@ -16,7 +16,7 @@ use crate::id::{BlobId, IndexId, KeyId, LockId, PackId, RepositoryId, SnapshotId
 use crate::index::{BlobLocation, LocalIndex};
 use crate::key::KeyFile;
 use crate::lock::Lock;
-use crate::pack::{self, PackEntry, TRAILER_LEN};
+use crate::pack::{self, BlobKind, PackEntry, TRAILER_LEN};
 use crate::segment::{IndexSegment, IndexedPack};
 use crate::snapshot::Snapshot;
 use crate::tree::Tree;
@@ -67,6 +67,9 @@ pub struct Repository {
     chunker: Chunker,
     image_chunker: Chunker,
     index: LocalIndex,
+    /// Keep copies of remote snapshots and tree blobs in the local index (they never change
+    /// under their name), so listing and browsing do not download them again.
+    object_cache: bool,
 }
 
 impl std::fmt::Debug for Repository {
@@ -174,6 +177,7 @@ impl Repository {
             reason: format!("cannot create cache directory: {e}"),
         })?;
         let index = LocalIndex::open_shared_or_private(&dir.join("index"))?;
+        let object_cache = backend.is_remote();
         Ok(Self {
             backend,
             key,
@@ -182,7 +186,14 @@ impl Repository {
             chunker,
             image_chunker,
             index,
+            object_cache,
         })
+    }
+
+    /// Turns the local copies of remote snapshots and trees on or off (on for remote
+    /// backends by default; `--no-cache`).
+    pub fn set_object_cache(&mut self, on: bool) {
+        self.object_cache = on;
     }
 
     pub fn backend(&self) -> &Arc<dyn Backend> {
@@ -365,6 +376,23 @@ impl Repository {
     /// Reads, opens, decompresses and verifies one blob.
     pub fn read_blob(&self, id: &BlobId) -> Result<Vec<u8>> {
         let location = self.locate(id)?;
+        if !(self.object_cache && location.kind == BlobKind::Tree) {
+            return self.fetch_blob(id, &location).map(|(plain, _)| plain);
+        }
+        let cache_name = format!("blob/{id}");
+        if let Some(sealed) = self.index.cached_object(&cache_name)? {
+            // A copy from before a repack may no longer match the location: fetch it then.
+            if let Ok(plain) = self.open_blob(id, &location, &sealed) {
+                return Ok(plain);
+            }
+        }
+        let (plain, sealed) = self.fetch_blob(id, &location)?;
+        self.index.cache_object(&cache_name, &sealed)?;
+        Ok(plain)
+    }
+
+    /// Reads a blob from its pack: its plaintext and the sealed bytes it came from.
+    fn fetch_blob(&self, id: &BlobId, location: &BlobLocation) -> Result<(Vec<u8>, Vec<u8>)> {
         let name = pack_name(&location.pack);
         let sealed = self
             .backend
@@ -374,7 +402,7 @@ impl Repository {
                 u64::from(location.length),
             )
             .map_err(backend_error("read", &name))?;
-        self.open_blob(id, &location, &sealed)
+        Ok((self.open_blob(id, location, &sealed)?, sealed))
     }
 
     /// Opens a sealed blob already read from its pack.
@@ -428,7 +456,19 @@ impl Repository {
 
     /// Loads one snapshot.
     pub fn load_snapshot(&self, id: &SnapshotId) -> Result<Snapshot> {
-        Snapshot::open(&self.key, id, &self.get(&format!("snapshots/{id}"))?)
+        let name = format!("snapshots/{id}");
+        if self.object_cache
+            && let Some(bytes) = self.index.cached_object(&name)?
+            && let Ok(snapshot) = Snapshot::open(&self.key, id, &bytes)
+        {
+            return Ok(snapshot);
+        }
+        let bytes = self.get(&name)?;
+        let snapshot = Snapshot::open(&self.key, id, &bytes)?;
+        if self.object_cache {
+            self.index.cache_object(&name, &bytes)?;
+        }
+        Ok(snapshot)
     }
 
     /// Every snapshot, oldest first.

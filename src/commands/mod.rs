@@ -125,8 +125,11 @@ fn open_with(global: &Global, opener: Opener) -> Result<Arc<Repository>> {
     let backend = backend(global)?;
     let location = backend.location();
     let password = password(global, &format!("password for {location}: "), false)?;
-    let repo = opener(backend, password.as_bytes(), &cache_root(global)?)
+    let mut repo = opener(backend, password.as_bytes(), &cache_root(global)?)
         .with_context(|| format!("cannot open repository {location}"))?;
+    if global.remote.no_object_cache {
+        repo.set_object_cache(false);
+    }
     Ok(Arc::new(repo))
 }
 

@@ -122,3 +122,126 @@ fn dry_run_writes_nothing() {
     assert!(outcome.summary.bytes_added >= 3 << 20);
     assert_eq!(memory.list("").unwrap().len(), before);
 }
+
+/// A memory backend that calls itself remote and counts the reads of snapshots and packs.
+struct CountingRemote {
+    inner: MemoryBackend,
+    snapshot_gets: AtomicUsize,
+    pack_reads: AtomicUsize,
+}
+
+impl Backend for CountingRemote {
+    fn location(&self) -> String {
+        "counting".into()
+    }
+    fn create(&self) -> std::io::Result<()> {
+        self.inner.create()
+    }
+    fn put(&self, name: &str, data: &[u8]) -> std::io::Result<()> {
+        self.inner.put(name, data)
+    }
+    fn get(&self, name: &str) -> std::io::Result<Vec<u8>> {
+        if name.starts_with("snapshots/") {
+            self.snapshot_gets.fetch_add(1, Ordering::Relaxed);
+        }
+        self.inner.get(name)
+    }
+    fn get_range(&self, name: &str, offset: u64, length: u64) -> std::io::Result<Vec<u8>> {
+        self.pack_reads.fetch_add(1, Ordering::Relaxed);
+        self.inner.get_range(name, offset, length)
+    }
+    fn list(&self, prefix: &str) -> std::io::Result<Vec<cairn_format::backend::ObjectInfo>> {
+        self.inner.list(prefix)
+    }
+    fn stat(&self, name: &str) -> std::io::Result<Option<u64>> {
+        self.inner.stat(name)
+    }
+    fn delete(&self, name: &str) -> std::io::Result<()> {
+        self.inner.delete(name)
+    }
+    fn is_remote(&self) -> bool {
+        true
+    }
+}
+
+/// Lists every snapshot and loads every tree they reference.
+fn browse_everything(repo: &Repository) -> usize {
+    fn walk(repo: &Repository, id: &cairn_format::BlobId) -> usize {
+        let tree = repo.load_tree(id).unwrap();
+        1 + tree
+            .nodes
+            .iter()
+            .map(|node| match &node.kind {
+                cairn_format::tree::NodeKind::Directory { subtree } => walk(repo, subtree),
+                _ => 0,
+            })
+            .sum::<usize>()
+    }
+    repo.snapshots()
+        .unwrap()
+        .iter()
+        .map(|(_, snapshot)| walk(repo, &snapshot.tree))
+        .sum()
+}
+
+#[test]
+fn remote_snapshots_and_trees_are_read_once_and_the_cache_is_disposable() {
+    // Issue #9: `snapshots`, `ls` and `mount` must not download the same objects again.
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src");
+    for d in ["a/b/c", "d/e", "f"] {
+        std::fs::create_dir_all(src.join(d)).unwrap();
+        std::fs::write(src.join(d).join("file"), noise(d.len() as u64, 5000)).unwrap();
+    }
+    let remote = Arc::new(CountingRemote {
+        inner: MemoryBackend::new(),
+        snapshot_gets: AtomicUsize::new(0),
+        pack_reads: AtomicUsize::new(0),
+    });
+    let backend: Arc<dyn Backend> = remote.clone();
+    let cache = dir.path().join("cache");
+    let repo = Arc::new(init(backend.clone(), &cache));
+    let observer = CountingObserver(AtomicUsize::new(0));
+    for _ in 0..2 {
+        backup(
+            &repo,
+            options(vec![src.clone()]),
+            &Progress::default(),
+            &observer,
+        )
+        .unwrap();
+    }
+    drop(repo);
+
+    let reads = || {
+        (
+            remote.snapshot_gets.swap(0, Ordering::Relaxed),
+            remote.pack_reads.swap(0, Ordering::Relaxed),
+        )
+    };
+    let open = |cache: &std::path::Path| Repository::open(backend.clone(), b"pw", cache).unwrap();
+    reads();
+    let trees = browse_everything(&open(&cache));
+    assert!(trees >= 14, "{trees} trees");
+    let first = reads();
+    let again = browse_everything(&open(&cache));
+    assert_eq!(again, trees);
+    assert_eq!(
+        reads(),
+        (0, 0),
+        "the second listing downloaded again (first: {first:?})"
+    );
+
+    // Without the cache everything is read from the repository; a deleted cache is rebuilt.
+    let mut uncached = open(&cache);
+    uncached.set_object_cache(false);
+    browse_everything(&uncached);
+    let (snapshots, packs) = reads();
+    assert!(
+        snapshots == 2 && packs > 0,
+        "{snapshots} snapshots, {packs} pack reads"
+    );
+    std::fs::remove_dir_all(&cache).unwrap();
+    assert_eq!(browse_everything(&open(&cache)), trees);
+    assert_eq!(reads().0, 2);
+}

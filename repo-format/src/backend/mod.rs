@@ -62,6 +62,11 @@ pub trait Backend: Send + Sync {
     fn parallel_uploads(&self) -> usize {
         1
     }
+    /// Whether reads cross a network (the repository then keeps local copies of what never
+    /// changes: snapshots and trees).
+    fn is_remote(&self) -> bool {
+        false
+    }
 }
 
 /// The object name of a pack.

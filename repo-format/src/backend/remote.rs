@@ -422,6 +422,10 @@ impl Backend for RemoteBackend {
     fn parallel_uploads(&self) -> usize {
         self.connections
     }
+
+    fn is_remote(&self) -> bool {
+        true
+    }
 }
 
 /// A random suffix for temporary names, so two writers never share one.
