@@ -122,6 +122,8 @@ pub enum Command {
     Prune(PruneArgs),
     /// Remove stale locks (of processes that are gone)
     Unlock(UnlockArgs),
+    /// Copy snapshots from another repository (--from-repo) into this one
+    Copy(CopyArgs),
     /// Sizes: what the snapshots restore to, and what they take in the repository
     Stats(StatsArgs),
 }
@@ -289,6 +291,34 @@ pub struct FilterArgs {
     pub paths: Vec<String>,
 }
 
+/// The other repository of `copy`.
+#[derive(Args, Debug, Clone)]
+pub struct FromRepoArgs {
+    /// The repository to copy from (a directory, s3:..., sftp:...)
+    #[arg(long, env = "CAIRN_FROM_REPOSITORY")]
+    pub from_repo: String,
+    /// Read its password from the first line of this file [else CAIRN_FROM_PASSWORD, a prompt]
+    #[arg(long, env = "CAIRN_FROM_PASSWORD_FILE")]
+    pub from_password_file: Option<PathBuf>,
+    /// Run this shell command for its password
+    #[arg(long, env = "CAIRN_FROM_PASSWORD_COMMAND")]
+    pub from_password_command: Option<String>,
+}
+
+/// [`FromRepoArgs`] where the other repository is optional (`init`).
+#[derive(Args, Debug, Clone)]
+pub struct OptionalFromRepoArgs {
+    /// The repository whose chunker parameters and keys --copy-chunker-params takes
+    #[arg(long, env = "CAIRN_FROM_REPOSITORY")]
+    pub from_repo: Option<String>,
+    /// Read its password from the first line of this file [else CAIRN_FROM_PASSWORD, a prompt]
+    #[arg(long, env = "CAIRN_FROM_PASSWORD_FILE")]
+    pub from_password_file: Option<PathBuf>,
+    /// Run this shell command for its password
+    #[arg(long, env = "CAIRN_FROM_PASSWORD_COMMAND")]
+    pub from_password_command: Option<String>,
+}
+
 #[derive(Args, Debug)]
 pub struct InitArgs {
     /// Target pack size in MiB
@@ -312,6 +342,12 @@ pub struct InitArgs {
     /// Argon2id memory in KiB for the password key
     #[arg(long, default_value_t = 65536)]
     pub argon2_memory: u32,
+    /// Cut and name data exactly as the --from-repo repository does (its chunker parameters
+    /// and keys), so `copy` between the two transfers blobs unchanged and they deduplicate
+    #[arg(long, requires = "from_repo")]
+    pub copy_chunker_params: bool,
+    #[command(flatten)]
+    pub from: OptionalFromRepoArgs,
     /// Argon2id passes for the password key
     #[arg(long, default_value_t = 3)]
     pub argon2_iterations: u32,
@@ -453,6 +489,19 @@ pub struct RestoreArgs {
     pub verify: bool,
     #[command(flatten)]
     pub filter: FilterArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct CopyArgs {
+    /// Snapshots to copy (ids or prefixes, `latest`) [default: every snapshot the filters select]
+    pub snapshots: Vec<String>,
+    #[command(flatten)]
+    pub filter: FilterArgs,
+    #[command(flatten)]
+    pub from: FromRepoArgs,
+    /// Say what would be copied, write nothing
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 #[derive(Args, Debug)]

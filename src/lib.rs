@@ -9,6 +9,7 @@ pub mod backup;
 pub mod check;
 pub mod cli;
 pub mod commands;
+pub mod copy;
 pub mod dump;
 pub mod exit;
 pub mod forget;

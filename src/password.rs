@@ -18,6 +18,8 @@ pub type Password = Zeroizing<String>;
 pub struct PasswordSource<'a> {
     pub file: Option<&'a Path>,
     pub command: Option<&'a str>,
+    /// The variable that may hold the password; `CAIRN_PASSWORD` when `None`.
+    pub env: Option<&'a str>,
 }
 
 impl PasswordSource<'_> {
@@ -33,7 +35,7 @@ impl PasswordSource<'_> {
         if let Some(command) = self.command {
             return run_command(command);
         }
-        if let Ok(password) = std::env::var("CAIRN_PASSWORD") {
+        if let Ok(password) = std::env::var(self.env.unwrap_or("CAIRN_PASSWORD")) {
             return Ok(Zeroizing::new(password));
         }
         if std::io::stdin().is_terminal() {
@@ -95,17 +97,17 @@ mod tests {
         std::fs::write(&file, "secret\nignored\n").unwrap();
         let source = PasswordSource {
             file: Some(&file),
-            command: None,
+            ..PasswordSource::default()
         };
         assert_eq!(source.read("", false).unwrap().as_str(), "secret");
         let source = PasswordSource {
-            file: None,
             command: Some("echo from-command"),
+            ..PasswordSource::default()
         };
         assert_eq!(source.read("", false).unwrap().as_str(), "from-command");
         let failing = PasswordSource {
-            file: None,
             command: Some("exit 3"),
+            ..PasswordSource::default()
         };
         assert!(failing.read("", false).is_err());
     }

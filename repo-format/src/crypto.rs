@@ -71,6 +71,22 @@ impl MasterKey {
         }
     }
 
+    /// Fresh encryption keys with `other`'s blob-id and chunker keys: a repository made with
+    /// them cuts and names data exactly as `other`'s does, so blobs copy across unchanged and
+    /// deduplicate (`init --copy-chunker-params`).
+    pub fn sharing_ids_with(other: &Self) -> Self {
+        Self {
+            aead: random_bytes(),
+            id: other.id,
+            chunker: other.chunker,
+        }
+    }
+
+    /// Whether both name and cut data the same way (see [`MasterKey::sharing_ids_with`]).
+    pub fn shares_ids_with(&self, other: &Self) -> bool {
+        self.id == other.id && self.chunker == other.chunker
+    }
+
     /// Builds keys from fixed bytes (golden vectors and tests).
     pub fn from_parts(aead: [u8; 32], id: [u8; 32], chunker: [u8; 32]) -> Self {
         Self { aead, id, chunker }
@@ -254,6 +270,23 @@ mod tests {
 
     fn key() -> MasterKey {
         MasterKey::from_parts([1; 32], [2; 32], [3; 32])
+    }
+
+    #[test]
+    fn a_twin_key_names_and_cuts_alike_but_encrypts_apart() {
+        let source = key();
+        let twin = MasterKey::sharing_ids_with(&source);
+        assert!(twin.shares_ids_with(&source));
+        assert_eq!(twin.blob_id(b"chunk"), source.blob_id(b"chunk"));
+        assert_eq!(twin.chunker_key(), source.chunker_key());
+        let sealed = twin.seal(SealKind::Snapshot, None, b"secret");
+        assert!(
+            source
+                .open(SealKind::Snapshot, None, &sealed, "twin")
+                .is_err()
+        );
+        assert!(twin.open(SealKind::Snapshot, None, &sealed, "twin").is_ok());
+        assert!(!MasterKey::generate().shares_ids_with(&source));
     }
 
     #[test]

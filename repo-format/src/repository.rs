@@ -40,6 +40,10 @@ pub struct InitOptions {
     pub hostname: String,
     pub username: String,
     pub now_ns: i64,
+    /// Take the blob-id and chunker keys from this repository's key (its chunker parameters
+    /// come through `chunker` and `image_chunking`), so snapshots copy between the two
+    /// without rewriting and deduplicate.
+    pub ids_from: Option<MasterKey>,
 }
 
 impl Default for InitOptions {
@@ -54,6 +58,7 @@ impl Default for InitOptions {
             hostname: String::new(),
             username: String::new(),
             now_ns: 0,
+            ids_from: None,
         }
     }
 }
@@ -120,7 +125,10 @@ impl Repository {
         backend
             .create()
             .map_err(|e| Error::backend("create", location.clone(), e))?;
-        let key = MasterKey::generate();
+        let key = options
+            .ids_from
+            .as_ref()
+            .map_or_else(MasterKey::generate, MasterKey::sharing_ids_with);
         let key_file = KeyFile::create(
             &key,
             password,

@@ -6,8 +6,8 @@ use cairn_format::config::ImageChunking;
 use cairn_format::crypto::KdfParams;
 use cairn_format::{InitOptions, Repository};
 
-use super::{backend, cache_root, creation_stamp, hostname, password, print_json};
-use crate::cli::{Global, InitArgs};
+use super::{backend, cache_root, creation_stamp, hostname, open_source, password, print_json};
+use crate::cli::{FromRepoArgs, Global, InitArgs};
 use crate::exit::Exit;
 
 /// Chunks from a quarter to four times `average_kib`.
@@ -20,16 +20,35 @@ fn chunker_params(average_kib: u32) -> ChunkerParams {
 }
 
 pub fn run(global: &Global, args: &InitArgs) -> Result<Exit> {
+    // The source first: its password prompt comes before the new one.
+    let source = match (&args.from.from_repo, args.copy_chunker_params) {
+        (Some(from_repo), true) => Some(open_source(
+            global,
+            &FromRepoArgs {
+                from_repo: from_repo.clone(),
+                from_password_file: args.from.from_password_file.clone(),
+                from_password_command: args.from.from_password_command.clone(),
+            },
+        )?),
+        _ => None,
+    };
     let backend = backend(global)?;
     let location = backend.location();
     let password = password(global, &format!("new password for {location}: "), true)?;
     let (now_ns, username) = creation_stamp();
+    let (chunker, image_chunking) = match &source {
+        Some(source) => (source.config().chunker, source.config().image_chunking),
+        None => (
+            chunker_params(args.chunk_size),
+            ImageChunking {
+                chunker: chunker_params(args.image_chunk_size),
+                from_size: args.image_min_size,
+            },
+        ),
+    };
     let options = InitOptions {
-        chunker: chunker_params(args.chunk_size),
-        image_chunking: ImageChunking {
-            chunker: chunker_params(args.image_chunk_size),
-            from_size: args.image_min_size,
-        },
+        chunker,
+        image_chunking,
         pack_size: args.pack_size * 1024 * 1024,
         compression_level: args.compression,
         image_compression_level: args.image_compression,
@@ -41,6 +60,7 @@ pub fn run(global: &Global, args: &InitArgs) -> Result<Exit> {
         hostname: hostname(),
         username,
         now_ns,
+        ids_from: source.as_ref().map(|s| s.key().clone()),
     };
     let repo = Repository::init(backend, password.as_bytes(), &options, &cache_root(global)?)
         .with_context(|| format!("cannot create a repository at {location}"))?;

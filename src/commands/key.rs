@@ -72,6 +72,7 @@ fn new_password(args: &NewPasswordArgs) -> Result<Password> {
         Some(file) => PasswordSource {
             file: Some(file),
             command: None,
+            env: None,
         }
         .read("", false),
         // CAIRN_PASSWORD holds the current password, so a new one comes from a file or a prompt.

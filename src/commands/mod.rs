@@ -4,6 +4,7 @@
 mod backup;
 mod cat;
 mod check;
+mod copy;
 mod dump;
 mod forget;
 mod init;
@@ -27,7 +28,7 @@ use anyhow::{Context, Result, bail};
 use cairn_format::Repository;
 use cairn_format::backend::{Backend, LocalBackend, RemoteBackend, RemoteOptions};
 
-use crate::cli::{Cli, Command, FilterArgs, Global};
+use crate::cli::{Cli, Command, FilterArgs, FromRepoArgs, Global};
 use crate::exit::Exit;
 use crate::password::{Password, PasswordSource};
 use crate::select::SnapshotFilter;
@@ -52,6 +53,7 @@ pub fn run(cli: Cli) -> Result<Exit> {
         Command::Prune(args) => prune::run(global, &args),
         Command::Unlock(args) => prune::run_unlock(global, &args),
         Command::Stats(args) => stats::run(global, &args),
+        Command::Copy(args) => copy::run(global, &args),
     }
 }
 
@@ -105,8 +107,32 @@ fn password(global: &Global, prompt: &str, confirm: bool) -> Result<Password> {
     let source = PasswordSource {
         file: global.password_file.as_deref(),
         command: global.password_command.as_deref(),
+        env: None,
     };
     source.read(prompt, confirm)
+}
+
+/// Opens the repository named by `--from-repo` (`copy`, `init --copy-chunker-params`), with the
+/// same remote settings as `-r` and its own password sources.
+fn open_source(global: &Global, from: &FromRepoArgs) -> Result<Arc<Repository>> {
+    let mut source_global = Global {
+        repo: Some(from.from_repo.clone()),
+        password_file: from.from_password_file.clone(),
+        password_command: from.from_password_command.clone(),
+        ..global.clone()
+    };
+    source_global.retry_lock = None;
+    let backend = backend(&source_global)?;
+    let location = backend.location();
+    let password = PasswordSource {
+        file: from.from_password_file.as_deref(),
+        command: from.from_password_command.as_deref(),
+        env: Some("CAIRN_FROM_PASSWORD"),
+    }
+    .read(&format!("password for {location}: "), false)?;
+    let repo = Repository::open(backend, password.as_bytes(), &cache_root(global)?)
+        .with_context(|| format!("cannot open the source repository {location}"))?;
+    Ok(Arc::new(repo))
 }
 
 /// Opens the repository named on the command line.

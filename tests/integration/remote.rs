@@ -9,7 +9,7 @@ use std::time::Instant;
 use cairn_format::backend::{RemoteBackend, RemoteOptions, conformance};
 
 use crate::servers::{Garage, Sshd, Throttler};
-use crate::util::{Scratch, assert_same_tree, describe, make_tree, noise};
+use crate::util::{Scratch, assert_same_tree, describe, json_output, make_tree, noise};
 
 fn remote_scratch(garage: &Garage, name: &str) -> Scratch {
     let mut scratch = Scratch::new();
@@ -61,12 +61,7 @@ fn s3_repository_backs_up_restores_checks_and_deduplicates() {
     other.env("CAIRN_CACHE_DIR", s.path("cache-second"));
     let out = other.output().unwrap();
     assert!(out.status.success(), "{}", describe(&out));
-    let text = String::from_utf8_lossy(&out.stdout);
-    let summary: serde_json::Value = serde_json::from_str(text.lines().last().unwrap())
-        .unwrap_or_else(|_| {
-            let start = text.rfind("\n{").map_or(0, |i| i + 1);
-            serde_json::from_str(&text[start..]).unwrap()
-        });
+    let summary = json_output(&String::from_utf8_lossy(&out.stdout));
     assert!(
         summary["data_added"].as_u64().unwrap() < 64 << 10,
         "{summary}"
@@ -321,4 +316,93 @@ fn walk(dir: &std::path::Path) -> Vec<String> {
         }
     }
     found
+}
+
+#[test]
+fn copy_makes_an_off_site_twin_that_deduplicates() {
+    let Some(garage) = Garage::shared() else {
+        return;
+    };
+    // The primary: a local repository with two snapshots, under its own password.
+    let local = Scratch::with_repo();
+    let src = local.path("src");
+    make_tree(&src);
+    fs::write(src.join("big"), noise(21, 3 << 20)).unwrap();
+    local.backup(&[&src], &[]);
+    fs::write(src.join("more"), noise(22, 1 << 20)).unwrap();
+    local.backup(&[&src], &[]);
+    let primary = local.repo().display().to_string();
+    let from = |s: &Scratch, args: &[&str]| {
+        let mut cmd = s.cmd(args);
+        cmd.env("CAIRN_FROM_REPOSITORY", &primary)
+            .env("CAIRN_FROM_PASSWORD", crate::util::PASSWORD);
+        cmd.output().unwrap()
+    };
+
+    // A repository made without --copy-chunker-params is refused, with what to do.
+    let unrelated = remote_scratch(garage, "unrelated");
+    let out = from(&unrelated, &["copy"]);
+    assert!(!out.status.success());
+    assert!(
+        describe(&out).contains("--copy-chunker-params"),
+        "{}",
+        describe(&out)
+    );
+
+    // The twin on S3.
+    let mut twin = Scratch::new();
+    twin.location = Some(garage.location("twin"));
+    twin.env = garage.env();
+    let out = from(
+        &twin,
+        &[
+            "init",
+            "--argon2-memory",
+            "256",
+            "--argon2-iterations",
+            "1",
+            "--copy-chunker-params",
+        ],
+    );
+    assert!(out.status.success(), "{}", describe(&out));
+    let out = from(&twin, &["copy", "--dry-run"]);
+    assert!(out.status.success(), "{}", describe(&out));
+    assert!(
+        twin.json(&["snapshots"]).as_array().unwrap().is_empty(),
+        "a dry run wrote a snapshot"
+    );
+    let out = from(&twin, &["--json", "copy"]);
+    assert!(out.status.success(), "{}", describe(&out));
+    let report = json_output(&String::from_utf8_lossy(&out.stdout));
+    assert_eq!(
+        report["summary"]["copied"].as_array().unwrap().len(),
+        2,
+        "{report}"
+    );
+    assert!(
+        report["summary"]["bytes_copied"].as_u64().unwrap() >= 4 << 20,
+        "{report}"
+    );
+
+    // Copying again transfers nothing; the twin restores and checks on its own.
+    let out = from(&twin, &["--json", "copy"]);
+    let again = json_output(&String::from_utf8_lossy(&out.stdout));
+    assert_eq!(
+        again["summary"]["already_present"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2,
+        "{again}"
+    );
+    assert_eq!(again["summary"]["blobs_copied"], 0, "{again}");
+    let target = twin.path("out");
+    twin.ok(&["restore", "latest", "--target", target.to_str().unwrap()]);
+    assert_same_tree(&src, &target.join(src.strip_prefix("/").unwrap()));
+    let check = twin.ok(&["check", "--read-data"]);
+    assert!(check.contains("no errors"), "{check}");
+
+    // A backup straight into the twin finds every chunk already there.
+    let direct = twin.backup(&[&src], &["--force"]);
+    assert_eq!(direct["data_blobs"], 0, "{direct}");
 }

@@ -93,19 +93,7 @@ impl Scratch {
     pub fn json(&self, args: &[&str]) -> Value {
         let mut all = vec!["--json"];
         all.extend_from_slice(args);
-        let text = self.ok(&all);
-        let last = text
-            .lines()
-            .filter(|l| !l.trim().is_empty())
-            .collect::<Vec<_>>();
-        serde_json::from_str(&text)
-            .or_else(|_| serde_json::from_str(last.last().copied().unwrap_or("")))
-            .or_else(|_| {
-                // Pretty-printed summary after status lines: parse from the first line that opens it.
-                let start = text.rfind("\n{").map_or(0, |i| i + 1);
-                serde_json::from_str(&text[start..])
-            })
-            .unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
+        json_output(&self.ok(&all))
     }
 
     /// Backs up `paths` and returns the JSON summary.
@@ -139,6 +127,22 @@ impl Scratch {
         walk_files(&self.repo(), &mut out);
         out
     }
+}
+
+/// The JSON a `--json` command printed last (after any status lines).
+pub fn json_output(text: &str) -> Value {
+    let last = text
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .collect::<Vec<_>>();
+    serde_json::from_str(text)
+        .or_else(|_| serde_json::from_str(last.last().copied().unwrap_or("")))
+        .or_else(|_| {
+            // Pretty-printed summary after status lines: parse from the first line that opens it.
+            let start = text.rfind("\n{").map_or(0, |i| i + 1);
+            serde_json::from_str(&text[start..])
+        })
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
 }
 
 pub fn describe(out: &Output) -> String {

@@ -1,0 +1,73 @@
+//! `cairn copy --from-repo SOURCE [SNAP...]`: snapshots from another repository into this one.
+
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+
+use super::report::Reporter;
+use super::table::bytes;
+use super::{interrupt_flag, open_source, open_unsynced, print_json};
+use crate::cli::{CopyArgs, Global};
+use crate::copy::copy;
+use crate::exit::Exit;
+use crate::progress::Progress;
+use crate::select::{SnapshotFilter, resolve};
+use cairn_format::lock::LockKind;
+
+pub fn run(global: &Global, args: &CopyArgs) -> Result<Exit> {
+    let source = open_source(global, &args.from)?;
+    let filter = SnapshotFilter::from(&args.filter);
+    let snapshots = if args.snapshots.is_empty() {
+        filter.apply(&source)?
+    } else {
+        args.snapshots
+            .iter()
+            .map(|r| resolve(&source, r, &filter))
+            .collect::<Result<Vec<_>>>()?
+    };
+    // As for a backup: the lock is visible before the index is read (crate::prune).
+    let target = open_unsynced(global)?;
+    let _lock = super::prune::lock(global, &target, LockKind::Backup, "copy")?;
+    target
+        .sync_index()
+        .with_context(|| format!("cannot read the index of {}", target.location()))?;
+    let progress = Arc::new(Progress::default());
+    let reporter = Reporter::start(global, progress.clone(), "copy");
+    let interrupt = interrupt_flag()?;
+    let summary = copy(
+        &source,
+        &target,
+        &snapshots,
+        args.dry_run,
+        &progress,
+        &interrupt,
+    )?;
+    reporter.finish();
+    if global.json {
+        print_json(&serde_json::json!({"message_type": "copy", "summary": summary}))?;
+    } else if !global.quiet {
+        let verb = if summary.dry_run {
+            "would copy"
+        } else {
+            "copied"
+        };
+        for (from, to) in &summary.copied {
+            println!("{verb} snapshot {} as {}", from.short(), to.short());
+        }
+        for id in &summary.already_present {
+            println!(
+                "snapshot {} is already in {}",
+                id.short(),
+                target.location()
+            );
+        }
+        println!(
+            "{} snapshots {verb}, {} already present; {} blobs ({}) transferred",
+            summary.copied.len(),
+            summary.already_present.len(),
+            summary.blobs_copied,
+            bytes(summary.bytes_copied)
+        );
+    }
+    Ok(Exit::Ok)
+}
