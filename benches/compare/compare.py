@@ -147,6 +147,12 @@ class Tool:
         out = run([self.binary, *self.version_args], env=self.env, check=False)
         return out.decode(errors="replace").strip().splitlines()[0] if out else "?"
 
+    def on_s3(self, work, s3):
+        """The same tool with a repository at `<prefix>/<tool>` in the S3 bucket `s3` describes
+        (ENDPOINT, BUCKET and the AWS variables, from tests/servers/garage.sh); None if the
+        tool cannot use S3."""
+        return None
+
 
 class Cairn(Tool):
     name = "cairn"
@@ -160,6 +166,11 @@ class Cairn(Tool):
 
     def sibling(self, work):
         return Cairn(work, self.compression, self.binary)
+
+    def on_s3(self, work, s3):
+        tool = self.sibling(work)
+        tool.env.update(aws_env(s3), CAIRN_REPOSITORY=f"s3:{s3['ENDPOINT']}/{s3['BUCKET']}/cairn")
+        return tool
 
     def init(self):
         level = [] if self.compression is None else ["--compression", str(self.compression)]
@@ -200,6 +211,11 @@ class Restic(Tool):
     def init(self):
         run(["restic", "init", "--repository-version", "2"], env=self.env)
 
+    def on_s3(self, work, s3):
+        tool = self.sibling(work)
+        tool.env.update(aws_env(s3), RESTIC_REPOSITORY=f"s3:{s3['ENDPOINT']}/{s3['BUCKET']}/restic")
+        return tool
+
     def flags(self):
         # restic's "auto" is zstd's default speed, about level 3.
         return [] if self.compression is None else ["--compression", "auto"]
@@ -237,6 +253,14 @@ class Rustic(Tool):
     def init(self):
         level = [] if self.compression is None else ["--set-compression", str(self.compression)]
         run(["rustic", "init", *level], env=self.env)
+
+    def on_s3(self, work, s3):
+        # rustic reaches S3 through OpenDAL, configured by RUSTIC_REPO_OPT_* variables.
+        tool = self.sibling(work)
+        tool.env.update(aws_env(s3), RUSTIC_REPOSITORY="opendal:s3",
+                        RUSTIC_REPO_OPT_ENDPOINT=s3["ENDPOINT"], RUSTIC_REPO_OPT_BUCKET=s3["BUCKET"],
+                        RUSTIC_REPO_OPT_ROOT="/rustic", RUSTIC_REPO_OPT_REGION=s3["AWS_REGION"])
+        return tool
 
     def backup(self, data):
         return measured(["rustic", "--no-progress", "backup", data], env=self.env)
@@ -354,6 +378,8 @@ class Context:
     check_repo: Path = None
     retention_snapshots: int = 0
     retention_bytes: int = 0
+    s3: dict = None
+    s3_tools: dict = dataclasses.field(default_factory=dict)
 
 
 def scenario_initial(tool, ctx):
@@ -649,6 +675,46 @@ def vm_tool(tool, ctx):
     return ctx.vm_tools[tool.name]
 
 
+def aws_env(s3):
+    return {k: s3[k] for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION")}
+
+
+def s3_tool(tool, ctx):
+    """The tool's S3 twin, against a three-node Garage cluster on loopback (started once, by
+    tests/servers/garage.sh, with the binary scripts/setup-debian --test-servers builds)."""
+    if ctx.s3 is None:
+        out = run(["bash", str(ROOT / "tests/servers/garage.sh"), "start", str(ctx.work / "garage")])
+        ctx.s3 = dict(line.split("=", 1) for line in out.decode().splitlines() if "=" in line)
+    if tool.name not in ctx.s3_tools:
+        ctx.s3_tools[tool.name] = tool.on_s3(ctx.work / "s3-caches", ctx.s3)
+    return ctx.s3_tools[tool.name]
+
+
+def scenario_s3_backup(tool, ctx):
+    """First backup of the tree into a repository on S3 (Garage, three nodes, replication 3,
+    on loopback: the network costs nothing, the protocol and the object store do)."""
+    s3 = s3_tool(tool, ctx)
+    if s3 is None:
+        return None
+    s3.init()
+    return s3.backup(str(ctx.data))
+
+
+def scenario_s3_restore(tool, ctx):
+    """Restore of that snapshot from S3, checked for size."""
+    s3 = s3_tool(tool, ctx)
+    if s3 is None:
+        return None
+    target = ctx.work / f"s3-restore-{tool.name}"
+    shutil.rmtree(target, ignore_errors=True)
+    m = s3.restore(str(target))
+    restored = tree_size(target)
+    shutil.rmtree(target, ignore_errors=True)
+    if restored < tree_size(ctx.data) * 0.99:
+        raise RuntimeError(f"{tool.name} restored {restored} bytes of {tree_size(ctx.data)} from S3")
+    return m
+
+
 def scenario_vm_initial(tool, ctx):
     """First backup of the sparse ext4 image, into a repository of its own."""
     build_vm_image(ctx)
@@ -727,8 +793,11 @@ SCENARIOS = {
     "vm-incremental": scenario_vm_incremental,
     "vm-hinted": scenario_vm_hinted,
     "vm-restore": scenario_vm_restore,
+    "s3-backup": scenario_s3_backup,
+    "s3-restore": scenario_s3_restore,
 }
 MOUNT_SCENARIOS = {"mount-walk", "mount-read", "mount-random", "mount-catalog"}
+S3_SCENARIOS = {"s3-backup", "s3-restore"}
 # What a scenario needs run before it (besides `initial`, which always runs).
 PREREQUISITES = {
     "image-restore": ["image-backup"],
@@ -737,6 +806,7 @@ PREREQUISITES = {
     "vm-incremental": ["vm-initial"],
     "vm-hinted": ["vm-initial", "vm-incremental"],
     "vm-restore": ["vm-initial"],
+    "s3-restore": ["s3-backup"],
 }
 
 
@@ -749,6 +819,13 @@ def fuse_usable():
     if not shutil.which("fusermount3"):
         return "fusermount3 is missing (apt-get install fuse3)"
     return None
+
+
+def s3_unusable():
+    """None when the S3 scenarios can start their Garage cluster here, else why not."""
+    if os.environ.get("GARAGE") or shutil.which("garage") or Path("/var/tmp/cairn-tools/bin/garage").exists():
+        return None
+    return "no garage binary (bash scripts/setup-debian --test-servers builds it)"
 
 
 # ---------------------------------------------------------------- limits
@@ -884,6 +961,7 @@ def main():
                       retention_snapshots=5 if args.smoke else 200,
                       retention_bytes=(1 if args.smoke else 8) << 20)
         no_fuse = fuse_usable()
+        no_s3 = s3_unusable()
         peers, skipped = find_peers(install=not (args.no_install or args.smoke))
         classes = {cls.name: cls for cls in peers}
         tools = []
@@ -899,6 +977,9 @@ def main():
         for scenario in scenarios:
             if scenario in MOUNT_SCENARIOS and no_fuse:
                 skipped[scenario] = no_fuse
+                continue
+            if scenario in S3_SCENARIOS and no_s3:
+                skipped[scenario] = no_s3
                 continue
             for tool in tools:
                 try:
@@ -928,9 +1009,11 @@ def main():
             default = "compare" if args.zstd_level is None else f"compare-zstd{args.zstd_level}"
             update_doc(args.doc_section or default, text)
         missing = [s for s in chosen if ("cairn", s) not in results and "cairn" in wanted
-                   and not (s in MOUNT_SCENARIOS and no_fuse)]
+                   and not (s in MOUNT_SCENARIOS and no_fuse) and not (s in S3_SCENARIOS and no_s3)]
         return 1 if missing else 0
     finally:
+        if (work / "garage").exists():
+            subprocess.run(["bash", str(ROOT / "tests/servers/garage.sh"), "stop", str(work / "garage")])
         if not args.work_dir:
             shutil.rmtree(work, ignore_errors=True)
 

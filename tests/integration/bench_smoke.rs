@@ -46,6 +46,9 @@ fn peer_benchmark_smoke_mode_runs_every_scenario() {
     if crate::mount::fuse_usable() {
         scenarios.extend(["mount-walk", "mount-read", "mount-random", "mount-catalog"]);
     }
+    if crate::servers::garage_available() {
+        scenarios.extend(["s3-backup", "s3-restore"]);
+    }
     for scenario in scenarios {
         assert!(
             table.contains(&format!("| {scenario} | cairn |")),

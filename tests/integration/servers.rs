@@ -21,7 +21,8 @@ fn script() -> PathBuf {
         .join("tests/servers/garage.sh")
 }
 
-fn garage_binary_found() -> bool {
+/// Whether a garage binary is installed (the S3 tests and benchmark scenarios need one).
+pub fn garage_available() -> bool {
     std::env::var_os("GARAGE").is_some()
         || Command::new("sh")
             .args(["-c", "command -v garage"])
@@ -34,7 +35,7 @@ impl Garage {
     /// Starts a cluster of its own (for tests that stop nodes); `None` when there is no garage
     /// binary and the suite does not require one.
     pub fn start() -> Option<Self> {
-        if !garage_binary_found() {
+        if !garage_available() {
             let reason =
                 "no garage binary (scripts/setup-debian installs it to /var/tmp/cairn-tools/bin)";
             assert!(
