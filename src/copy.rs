@@ -1,7 +1,15 @@
 //! Copy: snapshots from one repository into another, transferring only the blobs the target
-//! lacks. Both repositories must name and cut data the same way (the target made with `init
-//! --copy-chunker-params --from-repo SOURCE`): blobs then keep their ids, trees and content
-//! lists copy byte for byte, and copied data deduplicates against the target's own backups.
+//! lacks. Two ways, chosen by the keys:
+//!
+//! - The target names and cuts data as the source does (made with `init --copy-chunker-params
+//!   --from-repo SOURCE`): blobs keep their ids, trees and content lists copy byte for byte, a
+//!   blob the target has is never read, and copied data deduplicates against the target's own
+//!   backups.
+//! - Unrelated repositories: blob ids are keyed, so every blob gets the target's id for its
+//!   bytes, and trees and content lists are rewritten with the new ids. Every data blob of a
+//!   snapshot being copied is read (its new id needs its bytes), and the chunks keep the
+//!   source's cut points.
+//!
 //! Every blob is opened (decrypted, decompressed, its id checked) from the source and sealed
 //! again under the target's key, so nothing damaged in the source is copied silently.
 //!
@@ -9,16 +17,16 @@
 //! them, so a copy killed half-way leaves no snapshot with missing data; a rerun reuses what
 //! was already stored.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use anyhow::{Context, Result, bail};
-use cairn_format::content::ContentEntry;
+use anyhow::{Context, Result};
+use cairn_format::content::{Content, ContentBuilder, ContentEntry};
 use cairn_format::pack::BlobKind;
 use cairn_format::packer::{BlobWriter, WriterOptions};
 use cairn_format::snapshot::Snapshot;
-use cairn_format::tree::NodeKind;
+use cairn_format::tree::{NodeKind, Tree};
 use cairn_format::{BlobId, Repository, SnapshotId};
 
 use crate::exit::Interrupted;
@@ -34,33 +42,24 @@ pub struct CopySummary {
     pub blobs_copied: u64,
     /// Plaintext bytes of the blobs copied.
     pub bytes_copied: u64,
+    /// Whether blob ids were rewritten (unrelated repositories).
+    pub rewritten: bool,
     pub dry_run: bool,
 }
 
-/// Fails unless `target` names and cuts data as `source` does.
-pub fn check_compatible(source: &Repository, target: &Repository) -> Result<()> {
+/// Whether blobs keep their ids from `source` to `target`.
+pub fn ids_carry_over(source: &Repository, target: &Repository) -> bool {
     let (s, t) = (source.config(), target.config());
-    if !target.key().shares_ids_with(source.key())
-        || t.chunker != s.chunker
-        || t.image_chunking != s.image_chunking
-    {
-        bail!(
-            "{} does not cut and name data as {} does, so copied blobs could not keep their \
-             ids: create the target with `cairn init --copy-chunker-params --from-repo {}` \
-             (copying between unrelated repositories, which means rewriting every tree, is \
-             not supported yet)",
-            target.location(),
-            source.location(),
-            source.location()
-        );
-    }
-    Ok(())
+    target.key().shares_ids_with(source.key())
+        && t.chunker == s.chunker
+        && t.image_chunking == s.image_chunking
 }
 
-/// Whether `target` already holds a copy of `snapshot` (same tree, time, host and paths).
-fn present_in(snapshot: &Snapshot, existing: &[(SnapshotId, Snapshot)]) -> bool {
+/// Whether `target` already holds a copy of `snapshot`: same time, host and paths (and, when
+/// ids carry over, the same tree).
+fn present_in(snapshot: &Snapshot, existing: &[(SnapshotId, Snapshot)], same_ids: bool) -> bool {
     existing.iter().any(|(_, s)| {
-        s.tree == snapshot.tree
+        (!same_ids || s.tree == snapshot.tree)
             && s.time_ns == snapshot.time_ns
             && s.hostname == snapshot.hostname
             && s.paths == snapshot.paths
@@ -76,10 +75,11 @@ pub fn copy(
     progress: &Progress,
     interrupt: &AtomicBool,
 ) -> Result<CopySummary> {
-    check_compatible(source, target)?;
+    let same_ids = ids_carry_over(source, target);
     let existing = target.snapshots()?;
     let mut summary = CopySummary {
         dry_run,
+        rewritten: !same_ids,
         ..CopySummary::default()
     };
     let mut options = WriterOptions::for_repository(target);
@@ -89,25 +89,32 @@ pub fn copy(
         source,
         writer: &writer,
         seen: HashSet::new(),
+        translated: HashMap::new(),
         summary: &mut summary,
         progress,
         interrupt,
     };
     let mut wanted = Vec::new();
     for (id, snapshot) in snapshots {
-        if present_in(snapshot, &existing) {
+        if present_in(snapshot, &existing, same_ids) {
             copier.summary.already_present.push(*id);
             continue;
         }
-        copier.tree(&snapshot.tree)?;
-        wanted.push((*id, snapshot));
+        let mut copy = snapshot.clone();
+        if same_ids {
+            copier.tree(&snapshot.tree)?;
+        } else {
+            copy.tree = copier.rewrite_tree(&snapshot.tree, target)?;
+        }
+        copy.parent = None; // an id in the source repository
+        wanted.push((*id, copy));
     }
     writer.finish().context("cannot store the copied data")?;
-    for (id, snapshot) in wanted {
+    for (id, copy) in wanted {
         let new_id = if dry_run {
             id
         } else {
-            target.save_snapshot(snapshot)?
+            target.save_snapshot(&copy)?
         };
         summary.copied.push((id, new_id));
     }
@@ -119,6 +126,8 @@ struct Copier<'a> {
     writer: &'a BlobWriter,
     /// Blobs handled in this run (trees are walked once, however many snapshots share them).
     seen: HashSet<BlobId>,
+    /// Rewriting: source blob id -> target blob id, for blobs already handled.
+    translated: HashMap<BlobId, BlobId>,
     summary: &'a mut CopySummary,
     progress: &'a Progress,
     interrupt: &'a AtomicBool,
@@ -157,6 +166,87 @@ impl Copier<'_> {
             self.progress.add_bytes(length);
         }
         Ok(false)
+    }
+
+    /// Stores `plain` under the target's id for it; returns that id.
+    fn store_new(&mut self, kind: BlobKind, plain: Vec<u8>, target: &Repository) -> Result<BlobId> {
+        if self.interrupt.load(Ordering::Relaxed) {
+            return Err(Interrupted.into());
+        }
+        let id = target.key().blob_id(&plain);
+        let length = plain.len() as u64;
+        if self.writer.add(kind, id, || plain)? {
+            self.summary.blobs_copied += 1;
+            self.summary.bytes_copied += length;
+            self.progress.add_bytes(length);
+        }
+        Ok(id)
+    }
+
+    /// Copies a tree of unrelated ids: returns the id of the rewritten tree in the target.
+    fn rewrite_tree(&mut self, id: &BlobId, target: &Repository) -> Result<BlobId> {
+        if let Some(done) = self.translated.get(id) {
+            return Ok(*done);
+        }
+        let mut tree = self.source.load_tree(id)?;
+        for node in &mut tree.nodes {
+            match &mut node.kind {
+                NodeKind::Directory { subtree } => *subtree = self.rewrite_tree(subtree, target)?,
+                NodeKind::File { content } => *content = self.rewrite_content(content, target)?,
+                _ => {}
+            }
+        }
+        let new = self.store_new(BlobKind::Tree, Tree { nodes: tree.nodes }.encode(), target)?;
+        self.translated.insert(*id, new);
+        Ok(new)
+    }
+
+    /// A file's content list with the target's ids, built as a backup builds one.
+    fn rewrite_content(&mut self, content: &Content, target: &Repository) -> Result<Content> {
+        let mut entries = Vec::new();
+        let load = |id: &BlobId| self.source.read_blob(id);
+        content.for_each(&load, &mut |_, entry| {
+            entries.push(*entry);
+            Ok(())
+        })?;
+        let mut rewritten = Vec::with_capacity(entries.len());
+        for entry in entries {
+            rewritten.push(match entry {
+                ContentEntry::Data { id, length } => ContentEntry::Data {
+                    id: self.rewrite_data(&id, target)?,
+                    length,
+                },
+                zero @ ContentEntry::Zero { .. } => zero,
+            });
+        }
+        let mut nodes = Vec::new();
+        let mut builder = ContentBuilder::default();
+        let mut store = |bytes: Vec<u8>| {
+            let id = target.key().blob_id(&bytes);
+            nodes.push((id, bytes));
+            Ok(id)
+        };
+        for entry in rewritten {
+            builder.push(entry, &mut store)?;
+        }
+        let content = builder.finish(&mut store)?;
+        for (_, bytes) in nodes {
+            self.store_new(BlobKind::Tree, bytes, target)?;
+        }
+        Ok(content)
+    }
+
+    fn rewrite_data(&mut self, id: &BlobId, target: &Repository) -> Result<BlobId> {
+        if let Some(done) = self.translated.get(id) {
+            return Ok(*done);
+        }
+        let plain = self
+            .source
+            .read_blob(id)
+            .with_context(|| format!("cannot read blob {id} from {}", self.source.location()))?;
+        let new = self.store_new(BlobKind::Data, plain, target)?;
+        self.translated.insert(*id, new);
+        Ok(new)
     }
 
     fn tree(&mut self, id: &BlobId) -> Result<()> {

@@ -299,6 +299,22 @@ impl LocalIndex {
         })
     }
 
+    /// What the index knows of one pack.
+    pub fn pack(&self, id: &PackId) -> Result<Option<KnownPack>> {
+        let value = self
+            .db
+            .get_pinned(key(PACK, &id.0))
+            .map_err(|e| self.error(&e))?;
+        Ok(value.and_then(|value| {
+            let (&kind, size) = value.split_first()?;
+            Some(KnownPack {
+                id: *id,
+                kind: kind_from_byte(kind)?,
+                size: u64::from_le_bytes(size.try_into().ok()?),
+            })
+        }))
+    }
+
     /// True if the index knows the pack.
     pub fn has_pack(&self, id: &PackId) -> Result<bool> {
         Ok(self
@@ -333,11 +349,16 @@ impl LocalIndex {
         self.db.get(object_key(name)).map_err(|e| self.error(&e))
     }
 
-    /// Keeps a copy of a remote object that never changes under `name`.
-    pub fn cache_object(&self, name: &str, bytes: &[u8]) -> Result<()> {
-        self.db
-            .put(object_key(name), bytes)
-            .map_err(|e| self.error(&e))
+    /// Keeps copies of remote objects that never change under their names, in one write.
+    pub fn cache_objects<'a>(
+        &self,
+        objects: impl IntoIterator<Item = (String, &'a [u8])>,
+    ) -> Result<()> {
+        let mut batch = WriteBatch::default();
+        for (name, bytes) in objects {
+            batch.put(object_key(&name), bytes);
+        }
+        self.db.write(batch).map_err(|e| self.error(&e))
     }
 
     /// Records what reading a whole pack found at `at` (Unix seconds): the copies in it that

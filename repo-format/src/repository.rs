@@ -388,15 +388,66 @@ impl Repository {
             return self.fetch_blob(id, &location).map(|(plain, _)| plain);
         }
         let cache_name = format!("blob/{id}");
-        if let Some(sealed) = self.index.cached_object(&cache_name)? {
+        let cached = |repo: &Self| -> Result<Option<Vec<u8>>> {
             // A copy from before a repack may no longer match the location: fetch it then.
-            if let Ok(plain) = self.open_blob(id, &location, &sealed) {
-                return Ok(plain);
-            }
+            Ok(repo
+                .index
+                .cached_object(&cache_name)?
+                .and_then(|sealed| repo.open_blob(id, &location, &sealed).ok()))
+        };
+        if let Some(plain) = cached(self)? {
+            return Ok(plain);
+        }
+        if self.cache_tree_pack(&location.pack)?
+            && let Some(plain) = cached(self)?
+        {
+            return Ok(plain);
         }
         let (plain, sealed) = self.fetch_blob(id, &location)?;
-        self.index.cache_object(&cache_name, &sealed)?;
+        self.index
+            .cache_objects([(cache_name.clone(), sealed.as_slice())])?;
         Ok(plain)
+    }
+
+    /// Keeps every tree blob of a tree pack, read whole: one request instead of one per
+    /// directory (a request's round trip, not its bytes, is what a tree read costs remotely).
+    /// Returns whether the pack was a tree pack small enough to read whole.
+    fn cache_tree_pack(&self, pack: &PackId) -> Result<bool> {
+        const LARGEST: u64 = 64 << 20;
+        let Some(known) = self.index.pack(pack)? else {
+            return Ok(false);
+        };
+        if known.kind != BlobKind::Tree || known.size > LARGEST {
+            return Ok(false);
+        }
+        let name = pack_name(pack);
+        let bytes = self
+            .backend
+            .get(&name)
+            .map_err(backend_error("read", &name))?;
+        let size = bytes.len() as u64;
+        if size < TRAILER_LEN as u64 {
+            return Err(Error::corrupt(
+                "pack",
+                pack.to_hex(),
+                "shorter than its trailer",
+            ));
+        }
+        let trailer_at = bytes.len() - TRAILER_LEN;
+        let header_len = pack::header_length(pack, size, &bytes[trailer_at..])? as usize;
+        let header_at = trailer_at
+            .checked_sub(header_len)
+            .ok_or_else(|| Error::corrupt("pack", pack.to_hex(), "header longer than the pack"))?;
+        let entries = pack::decode_header(&self.key, pack, size, &bytes[header_at..trailer_at])?;
+        let blobs = entries
+            .iter()
+            .filter(|e| e.kind == BlobKind::Tree)
+            .filter_map(|e| {
+                let (start, end) = (e.offset as usize, e.offset as usize + e.length as usize);
+                (end <= header_at).then(|| (format!("blob/{}", e.id), &bytes[start..end]))
+            });
+        self.index.cache_objects(blobs)?;
+        Ok(true)
     }
 
     /// Reads a blob from its pack: its plaintext and the sealed bytes it came from.
@@ -474,7 +525,7 @@ impl Repository {
         let bytes = self.get(&name)?;
         let snapshot = Snapshot::open(&self.key, id, &bytes)?;
         if self.object_cache {
-            self.index.cache_object(&name, &bytes)?;
+            self.index.cache_objects([(name, bytes.as_slice())])?;
         }
         Ok(snapshot)
     }

@@ -127,7 +127,10 @@ fn dry_run_writes_nothing() {
 struct CountingRemote {
     inner: MemoryBackend,
     snapshot_gets: AtomicUsize,
+    /// Ranged reads (one blob or a run of blobs).
     pack_reads: AtomicUsize,
+    /// Whole-pack reads.
+    pack_gets: AtomicUsize,
 }
 
 impl Backend for CountingRemote {
@@ -143,6 +146,9 @@ impl Backend for CountingRemote {
     fn get(&self, name: &str) -> std::io::Result<Vec<u8>> {
         if name.starts_with("snapshots/") {
             self.snapshot_gets.fetch_add(1, Ordering::Relaxed);
+        }
+        if name.starts_with("data/") {
+            self.pack_gets.fetch_add(1, Ordering::Relaxed);
         }
         self.inner.get(name)
     }
@@ -197,6 +203,7 @@ fn remote_snapshots_and_trees_are_read_once_and_the_cache_is_disposable() {
         inner: MemoryBackend::new(),
         snapshot_gets: AtomicUsize::new(0),
         pack_reads: AtomicUsize::new(0),
+        pack_gets: AtomicUsize::new(0),
     });
     let backend: Arc<dyn Backend> = remote.clone();
     let cache = dir.path().join("cache");
@@ -224,6 +231,17 @@ fn remote_snapshots_and_trees_are_read_once_and_the_cache_is_disposable() {
     let trees = browse_everything(&open(&cache));
     assert!(trees >= 14, "{trees} trees");
     let first = reads();
+    // Trees come with their whole tree pack (one per backup here), not one request each.
+    // (The second backup already read the first snapshot, as its parent, into the cache.)
+    assert!(
+        first.0 <= 2 && first.1 == 0,
+        "{first:?}: snapshot gets, ranged pack reads"
+    );
+    let whole_packs = remote.pack_gets.swap(0, Ordering::Relaxed);
+    assert!(
+        (1..=2).contains(&whole_packs),
+        "{whole_packs} whole-pack reads for {trees} trees"
+    );
     let again = browse_everything(&open(&cache));
     assert_eq!(again, trees);
     assert_eq!(
@@ -231,6 +249,7 @@ fn remote_snapshots_and_trees_are_read_once_and_the_cache_is_disposable() {
         (0, 0),
         "the second listing downloaded again (first: {first:?})"
     );
+    assert_eq!(remote.pack_gets.load(Ordering::Relaxed), 0);
 
     // Without the cache everything is read from the repository; a deleted cache is rebuilt.
     let mut uncached = open(&cache);

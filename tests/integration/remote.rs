@@ -319,7 +319,7 @@ fn walk(dir: &std::path::Path) -> Vec<String> {
 }
 
 #[test]
-fn copy_makes_an_off_site_twin_that_deduplicates() {
+fn copy_makes_an_off_site_twin_and_copies_into_unrelated_repositories() {
     let Some(garage) = Garage::shared() else {
         return;
     };
@@ -339,14 +339,33 @@ fn copy_makes_an_off_site_twin_that_deduplicates() {
         cmd.output().unwrap()
     };
 
-    // A repository made without --copy-chunker-params is refused, with what to do.
+    // Into an unrelated repository (its own keys): every blob gets a new id, trees and
+    // content lists are rewritten, and the copy restores the same files.
     let unrelated = remote_scratch(garage, "unrelated");
-    let out = from(&unrelated, &["copy"]);
-    assert!(!out.status.success());
-    assert!(
-        describe(&out).contains("--copy-chunker-params"),
-        "{}",
-        describe(&out)
+    let out = from(&unrelated, &["--json", "copy"]);
+    assert!(out.status.success(), "{}", describe(&out));
+    let report = json_output(&String::from_utf8_lossy(&out.stdout));
+    assert_eq!(report["summary"]["rewritten"], true, "{report}");
+    assert_eq!(
+        report["summary"]["copied"].as_array().unwrap().len(),
+        2,
+        "{report}"
+    );
+    let rewritten = unrelated.path("rewritten");
+    unrelated.ok(&["restore", "latest", "--target", rewritten.to_str().unwrap()]);
+    assert_same_tree(&src, &rewritten.join(src.strip_prefix("/").unwrap()));
+    let check = unrelated.ok(&["check", "--read-data"]);
+    assert!(check.contains("no errors"), "{check}");
+    let again = json_output(&String::from_utf8_lossy(
+        &from(&unrelated, &["--json", "copy"]).stdout,
+    ));
+    assert_eq!(
+        again["summary"]["already_present"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2,
+        "{again}"
     );
 
     // The twin on S3.
@@ -396,6 +415,7 @@ fn copy_makes_an_off_site_twin_that_deduplicates() {
         "{again}"
     );
     assert_eq!(again["summary"]["blobs_copied"], 0, "{again}");
+    assert_eq!(again["summary"]["rewritten"], false, "{again}");
     let target = twin.path("out");
     twin.ok(&["restore", "latest", "--target", target.to_str().unwrap()]);
     assert_same_tree(&src, &target.join(src.strip_prefix("/").unwrap()));
