@@ -127,53 +127,58 @@ fn a_killed_prune_leaves_a_checkable_repository_that_the_next_prune_finishes() {
 #[test]
 fn a_backup_running_during_prune_keeps_the_blobs_it_reuses() {
     for delay_ms in [100u64, 600, 1500] {
-        let s = Scratch::with_repo();
-        let src = s.path("src");
-        fs::create_dir(&src).unwrap();
-        let content = noise(delay_ms, 3_000_000);
-        fs::write(src.join("data.bin"), &content).unwrap();
-        s.backup(&[&src], &[]);
-        s.json(&["forget", "--keep-last", "0", "--keep-tag", "none"]);
-        // The data is now unused. A slow backup of the same bytes reuses its blobs, while a
-        // prune marks them unused.
-        let script = format!("sleep 2; cat {}", src.join("data.bin").display());
-        let backup = s
-            .cmd(&[
-                "--json",
-                "backup",
-                "--stdin-from-command",
-                "--stdin-filename",
-                "again.bin",
-                "--",
-                "sh",
-                "-c",
-                &script,
-            ])
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        std::thread::sleep(Duration::from_millis(delay_ms));
-        let report = prune_report(&s, &[]);
-        let out = backup.wait_with_output().unwrap();
-        assert!(out.status.success(), "{delay_ms} ms: backup failed");
-        if report["packs_marked"].as_u64().unwrap() > 0 {
-            assert_eq!(report["packs_deleted"], 0, "{delay_ms} ms: {report}");
-        }
-        check_clean(&s);
-        let dumped = s.cmd(&["dump", "latest", "/again.bin"]).output().unwrap();
-        assert!(
-            dumped.stdout == content,
-            "{delay_ms} ms: restored bytes differ"
-        );
-        // With the backup done, the next prune keeps the reused packs (needed again).
-        prune_report(&s, &[]);
-        check_clean(&s);
-        let dumped = s.cmd(&["dump", "latest", "/again.bin"]).output().unwrap();
-        assert!(
-            dumped.stdout == content,
-            "{delay_ms} ms: lost after the second prune"
-        );
+        backup_during_prune_keeps_reused_blobs(&Scratch::with_repo(), delay_ms);
     }
+}
+
+/// A backup that reuses blobs a concurrent prune finds unused: prune must not delete them,
+/// whichever comes first. `s` is an initialized repository (local, or remote in remote.rs).
+pub fn backup_during_prune_keeps_reused_blobs(s: &Scratch, delay_ms: u64) {
+    let src = s.path("src");
+    fs::create_dir(&src).unwrap();
+    let content = noise(delay_ms, 3_000_000);
+    fs::write(src.join("data.bin"), &content).unwrap();
+    s.backup(&[&src], &[]);
+    s.json(&["forget", "--keep-last", "0", "--keep-tag", "none"]);
+    // The data is now unused. A slow backup of the same bytes reuses its blobs, while a
+    // prune marks them unused.
+    let script = format!("sleep 2; cat {}", src.join("data.bin").display());
+    let backup = s
+        .cmd(&[
+            "--json",
+            "backup",
+            "--stdin-from-command",
+            "--stdin-filename",
+            "again.bin",
+            "--",
+            "sh",
+            "-c",
+            &script,
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(delay_ms));
+    let report = prune_report(s, &[]);
+    let out = backup.wait_with_output().unwrap();
+    assert!(out.status.success(), "{delay_ms} ms: backup failed");
+    if report["packs_marked"].as_u64().unwrap() > 0 {
+        assert_eq!(report["packs_deleted"], 0, "{delay_ms} ms: {report}");
+    }
+    check_clean(s);
+    let dumped = s.cmd(&["dump", "latest", "/again.bin"]).output().unwrap();
+    assert!(
+        dumped.stdout == content,
+        "{delay_ms} ms: restored bytes differ"
+    );
+    // With the backup done, the next prune keeps the reused packs (needed again).
+    prune_report(s, &[]);
+    check_clean(s);
+    let dumped = s.cmd(&["dump", "latest", "/again.bin"]).output().unwrap();
+    assert!(
+        dumped.stdout == content,
+        "{delay_ms} ms: lost after the second prune"
+    );
 }
 
 fn open(s: &Scratch) -> Arc<Repository> {

@@ -426,3 +426,15 @@ fn copy_makes_an_off_site_twin_and_copies_into_unrelated_repositories() {
     let direct = twin.backup(&[&src], &["--force"]);
     assert_eq!(direct["data_blobs"], 0, "{direct}");
 }
+
+#[test]
+fn s3_prune_beside_a_running_backup_keeps_what_the_backup_reuses() {
+    // The retention issue's two-phase protocol, on S3's consistency model (docs/remote.md).
+    let Some(garage) = Garage::shared() else {
+        return;
+    };
+    for delay_ms in [300, 1500] {
+        let s = remote_scratch(garage, &format!("prune-{delay_ms}"));
+        crate::prune::backup_during_prune_keeps_reused_blobs(&s, delay_ms);
+    }
+}
