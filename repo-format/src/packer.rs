@@ -307,6 +307,9 @@ fn store_pack(shared: &Shared, pack: FinishedPack) -> Result<()> {
             .map_err(|e| Error::backend("write", name, e))?;
     }
     shared.counters.packs.fetch_add(1, Ordering::Relaxed);
+    if !shared.options.dry_run {
+        shared.repo.keep_tree_copies(&pack)?;
+    }
     let due = {
         let mut unindexed = lock(&shared.unindexed);
         unindexed.0.push(IndexedPack {

@@ -409,6 +409,22 @@ impl Repository {
         Ok(plain)
     }
 
+    /// Keeps the tree blobs of a pack this process just uploaded, when it keeps copies of a
+    /// remote repository's trees: the next listing then downloads nothing.
+    pub fn keep_tree_copies(&self, pack: &pack::FinishedPack) -> Result<()> {
+        if !self.object_cache {
+            return Ok(());
+        }
+        let trees = pack.entries.iter().filter(|e| e.kind == BlobKind::Tree);
+        self.index.cache_objects(trees.map(|e| {
+            let start = e.offset as usize;
+            (
+                format!("blob/{}", e.id),
+                &pack.bytes[start..start + e.length as usize],
+            )
+        }))
+    }
+
     /// Keeps every tree blob of a tree pack, read whole: one request instead of one per
     /// directory (a request's round trip, not its bytes, is what a tree read costs remotely).
     /// Returns whether the pack was a tree pack small enough to read whole.
