@@ -17,17 +17,18 @@
 //! them, so a copy killed half-way leaves no snapshot with missing data; a rerun reuses what
 //! was already stored.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{Context, Result};
 use cairn_format::content::{Content, ContentBuilder, ContentEntry};
+use cairn_format::index::BlobLocation;
 use cairn_format::pack::BlobKind;
 use cairn_format::packer::{BlobWriter, WriterOptions};
 use cairn_format::snapshot::Snapshot;
 use cairn_format::tree::{NodeKind, Tree};
-use cairn_format::{BlobId, Repository, SnapshotId};
+use cairn_format::{BlobId, PackId, Repository, SnapshotId};
 
 use crate::exit::Interrupted;
 use crate::progress::Progress;
@@ -87,6 +88,8 @@ pub fn copy(
     let writer = BlobWriter::new(target.clone(), options);
     let mut copier = Copier {
         source,
+        target,
+        queued: Vec::new(),
         writer: &writer,
         seen: HashSet::new(),
         translated: HashMap::new(),
@@ -104,11 +107,12 @@ pub fn copy(
         if same_ids {
             copier.tree(&snapshot.tree)?;
         } else {
-            copy.tree = copier.rewrite_tree(&snapshot.tree, target)?;
+            copy.tree = copier.rewrite_tree(&snapshot.tree)?;
         }
         copy.parent = None; // an id in the source repository
         wanted.push((*id, copy));
     }
+    copier.copy_queued()?;
     writer.finish().context("cannot store the copied data")?;
     for (id, copy) in wanted {
         let new_id = if dry_run {
@@ -123,6 +127,9 @@ pub fn copy(
 
 struct Copier<'a> {
     source: &'a Repository,
+    target: &'a Repository,
+    /// Same ids: data blobs the target lacks, copied pack by pack at the end.
+    queued: Vec<BlobId>,
     writer: &'a BlobWriter,
     /// Blobs handled in this run (trees are walked once, however many snapshots share them).
     seen: HashSet<BlobId>,
@@ -168,12 +175,61 @@ impl Copier<'_> {
         Ok(false)
     }
 
+    /// Copies the queued data blobs grouped by pack: a pack at least half of whose bytes are
+    /// wanted is read whole, in one request, instead of one request per blob.
+    fn copy_queued(&mut self) -> Result<()> {
+        let mut by_pack: BTreeMap<PackId, Vec<(BlobId, BlobLocation)>> = BTreeMap::new();
+        for id in std::mem::take(&mut self.queued) {
+            let location = self.source.locate(&id)?;
+            by_pack
+                .entry(location.pack)
+                .or_default()
+                .push((id, location));
+        }
+        for (pack, blobs) in by_pack {
+            let wanted: u64 = blobs.iter().map(|(_, l)| u64::from(l.length)).sum();
+            let whole = match self.source.index().pack(&pack)? {
+                Some(known) if wanted * 2 >= known.size => {
+                    Some(self.source.read_pack_range(&pack, 0, known.size)?)
+                }
+                _ => None,
+            };
+            for (id, location) in blobs {
+                if self.interrupt.load(Ordering::Relaxed) {
+                    return Err(Interrupted.into());
+                }
+                let plain =
+                    match &whole {
+                        Some(bytes) => {
+                            let at = location.offset as usize;
+                            let sealed =
+                                bytes.get(at..at + location.length as usize).with_context(
+                                    || format!("pack {pack} is shorter than its index says"),
+                                )?;
+                            self.source.open_blob(&id, &location, sealed)
+                        }
+                        None => self.source.read_blob(&id),
+                    }
+                    .with_context(|| {
+                        format!("cannot read blob {id} from {}", self.source.location())
+                    })?;
+                let length = plain.len() as u64;
+                if self.writer.add(BlobKind::Data, id, || plain)? {
+                    self.summary.blobs_copied += 1;
+                    self.summary.bytes_copied += length;
+                    self.progress.add_bytes(length);
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Stores `plain` under the target's id for it; returns that id.
-    fn store_new(&mut self, kind: BlobKind, plain: Vec<u8>, target: &Repository) -> Result<BlobId> {
+    fn store_new(&mut self, kind: BlobKind, plain: Vec<u8>) -> Result<BlobId> {
         if self.interrupt.load(Ordering::Relaxed) {
             return Err(Interrupted.into());
         }
-        let id = target.key().blob_id(&plain);
+        let id = self.target.key().blob_id(&plain);
         let length = plain.len() as u64;
         if self.writer.add(kind, id, || plain)? {
             self.summary.blobs_copied += 1;
@@ -184,25 +240,26 @@ impl Copier<'_> {
     }
 
     /// Copies a tree of unrelated ids: returns the id of the rewritten tree in the target.
-    fn rewrite_tree(&mut self, id: &BlobId, target: &Repository) -> Result<BlobId> {
+    fn rewrite_tree(&mut self, id: &BlobId) -> Result<BlobId> {
         if let Some(done) = self.translated.get(id) {
             return Ok(*done);
         }
         let mut tree = self.source.load_tree(id)?;
         for node in &mut tree.nodes {
             match &mut node.kind {
-                NodeKind::Directory { subtree } => *subtree = self.rewrite_tree(subtree, target)?,
-                NodeKind::File { content } => *content = self.rewrite_content(content, target)?,
+                NodeKind::Directory { subtree } => *subtree = self.rewrite_tree(subtree)?,
+                NodeKind::File { content } => *content = self.rewrite_content(content)?,
                 _ => {}
             }
         }
-        let new = self.store_new(BlobKind::Tree, Tree { nodes: tree.nodes }.encode(), target)?;
+        let new = self.store_new(BlobKind::Tree, Tree { nodes: tree.nodes }.encode())?;
         self.translated.insert(*id, new);
         Ok(new)
     }
 
     /// A file's content list with the target's ids, built as a backup builds one.
-    fn rewrite_content(&mut self, content: &Content, target: &Repository) -> Result<Content> {
+    fn rewrite_content(&mut self, content: &Content) -> Result<Content> {
+        let target = self.target;
         let mut entries = Vec::new();
         let load = |id: &BlobId| self.source.read_blob(id);
         content.for_each(&load, &mut |_, entry| {
@@ -213,7 +270,7 @@ impl Copier<'_> {
         for entry in entries {
             rewritten.push(match entry {
                 ContentEntry::Data { id, length } => ContentEntry::Data {
-                    id: self.rewrite_data(&id, target)?,
+                    id: self.rewrite_data(&id)?,
                     length,
                 },
                 zero @ ContentEntry::Zero { .. } => zero,
@@ -231,12 +288,12 @@ impl Copier<'_> {
         }
         let content = builder.finish(&mut store)?;
         for (_, bytes) in nodes {
-            self.store_new(BlobKind::Tree, bytes, target)?;
+            self.store_new(BlobKind::Tree, bytes)?;
         }
         Ok(content)
     }
 
-    fn rewrite_data(&mut self, id: &BlobId, target: &Repository) -> Result<BlobId> {
+    fn rewrite_data(&mut self, id: &BlobId) -> Result<BlobId> {
         if let Some(done) = self.translated.get(id) {
             return Ok(*done);
         }
@@ -244,7 +301,7 @@ impl Copier<'_> {
             .source
             .read_blob(id)
             .with_context(|| format!("cannot read blob {id} from {}", self.source.location()))?;
-        let new = self.store_new(BlobKind::Data, plain, target)?;
+        let new = self.store_new(BlobKind::Data, plain)?;
         self.translated.insert(*id, new);
         Ok(new)
     }
@@ -286,7 +343,10 @@ impl Copier<'_> {
                         self.blob(BlobKind::Tree, id)?;
                     }
                     for id in &data {
-                        self.blob(BlobKind::Data, id)?;
+                        if self.seen.insert(*id) && self.target.index().lookup_intact(id)?.is_none()
+                        {
+                            self.queued.push(*id);
+                        }
                     }
                 }
                 _ => {}

@@ -263,3 +263,69 @@ fn remote_snapshots_and_trees_are_read_once_and_the_cache_is_disposable() {
         "{snapshots} snapshots, {ranged} pack reads"
     );
 }
+
+#[test]
+fn copy_reads_the_data_it_transfers_pack_by_pack() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src");
+    std::fs::create_dir(&src).unwrap();
+    std::fs::write(src.join("big"), noise(31, 6 << 20)).unwrap();
+    let remote = Arc::new(CountingRemote {
+        inner: MemoryBackend::new(),
+        snapshot_gets: AtomicUsize::new(0),
+        pack_reads: AtomicUsize::new(0),
+        pack_gets: AtomicUsize::new(0),
+    });
+    let source = Arc::new(init(remote.clone(), &dir.path().join("cache")));
+    let observer = CountingObserver(AtomicUsize::new(0));
+    backup(&source, options(vec![src]), &Progress::default(), &observer).unwrap();
+    let twin_options = InitOptions {
+        chunker: source.config().chunker,
+        image_chunking: source.config().image_chunking,
+        pack_size: 1 << 20,
+        kdf: KdfParams {
+            memory_kib: 64,
+            iterations: 1,
+            parallelism: 1,
+        },
+        ids_from: Some(source.key().clone()),
+        ..InitOptions::default()
+    };
+    let twin_backend: Arc<dyn Backend> = Arc::new(MemoryBackend::new());
+    let twin = Arc::new(
+        Repository::init(
+            twin_backend,
+            b"pw2",
+            &twin_options,
+            &dir.path().join("cache"),
+        )
+        .unwrap(),
+    );
+    let data_packs = source
+        .index()
+        .packs()
+        .unwrap()
+        .iter()
+        .filter(|p| p.kind == cairn_format::pack::BlobKind::Data)
+        .count();
+    remote.pack_reads.store(0, Ordering::Relaxed);
+    let snapshots = source.snapshots().unwrap();
+    let summary = cairn::copy::copy(
+        &source,
+        &twin,
+        &snapshots,
+        false,
+        &Progress::default(),
+        &AtomicBool::new(false),
+    )
+    .unwrap();
+    assert!(!summary.rewritten);
+    assert!(summary.bytes_copied >= 6 << 20);
+    let blobs = summary.blobs_copied as usize;
+    let reads = remote.pack_reads.load(Ordering::Relaxed);
+    assert!(
+        blobs > data_packs && reads <= data_packs,
+        "{reads} ranged reads for {blobs} blobs in {data_packs} data packs"
+    );
+    assert_eq!(twin.snapshots().unwrap().len(), 1);
+}
