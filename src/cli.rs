@@ -291,24 +291,11 @@ pub struct FilterArgs {
     pub paths: Vec<String>,
 }
 
-/// The other repository of `copy`.
+/// The other repository: the source of `copy`, or whose chunker parameters and keys `init
+/// --copy-chunker-params` takes.
 #[derive(Args, Debug, Clone)]
 pub struct FromRepoArgs {
-    /// The repository to copy from (a directory, s3:..., sftp:...)
-    #[arg(long, env = "CAIRN_FROM_REPOSITORY")]
-    pub from_repo: String,
-    /// Read its password from the first line of this file [else CAIRN_FROM_PASSWORD, a prompt]
-    #[arg(long, env = "CAIRN_FROM_PASSWORD_FILE")]
-    pub from_password_file: Option<PathBuf>,
-    /// Run this shell command for its password
-    #[arg(long, env = "CAIRN_FROM_PASSWORD_COMMAND")]
-    pub from_password_command: Option<String>,
-}
-
-/// [`FromRepoArgs`] where the other repository is optional (`init`).
-#[derive(Args, Debug, Clone)]
-pub struct OptionalFromRepoArgs {
-    /// The repository whose chunker parameters and keys --copy-chunker-params takes
+    /// The other repository (a directory, s3:..., sftp:...)
     #[arg(long, env = "CAIRN_FROM_REPOSITORY")]
     pub from_repo: Option<String>,
     /// Read its password from the first line of this file [else CAIRN_FROM_PASSWORD, a prompt]
@@ -347,7 +334,7 @@ pub struct InitArgs {
     #[arg(long, requires = "from_repo")]
     pub copy_chunker_params: bool,
     #[command(flatten)]
-    pub from: OptionalFromRepoArgs,
+    pub from: FromRepoArgs,
     /// Argon2id passes for the password key
     #[arg(long, default_value_t = 3)]
     pub argon2_iterations: u32,

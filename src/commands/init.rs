@@ -7,7 +7,7 @@ use cairn_format::crypto::KdfParams;
 use cairn_format::{InitOptions, Repository};
 
 use super::{backend, cache_root, creation_stamp, hostname, open_source, password, print_json};
-use crate::cli::{FromRepoArgs, Global, InitArgs};
+use crate::cli::{Global, InitArgs};
 use crate::exit::Exit;
 
 /// Chunks from a quarter to four times `average_kib`.
@@ -21,16 +21,10 @@ fn chunker_params(average_kib: u32) -> ChunkerParams {
 
 pub fn run(global: &Global, args: &InitArgs) -> Result<Exit> {
     // The source first: its password prompt comes before the new one.
-    let source = match (&args.from.from_repo, args.copy_chunker_params) {
-        (Some(from_repo), true) => Some(open_source(
-            global,
-            &FromRepoArgs {
-                from_repo: from_repo.clone(),
-                from_password_file: args.from.from_password_file.clone(),
-                from_password_command: args.from.from_password_command.clone(),
-            },
-        )?),
-        _ => None,
+    let source = if args.copy_chunker_params {
+        Some(open_source(global, &args.from)?)
+    } else {
+        None
     };
     let backend = backend(global)?;
     let location = backend.location();

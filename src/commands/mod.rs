@@ -115,8 +115,12 @@ fn password(global: &Global, prompt: &str, confirm: bool) -> Result<Password> {
 /// Opens the repository named by `--from-repo` (`copy`, `init --copy-chunker-params`), with the
 /// same remote settings as `-r` and its own password sources.
 fn open_source(global: &Global, from: &FromRepoArgs) -> Result<Arc<Repository>> {
+    let location = from
+        .from_repo
+        .clone()
+        .context("no source repository given: use --from-repo or set CAIRN_FROM_REPOSITORY")?;
     let mut source_global = Global {
-        repo: Some(from.from_repo.clone()),
+        repo: Some(location),
         password_file: from.from_password_file.clone(),
         password_command: from.from_password_command.clone(),
         ..global.clone()
