@@ -31,42 +31,58 @@ pub fn garage_available() -> bool {
         || Path::new("/var/tmp/cairn-tools/bin/garage").exists()
 }
 
+/// Runs `tests/servers/<script> start` in a new directory (its `server` subdirectory) and
+/// returns the directory and the KEY=VALUE lines it printed; `None` when the server is not
+/// `available` and the suite does not require it (the test then says why it skips).
+fn start_server(
+    script_name: &str,
+    available: bool,
+    what: &str,
+    missing: &str,
+) -> Option<(PathBuf, HashMap<String, String>)> {
+    if !available {
+        assert!(
+            std::env::var_os("CAIRN_REQUIRE_REMOTE").is_none(),
+            "CAIRN_REQUIRE_REMOTE is set but there is {missing}"
+        );
+        eprintln!("skipping {what}: {missing}");
+        return None;
+    }
+    let dir = tempfile::Builder::new()
+        .prefix("cairn-server-")
+        .tempdir()
+        .expect("temp dir")
+        .keep();
+    let out = Command::new("bash")
+        .arg(script().with_file_name(script_name))
+        .arg("start")
+        .arg(dir.join("server"))
+        .output()
+        .expect("bash runs");
+    assert!(
+        out.status.success(),
+        "{script_name} start failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let vars = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    Some((dir, vars))
+}
+
 impl Garage {
     /// Starts a cluster of its own (for tests that stop nodes); `None` when there is no garage
     /// binary and the suite does not require one.
     pub fn start() -> Option<Self> {
-        if !garage_available() {
-            let reason =
-                "no garage binary (scripts/setup-debian installs it to /var/tmp/cairn-tools/bin)";
-            assert!(
-                std::env::var_os("CAIRN_REQUIRE_REMOTE").is_none(),
-                "CAIRN_REQUIRE_REMOTE is set but there is {reason}"
-            );
-            eprintln!("skipping an S3 test: {reason}");
-            return None;
-        }
-        let dir = tempfile::Builder::new()
-            .prefix("cairn-garage-")
-            .tempdir()
-            .expect("temp dir")
-            .keep();
-        let cluster = dir.join("cluster");
-        let out = Command::new("bash")
-            .arg(script())
-            .arg("start")
-            .arg(&cluster)
-            .output()
-            .expect("bash runs");
-        assert!(
-            out.status.success(),
-            "garage.sh start failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let vars: HashMap<String, String> = String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .filter_map(|l| l.split_once('='))
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
+        let (dir, vars) = start_server(
+            "garage.sh",
+            garage_available(),
+            "an S3 test",
+            "no garage binary (scripts/setup-debian installs it to /var/tmp/cairn-tools/bin)",
+        )?;
+        let cluster = dir.join("server");
         Some(Self {
             dir: cluster,
             endpoint: vars["ENDPOINT"].clone(),
@@ -236,38 +252,12 @@ pub struct Sshd {
 impl Sshd {
     /// `None` when OpenSSH's server is not installed and the suite does not require it.
     pub fn start() -> Option<Self> {
-        if !Path::new("/usr/sbin/sshd").exists() {
-            let reason =
-                "no /usr/sbin/sshd (scripts/setup-debian --test-servers installs openssh-server)";
-            assert!(
-                std::env::var_os("CAIRN_REQUIRE_REMOTE").is_none(),
-                "CAIRN_REQUIRE_REMOTE is set but there is {reason}"
-            );
-            eprintln!("skipping an SFTP test: {reason}");
-            return None;
-        }
-        let dir = tempfile::Builder::new()
-            .prefix("cairn-sshd-")
-            .tempdir()
-            .expect("temp dir")
-            .keep();
-        let script = script().with_file_name("sshd.sh");
-        let out = Command::new("bash")
-            .arg(&script)
-            .arg("start")
-            .arg(dir.join("server"))
-            .output()
-            .expect("bash runs");
-        assert!(
-            out.status.success(),
-            "sshd.sh start failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let vars: HashMap<String, String> = String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .filter_map(|l| l.split_once('='))
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
+        let (dir, vars) = start_server(
+            "sshd.sh",
+            Path::new("/usr/sbin/sshd").exists(),
+            "an SFTP test",
+            "no /usr/sbin/sshd (scripts/setup-debian --test-servers installs openssh-server)",
+        )?;
         Some(Self {
             dir,
             user: vars["USER"].clone(),
