@@ -152,9 +152,15 @@ impl Backend for CountingRemote {
         }
         self.inner.get(name)
     }
-    fn get_range(&self, name: &str, offset: u64, length: u64) -> std::io::Result<Vec<u8>> {
+    fn get_range_into(
+        &self,
+        name: &str,
+        offset: u64,
+        length: u64,
+        buffer: &mut Vec<u8>,
+    ) -> std::io::Result<()> {
         self.pack_reads.fetch_add(1, Ordering::Relaxed);
-        self.inner.get_range(name, offset, length)
+        self.inner.get_range_into(name, offset, length, buffer)
     }
     fn list(&self, prefix: &str) -> std::io::Result<Vec<cairn_format::backend::ObjectInfo>> {
         self.inner.list(prefix)

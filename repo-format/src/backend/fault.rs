@@ -39,8 +39,14 @@ impl Backend for FaultyBackend {
     fn get(&self, name: &str) -> io::Result<Vec<u8>> {
         self.inner.get(name)
     }
-    fn get_range(&self, name: &str, offset: u64, length: u64) -> io::Result<Vec<u8>> {
-        self.inner.get_range(name, offset, length)
+    fn get_range_into(
+        &self,
+        name: &str,
+        offset: u64,
+        length: u64,
+        buffer: &mut Vec<u8>,
+    ) -> io::Result<()> {
+        self.inner.get_range_into(name, offset, length, buffer)
     }
     fn list(&self, prefix: &str) -> io::Result<Vec<ObjectInfo>> {
         self.inner.list(prefix)

@@ -57,12 +57,6 @@ impl Backend for LocalBackend {
         fs::read(self.path(name))
     }
 
-    fn get_range(&self, name: &str, offset: u64, length: u64) -> io::Result<Vec<u8>> {
-        let mut buffer = Vec::new();
-        self.get_range_into(name, offset, length, &mut buffer)?;
-        Ok(buffer)
-    }
-
     fn get_range_into(
         &self,
         name: &str,

@@ -49,14 +49,23 @@ impl Backend for MemoryBackend {
         objects.get(name).cloned().ok_or_else(|| not_found(name))
     }
 
-    fn get_range(&self, name: &str, offset: u64, length: u64) -> io::Result<Vec<u8>> {
+    fn get_range_into(
+        &self,
+        name: &str,
+        offset: u64,
+        length: u64,
+        buffer: &mut Vec<u8>,
+    ) -> io::Result<()> {
         let objects = self.objects.read().expect("lock");
         let data = objects.get(name).ok_or_else(|| not_found(name))?;
         let start = usize::try_from(offset).map_err(io::Error::other)?;
         let end = start.saturating_add(usize::try_from(length).map_err(io::Error::other)?);
-        data.get(start..end)
-            .map(<[u8]>::to_vec)
-            .ok_or_else(|| io::Error::new(io::ErrorKind::UnexpectedEof, "range past the end"))
+        let range = data
+            .get(start..end)
+            .ok_or_else(|| io::Error::new(io::ErrorKind::UnexpectedEof, "range past the end"))?;
+        buffer.clear();
+        buffer.extend_from_slice(range);
+        Ok(())
     }
 
     fn list(&self, prefix: &str) -> io::Result<Vec<ObjectInfo>> {

@@ -37,19 +37,20 @@ pub trait Backend: Send + Sync {
     fn put(&self, name: &str, data: &[u8]) -> io::Result<()>;
     /// Reads a whole object.
     fn get(&self, name: &str) -> io::Result<Vec<u8>>;
-    /// Reads `length` bytes at `offset`; reading past the end is an `UnexpectedEof` error.
-    fn get_range(&self, name: &str, offset: u64, length: u64) -> io::Result<Vec<u8>>;
-    /// [`Backend::get_range`] into `buffer` (replacing its contents), so that a caller reading
-    /// many ranges can reuse one allocation.
+    /// Reads `length` bytes at `offset` into `buffer`, replacing its contents (a caller reading
+    /// many ranges reuses one allocation); reading past the end is an `UnexpectedEof` error.
     fn get_range_into(
         &self,
         name: &str,
         offset: u64,
         length: u64,
         buffer: &mut Vec<u8>,
-    ) -> io::Result<()> {
-        *buffer = self.get_range(name, offset, length)?;
-        Ok(())
+    ) -> io::Result<()>;
+    /// [`Backend::get_range_into`] a new buffer.
+    fn get_range(&self, name: &str, offset: u64, length: u64) -> io::Result<Vec<u8>> {
+        let mut buffer = Vec::new();
+        self.get_range_into(name, offset, length, &mut buffer)?;
+        Ok(buffer)
     }
     /// Lists objects whose name starts with `prefix` (which ends in `/`), in any order.
     fn list(&self, prefix: &str) -> io::Result<Vec<ObjectInfo>>;

@@ -346,12 +346,6 @@ impl Backend for RemoteBackend {
         Ok(data)
     }
 
-    fn get_range(&self, name: &str, offset: u64, length: u64) -> io::Result<Vec<u8>> {
-        let mut buffer = Vec::new();
-        self.get_range_into(name, offset, length, &mut buffer)?;
-        Ok(buffer)
-    }
-
     fn get_range_into(
         &self,
         name: &str,
