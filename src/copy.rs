@@ -89,6 +89,7 @@ pub fn copy(
     let mut copier = Copier {
         source,
         target,
+        same_ids,
         queued: Vec::new(),
         writer: &writer,
         seen: HashSet::new(),
@@ -97,22 +98,29 @@ pub fn copy(
         progress,
         interrupt,
     };
-    let mut wanted = Vec::new();
+    let mut to_copy = Vec::new();
     for (id, snapshot) in snapshots {
         if present_in(snapshot, &existing, same_ids) {
             copier.summary.already_present.push(*id);
-            continue;
-        }
-        let mut copy = snapshot.clone();
-        if same_ids {
-            copier.tree(&snapshot.tree)?;
         } else {
+            to_copy.push((*id, snapshot));
+        }
+    }
+    // Walk first (trees, which come whole with their packs), then read the data pack by pack,
+    // then (unrelated ids) rewrite the trees with the ids the data got.
+    for (_, snapshot) in &to_copy {
+        copier.walk(&snapshot.tree)?;
+    }
+    copier.copy_queued()?;
+    let mut wanted = Vec::new();
+    for (id, snapshot) in to_copy {
+        let mut copy = snapshot.clone();
+        if !same_ids {
             copy.tree = copier.rewrite_tree(&snapshot.tree)?;
         }
         copy.parent = None; // an id in the source repository
-        wanted.push((*id, copy));
+        wanted.push((id, copy));
     }
-    copier.copy_queued()?;
     writer.finish().context("cannot store the copied data")?;
     for (id, copy) in wanted {
         let new_id = if dry_run {
@@ -128,7 +136,10 @@ pub fn copy(
 struct Copier<'a> {
     source: &'a Repository,
     target: &'a Repository,
-    /// Same ids: data blobs the target lacks, copied pack by pack at the end.
+    /// Whether blobs keep their ids (else they are rewritten).
+    same_ids: bool,
+    /// Data blobs to read, pack by pack, once the trees are walked: those the target lacks
+    /// (same ids), or all (rewriting, which needs every blob's bytes for its new id).
     queued: Vec<BlobId>,
     writer: &'a BlobWriter,
     /// Blobs handled in this run (trees are walked once, however many snapshots share them).
@@ -176,7 +187,8 @@ impl Copier<'_> {
     }
 
     /// Copies the queued data blobs grouped by pack: a pack at least half of whose bytes are
-    /// wanted is read whole, in one request, instead of one request per blob.
+    /// wanted is read whole, in one request, instead of one request per blob. Rewriting, each
+    /// is stored under its new id, remembered for the trees.
     fn copy_queued(&mut self) -> Result<()> {
         let mut by_pack: BTreeMap<PackId, Vec<(BlobId, BlobLocation)>> = BTreeMap::new();
         for id in std::mem::take(&mut self.queued) {
@@ -213,11 +225,16 @@ impl Copier<'_> {
                     .with_context(|| {
                         format!("cannot read blob {id} from {}", self.source.location())
                     })?;
-                let length = plain.len() as u64;
-                if self.writer.add(BlobKind::Data, id, || plain)? {
-                    self.summary.blobs_copied += 1;
-                    self.summary.bytes_copied += length;
-                    self.progress.add_bytes(length);
+                if self.same_ids {
+                    let length = plain.len() as u64;
+                    if self.writer.add(BlobKind::Data, id, || plain)? {
+                        self.summary.blobs_copied += 1;
+                        self.summary.bytes_copied += length;
+                        self.progress.add_bytes(length);
+                    }
+                } else {
+                    let new = self.store_new(BlobKind::Data, plain)?;
+                    self.translated.insert(id, new);
                 }
             }
         }
@@ -306,14 +323,21 @@ impl Copier<'_> {
         Ok(new)
     }
 
-    fn tree(&mut self, id: &BlobId) -> Result<()> {
-        if self.blob(BlobKind::Tree, id)? {
+    /// Walks a source tree: queues the data blobs to read and, when ids carry over, copies the
+    /// trees and content-list nodes the target lacks.
+    fn walk(&mut self, id: &BlobId) -> Result<()> {
+        let seen_before = if self.same_ids {
+            self.blob(BlobKind::Tree, id)?
+        } else {
+            !self.seen.insert(*id)
+        };
+        if seen_before {
             return Ok(());
         }
         let tree = self.source.load_tree(id)?;
         for node in &tree.nodes {
             match &node.kind {
-                NodeKind::Directory { subtree } => self.tree(subtree)?,
+                NodeKind::Directory { subtree } => self.walk(subtree)?,
                 NodeKind::File { content } => {
                     let load = |id: &BlobId| self.source.read_blob(id);
                     let mut nodes = Vec::new();
@@ -339,12 +363,15 @@ impl Copier<'_> {
                             format!("cannot read the content list node {node} of a file")
                         });
                     }
-                    for id in &nodes {
-                        self.blob(BlobKind::Tree, id)?;
+                    if self.same_ids {
+                        for id in &nodes {
+                            self.blob(BlobKind::Tree, id)?;
+                        }
                     }
                     for id in &data {
-                        if self.seen.insert(*id) && self.target.index().lookup_intact(id)?.is_none()
-                        {
+                        let wanted =
+                            !self.same_ids || self.target.index().lookup_intact(id)?.is_none();
+                        if self.seen.insert(*id) && wanted {
                             self.queued.push(*id);
                         }
                     }

@@ -334,4 +334,28 @@ fn copy_reads_the_data_it_transfers_pack_by_pack() {
         "{reads} ranged reads for {blobs} blobs in {data_packs} data packs"
     );
     assert_eq!(twin.snapshots().unwrap().len(), 1);
+
+    // Into an unrelated repository every data blob is read, still pack by pack.
+    let unrelated = Arc::new(init(
+        Arc::new(MemoryBackend::new()),
+        &dir.path().join("cache"),
+    ));
+    remote.pack_reads.store(0, Ordering::Relaxed);
+    let summary = cairn::copy::copy(
+        &source,
+        &unrelated,
+        &snapshots,
+        false,
+        &Progress::default(),
+        &AtomicBool::new(false),
+    )
+    .unwrap();
+    assert!(summary.rewritten);
+    let reads = remote.pack_reads.load(Ordering::Relaxed);
+    assert!(
+        reads <= data_packs,
+        "{reads} ranged reads, {data_packs} data packs"
+    );
+    let (_, copied) = &unrelated.snapshots().unwrap()[0];
+    assert_ne!(copied.tree, snapshots[0].1.tree, "ids were rewritten");
 }
