@@ -6,7 +6,7 @@ use std::fs;
 use std::process::Stdio;
 use std::time::Instant;
 
-use cairn_format::backend::{RemoteBackend, RemoteOptions, conformance};
+use cairn_format::backend::{Backend, RemoteBackend, RemoteOptions, conformance};
 
 use crate::servers::{Garage, Sshd, Throttler};
 use crate::util::{Scratch, assert_same_tree, describe, json_output, make_tree, noise};
@@ -174,14 +174,28 @@ fn s3_cluster_losing_nodes() {
 
     // Every node down in the middle of a backup: the backup fails and says why; no snapshot.
     fs::write(src.join("b"), noise(2, 24 << 20)).unwrap();
-    // At 4 MiB/s the upload of 24 MiB takes about six seconds: the servers stop during it.
+    // At 4 MiB/s the upload of 24 MiB takes about six seconds: the servers stop once a few
+    // packs of it are stored (watched through the backend itself).
+    let options = RemoteOptions {
+        credentials: Some((garage.key_id.clone(), garage.secret.clone())),
+        region: Some("garage".into()),
+        ..RemoteOptions::default()
+    };
+    let location = s.location.clone().unwrap();
+    let bucket = RemoteBackend::s3(location.strip_prefix("s3:").unwrap(), &options).unwrap();
+    let packs = || bucket.list("data/").unwrap().len();
+    let before = packs();
     let mut cmd = s.cmd(&["backup", "--limit-upload", "4096", src.to_str().unwrap()]);
     let child = cmd
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let waiting = Instant::now();
+    while packs() < before + 3 {
+        assert!(waiting.elapsed().as_secs() < 60, "no pack was uploaded");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
     garage.kill_all();
     let out = child.wait_with_output().unwrap();
     assert!(!out.status.success(), "{}", describe(&out));
@@ -192,8 +206,13 @@ fn s3_cluster_losing_nodes() {
     );
     garage.restart();
 
-    // A rerun completes, and the repository is whole.
-    s.backup(&[&src], &[]);
+    // A rerun reuses the packs the failed run stored (never indexed: the backup adopts them
+    // from their headers), completes, and the repository is whole.
+    let rerun = s.backup(&[&src], &[]);
+    assert!(
+        rerun["data_added"].as_u64().unwrap() <= (24 << 20) - (2 << 20),
+        "the rerun uploaded everything again: {rerun}"
+    );
     let listing = s.json(&["snapshots"]);
     assert_eq!(listing.as_array().unwrap().len(), 2, "{listing}");
     let check = s.ok(&["check", "--read-data"]);
