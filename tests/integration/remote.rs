@@ -457,3 +457,38 @@ fn s3_prune_beside_a_running_backup_keeps_what_the_backup_reuses() {
         crate::prune::backup_during_prune_keeps_reused_blobs(&s, delay_ms);
     }
 }
+
+#[test]
+fn s3_credentials_and_region_come_from_the_aws_profile_files() {
+    let Some(garage) = Garage::shared() else {
+        return;
+    };
+    let s = remote_scratch(garage, "profile");
+    let home = s.path("home");
+    fs::create_dir_all(home.join(".aws")).unwrap();
+    fs::write(
+        home.join(".aws/credentials"),
+        format!(
+            "[backup]\naws_access_key_id = {}\naws_secret_access_key = {}\n",
+            garage.key_id, garage.secret
+        ),
+    )
+    .unwrap();
+    fs::write(
+        home.join(".aws/config"),
+        "[profile backup]\nregion = garage\n",
+    )
+    .unwrap();
+    let mut cmd = s.cmd(&["--json", "snapshots"]);
+    for (key, _) in garage.env() {
+        if key.starts_with("AWS_") {
+            cmd.env_remove(key);
+        }
+    }
+    let out = cmd
+        .env("HOME", &home)
+        .env("AWS_PROFILE", "backup")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", describe(&out));
+}

@@ -141,6 +141,7 @@ impl RemoteBackend {
             .clone()
             .or_else(|| std::env::var("AWS_REGION").ok())
             .or_else(|| std::env::var("AWS_DEFAULT_REGION").ok())
+            .or_else(profile_region)
             .unwrap_or_else(|| "us-east-1".to_string());
         let mut builder = opendal::services::S3::default()
             .endpoint(&at.endpoint)
@@ -278,6 +279,36 @@ fn to_io_error(e: &opendal::Error) -> io::Error {
     };
     // The repository layer names the location and the object; the backend adds what failed.
     io::Error::new(kind, format!("{text}{hint}"))
+}
+
+/// The region of the AWS profile in use (`AWS_PROFILE`, else `default`) from the shared config
+/// file (`AWS_CONFIG_FILE`, else `~/.aws/config`); OpenDAL reads credentials from the profile
+/// files but the region only from the environment.
+fn profile_region() -> Option<String> {
+    let path = std::env::var_os("AWS_CONFIG_FILE")
+        .map(std::path::PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("HOME").map(|h| std::path::Path::new(&h).join(".aws/config"))
+        })?;
+    let profile = std::env::var("AWS_PROFILE").unwrap_or_else(|_| "default".into());
+    region_in_config(&std::fs::read_to_string(path).ok()?, &profile)
+}
+
+/// `region` of `[profile NAME]` (or `[default]`) in an AWS config file's text.
+fn region_in_config(text: &str, profile: &str) -> Option<String> {
+    let wanted = [format!("profile {profile}"), profile.to_string()];
+    let mut in_section = false;
+    for line in text.lines().map(str::trim) {
+        if let Some(section) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            in_section = wanted.iter().any(|w| w == section.trim());
+        } else if in_section
+            && let Some((key, value)) = line.split_once('=')
+            && key.trim() == "region"
+        {
+            return Some(value.trim().to_string());
+        }
+    }
+    None
 }
 
 fn invalid(message: String) -> io::Error {
@@ -476,6 +507,21 @@ mod tests {
         assert_eq!((at.bucket.as_str(), at.prefix.as_str()), ("bucket", ""));
         assert!(S3Location::parse("http://host").is_err());
         assert!(S3Location::parse("ftp://host/bucket").is_err());
+    }
+
+    #[test]
+    fn regions_come_from_the_profile_in_use() {
+        let config =
+            "[default]\nregion = eu-west-1\n\n[profile backup]\noutput = json\nregion=garage\n";
+        assert_eq!(
+            region_in_config(config, "default").as_deref(),
+            Some("eu-west-1")
+        );
+        assert_eq!(
+            region_in_config(config, "backup").as_deref(),
+            Some("garage")
+        );
+        assert_eq!(region_in_config(config, "other"), None);
     }
 
     #[test]
