@@ -152,8 +152,9 @@ struct Copier<'a> {
 }
 
 impl Copier<'_> {
-    /// Copies a blob unless the target has it; returns whether it was seen before in this run.
-    fn blob(&mut self, kind: BlobKind, id: &BlobId) -> Result<bool> {
+    /// Copies a tree or content-list blob unless the target has it; returns whether it was
+    /// seen before in this run.
+    fn tree_blob(&mut self, id: &BlobId) -> Result<bool> {
         if !self.seen.insert(*id) {
             return Ok(true);
         }
@@ -164,7 +165,7 @@ impl Copier<'_> {
         let mut length = 0;
         let added = self
             .writer
-            .add(kind, *id, || match self.source.read_blob(id) {
+            .add(BlobKind::Tree, *id, || match self.source.read_blob(id) {
                 Ok(plain) => {
                     length = plain.len() as u64;
                     plain
@@ -327,7 +328,7 @@ impl Copier<'_> {
     /// trees and content-list nodes the target lacks.
     fn walk(&mut self, id: &BlobId) -> Result<()> {
         let seen_before = if self.same_ids {
-            self.blob(BlobKind::Tree, id)?
+            self.tree_blob(id)?
         } else {
             !self.seen.insert(*id)
         };
@@ -365,7 +366,7 @@ impl Copier<'_> {
                     }
                     if self.same_ids {
                         for id in &nodes {
-                            self.blob(BlobKind::Tree, id)?;
+                            self.tree_blob(id)?;
                         }
                     }
                     for id in &data {

@@ -41,6 +41,21 @@ impl SnapshotFilter {
     }
 }
 
+/// The snapshots named by `references`, or when none is named every snapshot `filter` selects.
+pub fn choose(
+    repo: &Repository,
+    references: &[String],
+    filter: &SnapshotFilter,
+) -> Result<Vec<(SnapshotId, Snapshot)>> {
+    if references.is_empty() {
+        return filter.apply(repo);
+    }
+    references
+        .iter()
+        .map(|r| resolve(repo, r, filter))
+        .collect()
+}
+
 /// Splits `SNAP:PATH` into the snapshot reference and the path inside it.
 pub fn split_reference(reference: &str) -> (&str, Option<&str>) {
     match reference.split_once(':') {

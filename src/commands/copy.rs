@@ -11,20 +11,16 @@ use crate::cli::{CopyArgs, Global};
 use crate::copy::copy;
 use crate::exit::Exit;
 use crate::progress::Progress;
-use crate::select::{SnapshotFilter, resolve};
+use crate::select::{SnapshotFilter, choose};
 use cairn_format::lock::LockKind;
 
 pub fn run(global: &Global, args: &CopyArgs) -> Result<Exit> {
     let source = open_source(global, &args.from)?;
-    let filter = SnapshotFilter::from(&args.filter);
-    let snapshots = if args.snapshots.is_empty() {
-        filter.apply(&source)?
-    } else {
-        args.snapshots
-            .iter()
-            .map(|r| resolve(&source, r, &filter))
-            .collect::<Result<Vec<_>>>()?
-    };
+    let snapshots = choose(
+        &source,
+        &args.snapshots,
+        &SnapshotFilter::from(&args.filter),
+    )?;
     // As for a backup: the lock is visible before the index is read (crate::prune).
     let target = open_unsynced(global)?;
     let _lock = super::prune::lock(global, &target, LockKind::Backup, "copy")?;

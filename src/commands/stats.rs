@@ -6,20 +6,12 @@ use super::table::bytes;
 use super::{open, print_json};
 use crate::cli::{Global, StatsArgs, StatsModeArg};
 use crate::exit::Exit;
-use crate::select::{SnapshotFilter, resolve};
+use crate::select::{SnapshotFilter, choose};
 use crate::stats::{StatsMode, stats};
 
 pub fn run(global: &Global, args: &StatsArgs) -> Result<Exit> {
     let repo = open(global)?;
-    let filter = SnapshotFilter::from(&args.filter);
-    let snapshots = if args.snapshots.is_empty() {
-        filter.apply(&repo)?
-    } else {
-        args.snapshots
-            .iter()
-            .map(|r| resolve(&repo, r, &filter))
-            .collect::<Result<Vec<_>>>()?
-    };
+    let snapshots = choose(&repo, &args.snapshots, &SnapshotFilter::from(&args.filter))?;
     let mode = match args.mode {
         StatsModeArg::RestoreSize => StatsMode::RestoreSize,
         StatsModeArg::RawData => StatsMode::RawData,

@@ -6,7 +6,7 @@ use std::fs;
 use std::process::Stdio;
 use std::time::Instant;
 
-use cairn_format::backend::{Backend, RemoteBackend, RemoteOptions, conformance};
+use cairn_format::backend::{Backend, conformance};
 
 use crate::servers::{Garage, Sshd, Throttler};
 use crate::util::{Scratch, assert_same_tree, describe, json_output, make_tree, noise};
@@ -23,13 +23,7 @@ fn s3_backend_passes_the_conformance_suite() {
     let Some(garage) = Garage::shared() else {
         return;
     };
-    let location = garage.location("conformance");
-    let options = RemoteOptions {
-        credentials: Some((garage.key_id.clone(), garage.secret.clone())),
-        region: Some("garage".into()),
-        ..RemoteOptions::default()
-    };
-    let backend = RemoteBackend::s3(location.strip_prefix("s3:").unwrap(), &options).unwrap();
+    let backend = garage.backend(&garage.location("conformance"));
     conformance(&backend);
 }
 
@@ -176,13 +170,7 @@ fn s3_cluster_losing_nodes() {
     fs::write(src.join("b"), noise(2, 24 << 20)).unwrap();
     // At 4 MiB/s the upload of 24 MiB takes about six seconds: the servers stop once a few
     // packs of it are stored (watched through the backend itself).
-    let options = RemoteOptions {
-        credentials: Some((garage.key_id.clone(), garage.secret.clone())),
-        region: Some("garage".into()),
-        ..RemoteOptions::default()
-    };
-    let location = s.location.clone().unwrap();
-    let bucket = RemoteBackend::s3(location.strip_prefix("s3:").unwrap(), &options).unwrap();
+    let bucket = garage.backend(s.location.as_deref().unwrap());
     let packs = || bucket.list("data/").unwrap().len();
     let before = packs();
     let mut cmd = s.cmd(&["backup", "--limit-upload", "4096", src.to_str().unwrap()]);

@@ -123,6 +123,17 @@ impl Garage {
         format!("s3:{}/{}/{name}-{unique:x}", self.endpoint, self.bucket)
     }
 
+    /// The backend for an `s3:` location in this cluster, in this process.
+    pub fn backend(&self, location: &str) -> cairn_format::backend::RemoteBackend {
+        let options = cairn_format::backend::RemoteOptions {
+            credentials: Some((self.key_id.clone(), self.secret.clone())),
+            region: Some("garage".into()),
+            ..Default::default()
+        };
+        let spec = location.strip_prefix("s3:").expect("an s3: location");
+        cairn_format::backend::RemoteBackend::s3(spec, &options).expect("an S3 backend")
+    }
+
     /// The environment a `cairn` process needs to reach the cluster.
     pub fn env(&self) -> Vec<(String, String)> {
         vec![
