@@ -359,3 +359,71 @@ fn copy_reads_the_data_it_transfers_pack_by_pack() {
     let (_, copied) = &unrelated.snapshots().unwrap()[0];
     assert_ne!(copied.tree, snapshots[0].1.tree, "ids were rewritten");
 }
+
+/// A memory backend that asks for several uploads in flight and records how many overlapped.
+struct ParallelProbe {
+    inner: MemoryBackend,
+    running: AtomicUsize,
+    most: AtomicUsize,
+}
+
+impl Backend for ParallelProbe {
+    fn location(&self) -> String {
+        "probe".into()
+    }
+    fn create(&self) -> std::io::Result<()> {
+        self.inner.create()
+    }
+    fn put(&self, name: &str, data: &[u8]) -> std::io::Result<()> {
+        if name.starts_with("data/") {
+            let now = self.running.fetch_add(1, Ordering::SeqCst) + 1;
+            self.most.fetch_max(now, Ordering::SeqCst);
+            std::thread::sleep(std::time::Duration::from_millis(100)); // a slow network
+            self.running.fetch_sub(1, Ordering::SeqCst);
+        }
+        self.inner.put(name, data)
+    }
+    fn get(&self, name: &str) -> std::io::Result<Vec<u8>> {
+        self.inner.get(name)
+    }
+    fn get_range_into(
+        &self,
+        name: &str,
+        offset: u64,
+        length: u64,
+        buffer: &mut Vec<u8>,
+    ) -> std::io::Result<()> {
+        self.inner.get_range_into(name, offset, length, buffer)
+    }
+    fn list(&self, prefix: &str) -> std::io::Result<Vec<cairn_format::backend::ObjectInfo>> {
+        self.inner.list(prefix)
+    }
+    fn stat(&self, name: &str) -> std::io::Result<Option<u64>> {
+        self.inner.stat(name)
+    }
+    fn delete(&self, name: &str) -> std::io::Result<()> {
+        self.inner.delete(name)
+    }
+    fn parallel_uploads(&self) -> usize {
+        3
+    }
+}
+
+#[test]
+fn packs_upload_in_parallel_when_the_backend_asks_for_it() {
+    // Issue #9: `--connections N` is how many uploads a remote backend asks for.
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src");
+    std::fs::create_dir(&src).unwrap();
+    std::fs::write(src.join("big"), noise(51, 8 << 20)).unwrap();
+    let probe = Arc::new(ParallelProbe {
+        inner: MemoryBackend::new(),
+        running: AtomicUsize::new(0),
+        most: AtomicUsize::new(0),
+    });
+    let repo = Arc::new(init(probe.clone(), &dir.path().join("cache")));
+    let observer = CountingObserver(AtomicUsize::new(0));
+    backup(&repo, options(vec![src]), &Progress::default(), &observer).unwrap();
+    let most = probe.most.load(Ordering::SeqCst);
+    assert!((2..=3).contains(&most), "{most} pack uploads at once");
+}

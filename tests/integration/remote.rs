@@ -480,3 +480,37 @@ fn s3_credentials_and_region_come_from_the_aws_profile_files() {
         .unwrap();
     assert!(out.status.success(), "{}", describe(&out));
 }
+
+#[test]
+fn s3_transfers_keep_under_the_rate_limits() {
+    // Lower bounds only: a limit that stopped working would finish these in a fraction.
+    let Some(garage) = Garage::shared() else {
+        return;
+    };
+    let s = remote_scratch(garage, "limits");
+    let src = s.path("src");
+    fs::create_dir(&src).unwrap();
+    fs::write(src.join("data"), noise(41, 4 << 20)).unwrap();
+    let started = Instant::now();
+    s.backup(&[&src], &["--limit-upload", "2048"]);
+    let upload = started.elapsed();
+    assert!(
+        upload.as_secs_f64() >= 1.5,
+        "4 MiB uploaded at 2 MiB/s in {upload:?}"
+    );
+    let target = s.path("out");
+    let started = Instant::now();
+    s.ok(&[
+        "--limit-download",
+        "2048",
+        "restore",
+        "latest",
+        "--target",
+        target.to_str().unwrap(),
+    ]);
+    let download = started.elapsed();
+    assert!(
+        download.as_secs_f64() >= 1.5,
+        "4 MiB restored at 2 MiB/s in {download:?}"
+    );
+}
