@@ -420,7 +420,7 @@ pub struct LsArgs {
     /// Snapshot: an id, a unique id prefix, or `latest`
     pub snapshot: String,
     /// Directory inside the snapshot to list (recursively)
-    pub path: Option<String>,
+    pub path: Option<PathBuf>,
     /// Show mode, owner, size and time
     #[arg(short, long)]
     pub long: bool,
@@ -453,8 +453,8 @@ pub enum OverwriteArg {
 
 #[derive(Args, Debug)]
 pub struct RestoreArgs {
-    /// SNAPSHOT[:PATH]: what to restore
-    pub snapshot: String,
+    /// SNAPSHOT[:PATH]: what to restore (the path may be any bytes)
+    pub snapshot: std::ffi::OsString,
     /// Directory to restore into
     #[arg(short, long, required_unless_present = "target_file")]
     pub target: Option<PathBuf>,
@@ -495,7 +495,7 @@ pub struct CopyArgs {
 pub struct DumpArgs {
     pub snapshot: String,
     /// Path inside the snapshot
-    pub path: String,
+    pub path: PathBuf,
     #[command(flatten)]
     pub filter: FilterArgs,
 }

@@ -46,7 +46,15 @@ pub struct CopySummary {
     /// Whether blob ids were rewritten (unrelated repositories).
     pub rewritten: bool,
     pub dry_run: bool,
+    /// Source snapshots not copied because something they need does not read in the source,
+    /// with why; every other snapshot is copied all the same.
+    pub failed: Vec<(SnapshotId, String)>,
 }
+
+/// Something a snapshot needs does not read in the source: that snapshot is not copied.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct SourceUnreadable(String);
 
 /// Whether blobs keep their ids from `source` to `target`.
 pub fn ids_carry_over(source: &Repository, target: &Repository) -> bool {
@@ -77,7 +85,7 @@ pub fn copy(
     interrupt: &AtomicBool,
 ) -> Result<CopySummary> {
     let same_ids = ids_carry_over(source, target);
-    let existing = target.snapshots()?;
+    let existing = crate::select::readable(target)?;
     let mut summary = CopySummary {
         dry_run,
         rewritten: !same_ids,
@@ -93,6 +101,8 @@ pub fn copy(
         queued: Vec::new(),
         writer: &writer,
         seen: HashSet::new(),
+        unreadable: HashMap::new(),
+        clean: HashSet::new(),
         translated: HashMap::new(),
         summary: &mut summary,
         progress,
@@ -107,21 +117,26 @@ pub fn copy(
         }
     }
     // Walk first (trees, which come whole with their packs), then read the data pack by pack,
-    // then (unrelated ids) rewrite the trees with the ids the data got.
-    for (_, snapshot) in &to_copy {
-        copier.walk(&snapshot.tree)?;
+    // then (unrelated ids) rewrite the trees with the ids the data got. A snapshot that needs
+    // a blob the source cannot give is left out; the others are copied.
+    let mut failed = Vec::new();
+    let mut walked = Vec::new();
+    for (id, snapshot) in to_copy {
+        match spare(copier.walk(&snapshot.tree))? {
+            Ok(()) => walked.push((id, snapshot)),
+            Err(reason) => failed.push((id, reason)),
+        }
     }
     copier.copy_queued()?;
     let mut wanted = Vec::new();
-    for (id, snapshot) in to_copy {
-        let mut copy = snapshot.clone();
-        if !same_ids {
-            copy.tree = copier.rewrite_tree(&snapshot.tree)?;
+    for (id, snapshot) in walked {
+        match spare(copier.finished_copy(snapshot))? {
+            Ok(copy) => wanted.push((id, copy)),
+            Err(reason) => failed.push((id, reason)),
         }
-        copy.parent = None; // an id in the source repository
-        wanted.push((id, copy));
     }
     writer.finish().context("cannot store the copied data")?;
+    summary.failed = failed;
     for (id, copy) in wanted {
         let new_id = if dry_run {
             id
@@ -144,6 +159,10 @@ struct Copier<'a> {
     writer: &'a BlobWriter,
     /// Blobs handled in this run (trees are walked once, however many snapshots share them).
     seen: HashSet<BlobId>,
+    /// Blobs the source cannot give, and trees that need one, with why.
+    unreadable: HashMap<BlobId, String>,
+    /// Trees known to need nothing in `unreadable`.
+    clean: HashSet<BlobId>,
     /// Rewriting: source blob id -> target blob id, for blobs already handled.
     translated: HashMap<BlobId, BlobId>,
     summary: &'a mut CopySummary,
@@ -151,7 +170,70 @@ struct Copier<'a> {
     interrupt: &'a AtomicBool,
 }
 
+/// Splits a source failure (the snapshot is left out, for this reason) from one that stops
+/// the copy (the target, an interrupt).
+fn spare<T>(result: Result<T>) -> Result<Result<T, String>> {
+    match result {
+        Ok(value) => Ok(Ok(value)),
+        Err(e) if e.is::<SourceUnreadable>() => Ok(Err(e.to_string())),
+        Err(e) => Err(e),
+    }
+}
+
 impl Copier<'_> {
+    /// Records that `id` does not read in the source; the error a snapshot needing it gets.
+    fn unreadable(&mut self, id: &BlobId, error: impl std::fmt::Display) -> anyhow::Error {
+        let reason = format!(
+            "blob {id} does not read in {}: {error}",
+            self.source.location()
+        );
+        self.unreadable.insert(*id, reason.clone());
+        SourceUnreadable(reason).into()
+    }
+
+    /// The snapshot as it is written into the target, once its data is copied.
+    fn finished_copy(&mut self, snapshot: &Snapshot) -> Result<Snapshot> {
+        let mut copy = snapshot.clone();
+        if self.same_ids {
+            self.needs_nothing_unreadable(&snapshot.tree)?;
+        } else {
+            copy.tree = self.rewrite_tree(&snapshot.tree)?;
+        }
+        copy.parent = None; // an id in the source repository
+        Ok(copy)
+    }
+
+    /// Fails when the tree needs a data blob that did not read (a walk of what is cached).
+    fn needs_nothing_unreadable(&mut self, tree: &BlobId) -> Result<()> {
+        if self.unreadable.is_empty() || self.clean.contains(tree) {
+            return Ok(());
+        }
+        let nodes = self.source.load_tree(tree)?.nodes;
+        for node in nodes {
+            match node.kind {
+                NodeKind::Directory { subtree } => self.needs_nothing_unreadable(&subtree)?,
+                NodeKind::File { content } => {
+                    let load = |id: &BlobId| self.source.read_blob(id);
+                    let mut missing: Option<String> = None;
+                    content.for_each(&load, &mut |_, entry| {
+                        if let ContentEntry::Data { id, .. } = entry
+                            && missing.is_none()
+                        {
+                            missing = self.unreadable.get(id).cloned();
+                        }
+                        Ok(())
+                    })?;
+                    if let Some(reason) = missing {
+                        return Err(SourceUnreadable(reason).into());
+                    }
+                }
+                _ => {}
+            }
+        }
+        self.clean.insert(*tree);
+        Ok(())
+    }
+
     /// Copies a tree or content-list blob unless the target has it; returns whether it was
     /// seen before in this run.
     fn tree_blob(&mut self, id: &BlobId) -> Result<bool> {
@@ -176,8 +258,7 @@ impl Copier<'_> {
                 }
             })?;
         if let Some(e) = failure {
-            return Err(e)
-                .with_context(|| format!("cannot read blob {id} from {}", self.source.location()));
+            return Err(self.unreadable(id, e));
         }
         if added {
             self.summary.blobs_copied += 1;
@@ -193,17 +274,20 @@ impl Copier<'_> {
     fn copy_queued(&mut self) -> Result<()> {
         let mut by_pack: BTreeMap<PackId, Vec<(BlobId, BlobLocation)>> = BTreeMap::new();
         for id in std::mem::take(&mut self.queued) {
-            let location = self.source.locate(&id)?;
-            by_pack
-                .entry(location.pack)
-                .or_default()
-                .push((id, location));
+            match self.source.locate(&id) {
+                Ok(location) => by_pack
+                    .entry(location.pack)
+                    .or_default()
+                    .push((id, location)),
+                Err(e) => drop(self.unreadable(&id, e)),
+            }
         }
         for (pack, blobs) in by_pack {
             let wanted: u64 = blobs.iter().map(|(_, l)| u64::from(l.length)).sum();
+            // A pack that does not read whole is read blob by blob: what reads is copied.
             let whole = match self.source.index().pack(&pack)? {
                 Some(known) if wanted * 2 >= known.size => {
-                    Some(self.source.read_pack_range(&pack, 0, known.size)?)
+                    self.source.read_pack_range(&pack, 0, known.size).ok()
                 }
                 _ => None,
             };
@@ -211,21 +295,21 @@ impl Copier<'_> {
                 if self.interrupt.load(Ordering::Relaxed) {
                     return Err(Interrupted.into());
                 }
-                let plain =
-                    match &whole {
-                        Some(bytes) => {
-                            let at = location.offset as usize;
-                            let sealed =
-                                bytes.get(at..at + location.length as usize).with_context(
-                                    || format!("pack {pack} is shorter than its index says"),
-                                )?;
-                            self.source.open_blob(&id, &location, sealed)
-                        }
-                        None => self.source.read_blob(&id),
+                let sealed = whole.as_ref().and_then(|bytes| {
+                    let at = location.offset as usize;
+                    bytes.get(at..at + location.length as usize)
+                });
+                let read = match sealed {
+                    Some(sealed) => self.source.open_blob(&id, &location, sealed),
+                    None => self.source.read_blob(&id),
+                };
+                let plain = match read {
+                    Ok(plain) => plain,
+                    Err(e) => {
+                        drop(self.unreadable(&id, e));
+                        continue;
                     }
-                    .with_context(|| {
-                        format!("cannot read blob {id} from {}", self.source.location())
-                    })?;
+                };
                 if self.same_ids {
                     let length = plain.len() as u64;
                     if self.writer.add(BlobKind::Data, id, || plain)? {
@@ -262,7 +346,10 @@ impl Copier<'_> {
         if let Some(done) = self.translated.get(id) {
             return Ok(*done);
         }
-        let mut tree = self.source.load_tree(id)?;
+        let mut tree = self
+            .source
+            .load_tree(id)
+            .map_err(|e| self.unreadable(id, e))?;
         for node in &mut tree.nodes {
             match &mut node.kind {
                 NodeKind::Directory { subtree } => *subtree = self.rewrite_tree(subtree)?,
@@ -280,10 +367,11 @@ impl Copier<'_> {
         let target = self.target;
         let mut entries = Vec::new();
         let load = |id: &BlobId| self.source.read_blob(id);
-        content.for_each(&load, &mut |_, entry| {
+        let listed = content.for_each(&load, &mut |_, entry| {
             entries.push(*entry);
             Ok(())
-        })?;
+        });
+        listed.map_err(|e| SourceUnreadable(format!("a content list does not read: {e}")))?;
         let mut rewritten = Vec::with_capacity(entries.len());
         for entry in entries {
             rewritten.push(match entry {
@@ -315,18 +403,35 @@ impl Copier<'_> {
         if let Some(done) = self.translated.get(id) {
             return Ok(*done);
         }
+        if let Some(reason) = self.unreadable.get(id) {
+            return Err(SourceUnreadable(reason.clone()).into());
+        }
         let plain = self
             .source
             .read_blob(id)
-            .with_context(|| format!("cannot read blob {id} from {}", self.source.location()))?;
+            .map_err(|e| self.unreadable(id, e))?;
         let new = self.store_new(BlobKind::Data, plain)?;
         self.translated.insert(*id, new);
         Ok(new)
     }
 
     /// Walks a source tree: queues the data blobs to read and, when ids carry over, copies the
-    /// trees and content-list nodes the target lacks.
+    /// trees and content-list nodes the target lacks. A tree that needs something unreadable
+    /// is remembered as such, so every snapshot sharing it is left out too.
     fn walk(&mut self, id: &BlobId) -> Result<()> {
+        if let Some(reason) = self.unreadable.get(id) {
+            return Err(SourceUnreadable(reason.clone()).into());
+        }
+        let walked = self.walk_once(id);
+        if let Err(e) = &walked
+            && e.is::<SourceUnreadable>()
+        {
+            self.unreadable.insert(*id, e.to_string());
+        }
+        walked
+    }
+
+    fn walk_once(&mut self, id: &BlobId) -> Result<()> {
         let seen_before = if self.same_ids {
             self.tree_blob(id)?
         } else {
@@ -335,7 +440,10 @@ impl Copier<'_> {
         if seen_before {
             return Ok(());
         }
-        let tree = self.source.load_tree(id)?;
+        let tree = self
+            .source
+            .load_tree(id)
+            .map_err(|e| self.unreadable(id, e))?;
         for node in &tree.nodes {
             match &node.kind {
                 NodeKind::Directory { subtree } => self.walk(subtree)?,
@@ -360,10 +468,9 @@ impl Copier<'_> {
                         },
                     );
                     if let Some((node, e)) = failed {
-                        return Err(e).with_context(|| {
-                            format!("cannot read the content list node {node} of a file")
-                        });
+                        return Err(self.unreadable(&node, e));
                     }
+
                     if self.same_ids {
                         for id in &nodes {
                             self.tree_blob(id)?;

@@ -15,10 +15,15 @@ use cairn_format::snapshot::Snapshot;
 use cairn_format::tree::{Node, NodeKind, Tree};
 
 /// Finds the node at `path` ("/" is the snapshot root, returned as `None`).
-pub fn find_node(repo: &Repository, snapshot: &Snapshot, path: &str) -> Result<Option<Node>> {
+/// Names are bytes: a path need not be UTF-8.
+pub fn find_node(repo: &Repository, snapshot: &Snapshot, path: &Path) -> Result<Option<Node>> {
     let mut tree = repo.load_tree(&snapshot.tree)?;
     let mut found = None;
-    for component in path.split('/').filter(|c| !c.is_empty()) {
+    let components = path.components().filter_map(|c| match c {
+        std::path::Component::Normal(name) => Some(name.as_bytes()),
+        _ => None,
+    });
+    for component in components {
         if let Some(Node {
             kind: NodeKind::Directory { subtree },
             ..
@@ -26,12 +31,12 @@ pub fn find_node(repo: &Repository, snapshot: &Snapshot, path: &str) -> Result<O
         {
             tree = repo.load_tree(subtree)?;
         } else if found.is_some() {
-            bail!("{path}: a component is not a directory");
+            bail!("{}: a component is not a directory", path.display());
         }
         found = Some(
-            tree.find(component.as_bytes())
+            tree.find(component)
                 .cloned()
-                .with_context(|| format!("{path} is not in the snapshot"))?,
+                .with_context(|| format!("{} is not in the snapshot", path.display()))?,
         );
     }
     Ok(found)
@@ -41,7 +46,7 @@ pub fn find_node(repo: &Repository, snapshot: &Snapshot, path: &str) -> Result<O
 pub fn dump(
     repo: &Arc<Repository>,
     snapshot: &Snapshot,
-    path: &str,
+    path: &Path,
     out: &mut dyn Write,
 ) -> Result<()> {
     match find_node(repo, snapshot, path)? {
@@ -64,7 +69,7 @@ pub fn dump(
             )?;
         }
         None => write_tar(repo, &repo.load_tree(&snapshot.tree)?, Path::new(""), out)?,
-        Some(_) => bail!("{path} is neither a file nor a directory"),
+        Some(_) => bail!("{} is neither a file nor a directory", path.display()),
     }
     out.flush()?;
     Ok(())
@@ -87,7 +92,7 @@ pub struct TargetFileSummary {
 pub fn write_to_target(
     repo: &Arc<Repository>,
     snapshot: &Snapshot,
-    path: &str,
+    path: &Path,
     target: &Path,
     verify: bool,
 ) -> Result<TargetFileSummary> {
@@ -97,7 +102,10 @@ pub fn write_to_target(
         ..
     }) = find_node(repo, snapshot, path)?
     else {
-        bail!("{path} is not a file in the snapshot; --target-file restores one file");
+        bail!(
+            "{} is not a file in the snapshot; --target-file restores one file",
+            path.display()
+        );
     };
     let device = std::fs::metadata(target).is_ok_and(|m| m.file_type().is_block_device());
     let file = open_target(target, device, size)?;

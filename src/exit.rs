@@ -1,15 +1,27 @@
 //! Exit codes and the errors that choose them. The numbers are part of cairn's interface
 //! (README, `--help`): scripts rely on them.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use cairn_format::Error as FormatError;
+
+/// Set when a command skipped something it could not read (a damaged snapshot, an index
+/// segment) and otherwise finished: its success is then reported as [`Exit::Incomplete`].
+static PARTIAL: AtomicBool = AtomicBool::new(false);
+
+/// Records that this command's result is partial (see [`Exit::or_partial`]).
+pub fn note_partial() {
+    PARTIAL.store(true, Ordering::Relaxed);
+}
 
 /// Every exit status cairn uses.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Exit {
     Ok = 0,
     Error = 1,
-    /// The backup wrote a snapshot, with warnings: unreadable files left out, or a
-    /// `--changed-ranges` map found to have missed changes.
+    /// Done, with warnings: a backup wrote a snapshot but left unreadable files out (or found
+    /// a `--changed-ranges` map to have missed changes); any command skipped a damaged
+    /// snapshot or index segment, or could not restore every file.
     Incomplete = 3,
     NoRepository = 10,
     /// Another process holds a lock this command cannot share.
@@ -24,6 +36,16 @@ pub enum Exit {
 pub struct Interrupted;
 
 impl Exit {
+    /// [`Exit::Incomplete`] instead of success when something was skipped on the way.
+    #[must_use]
+    pub fn or_partial(self) -> Exit {
+        if self == Exit::Ok && PARTIAL.load(Ordering::Relaxed) {
+            Exit::Incomplete
+        } else {
+            self
+        }
+    }
+
     /// The exit status for an error, from the first cause in its chain that decides one.
     pub fn for_error(error: &anyhow::Error) -> Exit {
         for cause in error.chain() {

@@ -146,7 +146,13 @@ fn first_conflict(
 ) -> Result<Option<LockConflict>> {
     let now_s = now();
     for (id, lock) in repo.locks()? {
-        let Ok(lock) = lock else { continue };
+        let lock = match lock {
+            Ok(lock) => lock,
+            Err(e) => {
+                tracing::warn!(lock = %id, error = %e, "ignoring a lock object that does not open (`cairn unlock` removes it)");
+                continue;
+            }
+        };
         if id == *ours || !conflicts(kind, lock.kind) {
             continue;
         }
@@ -215,17 +221,30 @@ pub fn live_backups(repo: &Repository, hostname: &str) -> Result<Vec<Lock>> {
         .collect())
 }
 
-/// Removes stale locks (or all with `all`); returns what was removed.
-pub fn unlock(repo: &Repository, hostname: &str, all: bool) -> Result<Vec<(LockId, Lock)>> {
+/// What `cairn unlock` removed.
+#[derive(Debug, Default)]
+pub struct Unlocked {
+    pub locks: Vec<(LockId, Lock)>,
+    /// Lock objects that did not open (damaged): nothing can honour them, and a process still
+    /// holding one writes it anew at its next refresh.
+    pub damaged: Vec<LockId>,
+}
+
+/// Removes stale locks and damaged lock objects (or every lock with `all`).
+pub fn unlock(repo: &Repository, hostname: &str, all: bool) -> Result<Unlocked> {
     let now_s = now();
-    let mut removed = Vec::new();
+    let mut removed = Unlocked::default();
     for (id, lock) in repo.locks()? {
         match lock {
             Ok(lock) if all || is_stale(&lock, hostname, now_s) => {
                 repo.remove_lock(&id)?;
-                removed.push((id, lock));
+                removed.locks.push((id, lock));
             }
             Ok(_) => {}
+            Err(e) if e.is_damage() => {
+                repo.remove_lock(&id)?;
+                removed.damaged.push(id);
+            }
             Err(e) => tracing::warn!(lock = %id, error = %e, "unreadable lock object left alone"),
         }
     }

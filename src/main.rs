@@ -10,7 +10,7 @@ fn main() -> ExitCode {
     let cli = cairn::cli::Cli::parse();
     cairn::logging::init(cli.global.verbose, cli.global.quiet);
     let code = match cairn::commands::run(cli) {
-        Ok(exit) => exit,
+        Ok(exit) => exit.or_partial(),
         Err(error) => {
             let exit = Exit::for_error(&error);
             eprintln!("error: {error:#}");

@@ -78,6 +78,14 @@ pub fn node_from(
     names: &NameCache,
 ) -> Node {
     let mtime_ns = mtime_ns(meta);
+    if mtime_ns == i64::MAX || mtime_ns == i64::MIN {
+        // Nodes record ns in an i64: 1677-09-21 to 2262-04-11.
+        tracing::warn!(
+            path = %path.display(),
+            "modification time outside 1677-2262 cannot be stored exactly; recorded as the \
+             nearest time that can"
+        );
+    }
     // Listing a directory updates its atime, so recording it would make every tree blob new
     // on every run; a directory's atime is recorded as its mtime instead.
     let atime_ns = match kind {

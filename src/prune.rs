@@ -20,7 +20,7 @@ use cairn_format::content::{Content, ContentEntry};
 use cairn_format::pack::{self, PackEntry, PackWriter, SealedBlob};
 use cairn_format::segment::{IndexSegment, IndexedPack, MarkedPack, PACKS_PER_REWRITTEN_SEGMENT};
 use cairn_format::tree::NodeKind;
-use cairn_format::{BlobId, IndexId, PackId, Repository};
+use cairn_format::{BlobId, IndexId, PackId, Repository, SnapshotId};
 use serde::Serialize;
 
 use crate::progress::Progress;
@@ -37,6 +37,8 @@ pub struct PruneOptions {
     /// Repack at most this many bytes of packs.
     pub max_repack_bytes: u64,
     pub dry_run: bool,
+    /// Snapshots counted as gone though they still exist (`forget --prune --dry-run`).
+    pub forgotten: Vec<SnapshotId>,
 }
 
 impl Default for PruneOptions {
@@ -45,6 +47,7 @@ impl Default for PruneOptions {
             max_unused: 0.05,
             max_repack_bytes: u64::MAX,
             dry_run: false,
+            forgotten: Vec::new(),
         }
     }
 }
@@ -70,6 +73,11 @@ pub struct PruneReport {
     /// Marked packs kept for now because a backup that started before the mark still runs.
     pub packs_deferred: u64,
     pub bytes_deferred: u64,
+    /// Temporary objects of interrupted writes (killed backups) removed, and their bytes.
+    pub leftovers_removed: u64,
+    pub leftover_bytes_freed: u64,
+    /// Temporary objects kept: young enough that a running backup may still be writing them.
+    pub leftovers_kept: u64,
     pub dry_run: bool,
 }
 
@@ -91,7 +99,7 @@ pub fn prune(
     let span = tracing::info_span!("prune", repo = %repo.location());
     let _enter = span.enter();
     repo.sync_index()
-        .context("prune needs a readable index; run `cairn check`")?;
+        .context("prune needs every index segment to read")?;
     if !options.dry_run {
         // Packs of an interrupted backup or prune join the index, so they are judged like
         // any other (those of a running backup are then kept while it runs).
@@ -108,7 +116,7 @@ pub fn prune(
     }
     report.packs_before = listed.len() as u64;
     report.bytes_before = listed.values().sum();
-    let (used, snapshots) = used_blobs(repo)?;
+    let (used, snapshots) = used_blobs(repo, &options.forgotten)?;
     report.snapshots = snapshots;
     let needed = needed_copies(&packs, &used)?;
     let now = chrono::Utc::now().timestamp();
@@ -119,6 +127,7 @@ pub fn prune(
     );
     if options.dry_run {
         report.packs_after = report.packs_before - plan.delete_candidates.len() as u64;
+        remove_leftovers(repo, now, hostname, true, &mut report)?;
         return Ok(report);
     }
     let new_packs = repack(repo, &packs, &needed, &plan.repack, progress, &mut report)?;
@@ -131,6 +140,8 @@ pub fn prune(
     for id in &old_segments {
         repo.remove_segment(id)?;
     }
+    remove_leftovers(repo, now, hostname, false, &mut report)?;
+
     let after = list_packs(repo)?;
     report.packs_after = after.len() as u64;
     report.bytes_after = after.values().sum();
@@ -186,8 +197,24 @@ fn list_packs(repo: &Repository) -> Result<HashMap<PackId, u64>> {
 
 /// Every blob a snapshot references. Anything unreadable stops prune: deciding what is unused
 /// from an incomplete picture would delete data.
-fn used_blobs(repo: &Repository) -> Result<(HashSet<BlobId>, u64)> {
-    let snapshots = repo.snapshots()?;
+fn used_blobs(repo: &Repository, forgotten: &[SnapshotId]) -> Result<(HashSet<BlobId>, u64)> {
+    let listing = repo.snapshots()?;
+    for (id, error) in &listing.unreadable {
+        if !error.is_damage() {
+            bail!(
+                "cannot prune: snapshot {id} does not open ({error}); a newer cairn wrote it, \
+                 so prune with that version"
+            );
+        }
+        tracing::warn!(
+            "snapshot {} is damaged ({error}) and is treated as absent: data only it \
+             referenced is freed; `cairn repair snapshots` removes the object",
+            id.short()
+        );
+        crate::exit::note_partial();
+    }
+    let mut snapshots = listing.readable;
+    snapshots.retain(|(id, _)| !forgotten.contains(id));
     let mut used = HashSet::new();
     let mut pending: Vec<BlobId> = snapshots.iter().map(|(_, s)| s.tree).collect();
     while let Some(id) = pending.pop() {
@@ -460,6 +487,37 @@ fn write_index(
 
 /// Deletes the files of unused packs, unless a backup that started before the pack was marked
 /// is still running (it may have reused blobs from it; the next prune looks again).
+/// Removes the temporary objects of writes that never finished, once no running backup can
+/// own them: one still running was started (its lock written) before it created any of its
+/// temporaries, so a temporary last written before the oldest live backup started (allowing
+/// for clock skew) belongs to a process that is gone.
+fn remove_leftovers(
+    repo: &Repository,
+    now: i64,
+    hostname: &str,
+    dry_run: bool,
+    report: &mut PruneReport,
+) -> Result<()> {
+    let backups = crate::lock::live_backups(repo, hostname)?;
+    let oldest = backups.iter().map(|b| b.created_s).min().unwrap_or(now);
+    let cutoff = oldest.min(now) - CLOCK_SKEW_S;
+    let leftovers = (repo.backend().leftovers())
+        .context("cannot list the temporary objects of interrupted writes")?;
+    for leftover in leftovers {
+        if leftover.modified_s >= cutoff {
+            report.leftovers_kept += 1;
+            continue;
+        }
+        if !dry_run {
+            (repo.backend().delete(&leftover.name))
+                .with_context(|| format!("cannot remove {}", leftover.name))?;
+        }
+        report.leftovers_removed += 1;
+        report.leftover_bytes_freed += leftover.size;
+    }
+    Ok(())
+}
+
 fn delete_marked(
     repo: &Repository,
     packs: &HashMap<PackId, PackState>,

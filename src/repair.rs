@@ -3,19 +3,21 @@
 //! - `repair index` rebuilds the index segments from the pack headers (every pack describes
 //!   its own blobs), writes the new segments first and removes the old ones after, so a crash
 //!   at any point leaves a usable index.
-//! - `repair snapshots` rewrites snapshots that reference lost blobs (not indexed, or a copy
-//!   `check --read-data` found damaged with no intact copy) so everything else in them stays
-//!   restorable; the originals stay unless asked to go.
+//! - `repair snapshots` removes snapshot objects that do not open (damaged) and rewrites
+//!   snapshots that reference lost blobs (not indexed, in a pack that no longer exists, or a
+//!   copy `check --read-data` found damaged with no intact copy) so everything else in them
+//!   stays restorable; the originals stay unless asked to go.
 
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use cairn_format::backend::id_part;
 use cairn_format::content::{Content, ContentChild, ContentEntry, ContentNode, MAX_DEPTH};
 use cairn_format::pack::BlobKind;
 use cairn_format::packer::{BlobWriter, WriterOptions};
 use cairn_format::segment::{IndexSegment, IndexedPack, PACKS_PER_REWRITTEN_SEGMENT};
+use cairn_format::snapshot::Snapshot;
 use cairn_format::tree::{Node, NodeKind, Tree, Xattr};
 use cairn_format::{BlobId, IndexId, PackId, Repository, SnapshotId};
 use serde::Serialize;
@@ -36,6 +38,9 @@ pub struct IndexRepair {
 /// Rebuilds every index segment from the pack headers and the local index from those.
 pub fn repair_index(repo: &Repository, progress: &Progress) -> Result<IndexRepair> {
     let old: Vec<IndexId> = repo.list_ids("index/")?;
+    // Emptied first (rather than cleared: a damaged database may not even iterate), then
+    // filled by the segments written below.
+    repo.index().rebuild()?;
     let packs = repo
         .backend()
         .list("data/")
@@ -74,7 +79,6 @@ pub fn repair_index(repo: &Repository, progress: &Progress) -> Result<IndexRepai
             .with_context(|| format!("cannot remove old index segment {id}"))?;
         outcome.segments_removed += 1;
     }
-    repo.index().clear()?;
     repo.sync_index()?;
     Ok(outcome)
 }
@@ -131,9 +135,75 @@ pub fn is_marked_damaged(node: &Node) -> bool {
     node.xattrs.iter().any(|x| x.name == DAMAGE_XATTR)
 }
 
-/// Rewrites every snapshot that references a lost blob.
+/// What `repair snapshots` did (or, for a dry run, would do).
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct SnapshotRepair {
+    pub snapshots: Vec<RepairedSnapshot>,
+    /// Snapshot objects that do not open (damaged), removed.
+    pub removed_damaged: Vec<SnapshotId>,
+    /// Indexed packs that no longer exist: their blobs count as lost, and the index is
+    /// rebuilt from the packs that do exist before snapshots are rewritten.
+    pub missing_packs: Vec<PackId>,
+}
+
+/// Removes damaged snapshot objects, then rewrites every snapshot that references a lost blob
+/// (not indexed, in a pack that is gone, or a copy `check --read-data` found damaged).
 pub fn repair_snapshots(
     repo: &Arc<Repository>,
+    options: &SnapshotRepairOptions,
+    observer: &dyn Observer,
+    progress: &Progress,
+) -> Result<SnapshotRepair> {
+    // Blobs only an unreadable segment lists would look lost, and be cut out of snapshots.
+    repo.sync_index().context(
+        "repair snapshots needs every index segment to read: run `cairn repair index` first",
+    )?;
+    let mut outcome = SnapshotRepair {
+        missing_packs: missing_packs(repo)?,
+        ..SnapshotRepair::default()
+    };
+    if !options.dry_run && !outcome.missing_packs.is_empty() {
+        // So that nothing written below (or by later backups) deduplicates against a blob
+        // of a pack that is gone.
+        repair_index(repo, progress)?;
+    }
+    let listing = repo.snapshots()?;
+    for (id, error) in listing.unreadable {
+        if !error.is_damage() {
+            bail!(
+                "snapshot {id} does not open ({error}); a newer cairn wrote it: repair with that version"
+            );
+        }
+        if !options.dry_run {
+            repo.remove_snapshot(&id)?;
+        }
+        outcome.removed_damaged.push(id);
+    }
+    outcome.snapshots = rewrite_snapshots(
+        repo,
+        listing.readable,
+        &outcome.missing_packs,
+        options,
+        observer,
+    )?;
+    Ok(outcome)
+}
+
+/// Packs the local index knows that the repository no longer lists.
+fn missing_packs(repo: &Repository) -> Result<Vec<PackId>> {
+    let listed: HashSet<PackId> = repo.list_ids("data/")?;
+    let mut missing: Vec<PackId> = (repo.index().packs()?.into_iter())
+        .map(|p| p.id)
+        .filter(|id| !listed.contains(id))
+        .collect();
+    missing.sort();
+    Ok(missing)
+}
+
+fn rewrite_snapshots(
+    repo: &Arc<Repository>,
+    snapshots: Vec<(SnapshotId, Snapshot)>,
+    missing_packs: &[PackId],
     options: &SnapshotRepairOptions,
     observer: &dyn Observer,
 ) -> Result<Vec<RepairedSnapshot>> {
@@ -144,11 +214,12 @@ pub fn repair_snapshots(
         repo,
         writer: &writer,
         mode: options.damaged_files,
+        missing_packs: missing_packs.iter().copied().collect(),
         clean_trees: HashSet::new(),
         counts: Counts::default(),
     };
     let mut rewritten = Vec::new();
-    for (id, snapshot) in repo.snapshots()? {
+    for (id, snapshot) in snapshots {
         rewriter.counts = Counts::default();
         let tree = rewriter.tree(&snapshot.tree, "/", observer)?;
         if tree == snapshot.tree {
@@ -195,6 +266,8 @@ struct Rewriter<'a> {
     repo: &'a Repository,
     writer: &'a BlobWriter,
     mode: DamagedFiles,
+    /// Blobs indexed in these packs are lost (a dry run does not rebuild the index first).
+    missing_packs: HashSet<PackId>,
     /// Trees known to reference no lost blob.
     clean_trees: HashSet<BlobId>,
     counts: Counts,
@@ -202,7 +275,8 @@ struct Rewriter<'a> {
 
 impl Rewriter<'_> {
     fn is_lost(&self, id: &BlobId) -> Result<bool> {
-        Ok(self.repo.index().lookup_intact(id)?.is_none())
+        let found = self.repo.index().lookup_intact(id)?;
+        Ok(found.is_none_or(|location| self.missing_packs.contains(&location.pack)))
     }
 
     /// The id of the tree with its damage repaired (the same id when there is none).

@@ -47,7 +47,7 @@ pub enum Overwrite {
 pub struct RestoreOptions {
     pub target: PathBuf,
     /// A path inside the snapshot; its contents (or the file itself) are restored.
-    pub subpath: Option<String>,
+    pub subpath: Option<PathBuf>,
     pub includes: Vec<String>,
     pub excludes: Vec<String>,
     pub overwrite: Overwrite,
@@ -65,6 +65,9 @@ pub struct RestoreSummary {
     pub bytes_written: u64,
     pub total_bytes: u64,
     pub files_verified: u64,
+    /// Files that could not be written completely (or failed `--verify`): removed, so that
+    /// nothing incomplete is left looking restored.
+    pub files_failed: u64,
     pub errors: u64,
 }
 
@@ -107,6 +110,8 @@ struct Run<'a> {
     errors: AtomicU64,
     bytes_written: AtomicU64,
     checked_dirs: Mutex<HashSet<PathBuf>>,
+    /// Item indexes of files some of whose bytes were not written.
+    failed_files: Mutex<HashSet<usize>>,
 }
 
 impl Run<'_> {
@@ -114,6 +119,13 @@ impl Run<'_> {
         self.errors.fetch_add(1, Ordering::Relaxed);
         self.progress.errors.fetch_add(1, Ordering::Relaxed);
         self.observer.warning(path, message);
+    }
+
+    /// Reports a failure to write part of the file `items[file]`: the file is removed at the
+    /// end of the write phase instead of getting its metadata.
+    fn fail_file(&self, items: &[Item], file: usize, message: &str) {
+        self.warn(&rel(items, file), message);
+        self.failed_files.lock().expect("failed files").insert(file);
     }
 
     fn interrupted(&self) -> bool {
@@ -145,6 +157,7 @@ pub fn restore(
         errors: AtomicU64::new(0),
         bytes_written: AtomicU64::new(0),
         checked_dirs: Mutex::new(HashSet::new()),
+        failed_files: Mutex::new(HashSet::new()),
     };
     let mut summary = RestoreSummary::default();
     for (i, item) in items.iter().enumerate() {
@@ -157,15 +170,17 @@ pub fn restore(
             Err(e) => run.warn(&rel, &format!("cannot create directory: {e}")),
         }
     }
-    let files = prepare_files(&run, &items, &mut summary);
+    let mut files = prepare_files(&run, &items, &mut summary);
     write_contents(&run, &items, &files);
     if run.interrupted() {
         return Err(Interrupted.into());
     }
+    discard_failed(&run, &items, &mut files, &mut summary);
     summary.other_restored = create_others(&run, &items, &files);
     apply_metadata(&run, &items, &files);
     if options.verify {
         summary.files_verified = verify(&run, &items, &files);
+        discard_failed(&run, &items, &mut files, &mut summary);
     }
     summary.files_restored = files.written.len() as u64;
     summary.bytes_written = run.bytes_written.load(Ordering::Relaxed);
@@ -196,22 +211,24 @@ impl Filter {
 fn plan(
     repo: &Repository,
     snapshot: &Snapshot,
-    subpath: Option<&str>,
+    subpath: Option<&Path>,
     filter: &Filter,
 ) -> Result<Vec<Item>> {
     let mut tree = repo.load_tree(&snapshot.tree)?;
     let mut full = PathBuf::from("/");
     let mut items = Vec::new();
-    let components: Vec<&str> = subpath
-        .unwrap_or("/")
-        .split('/')
-        .filter(|c| !c.is_empty())
+    let subpath = subpath.unwrap_or(Path::new("/"));
+    let components: Vec<&OsStr> = (subpath.components())
+        .filter_map(|c| match c {
+            std::path::Component::Normal(name) => Some(name),
+            _ => None,
+        })
         .collect();
     for (i, component) in components.iter().enumerate() {
         let node = tree
             .find(component.as_bytes())
             .cloned()
-            .with_context(|| format!("{} is not in the snapshot", subpath.unwrap_or("/")))?;
+            .with_context(|| format!("{} is not in the snapshot", subpath.display()))?;
         full.push(component);
         match &node.kind {
             NodeKind::Directory { subtree } => tree = repo.load_tree(subtree)?,
@@ -417,7 +434,7 @@ fn write_contents(run: &Run<'_>, items: &[Item], files: &Files) {
             Ok(())
         });
         if let Err(e) = visited {
-            run.warn(&rel(items, file), &format!("content list unreadable: {e}"));
+            run.fail_file(items, file, &format!("content list unreadable: {e}"));
         }
     }
     needs.sort_unstable_by_key(|(id, _)| *id);
@@ -434,7 +451,7 @@ fn write_contents(run: &Run<'_>, items: &[Item], files: &Files) {
             }),
             Err(e) => {
                 for (_, t) in &needs[start..end] {
-                    run.warn(&rel(items, t.file), &format!("{e}"));
+                    run.fail_file(items, t.file, &format!("{e}"));
                 }
             }
         }
@@ -515,7 +532,7 @@ fn restore_pack(
             Err(e) => {
                 for blob in &blobs[start..end] {
                     for t in &targets[blob.targets.clone()] {
-                        run.warn(&rel(items, t.file), &format!("cannot read pack: {e}"));
+                        run.fail_file(items, t.file, &format!("cannot read pack: {e}"));
                     }
                 }
             }
@@ -536,7 +553,7 @@ fn write_blob(
         Ok(plain) => plain,
         Err(e) => {
             for t in targets {
-                run.warn(&rel(items, t.file), &format!("{e}"));
+                run.fail_file(items, t.file, &format!("{e}"));
             }
             return;
         }
@@ -547,6 +564,7 @@ fn write_blob(
             .write(true)
             .custom_flags(libc::O_NOFOLLOW)
             .open(&path)
+            .and_then(|f| injected_failure().map_or(Ok(()), Err).map(|()| f))
             .and_then(|f| write_sparse(&f, &plain, t.offset));
         match written {
             Ok(()) => {
@@ -554,9 +572,54 @@ fn write_blob(
                     .fetch_add(plain.len() as u64, Ordering::Relaxed);
                 run.progress.add_bytes(plain.len() as u64);
             }
-            Err(e) => run.warn(&path, &format!("cannot write: {e}")),
+            Err(e) => run.fail_file(items, t.file, &format!("cannot write: {e}")),
         }
     }
+}
+
+/// Removes the files that failed (and drops the hardlinks to them, which would share the
+/// loss), so that none is left at its full size looking complete: a later `--overwrite
+/// if-changed` restores them again.
+fn discard_failed(run: &Run<'_>, items: &[Item], files: &mut Files, summary: &mut RestoreSummary) {
+    let failed = std::mem::take(&mut *run.failed_files.lock().expect("failed files"));
+    files.written.retain(|i| !failed.contains(i));
+    let orphans: Vec<usize> = (files.links.iter())
+        .filter(|(_, first)| failed.contains(first))
+        .map(|(&link, _)| link)
+        .collect();
+    for link in orphans {
+        files.links.remove(&link);
+        let _ = fs::remove_file(run.options.target.join(rel(items, link)));
+        run.warn(
+            &rel(items, link),
+            "hardlink not made: its file could not be restored",
+        );
+    }
+    for &i in &failed {
+        summary.files_failed += 1;
+        summary.total_bytes = summary.total_bytes.saturating_sub(items[i].node.size);
+        let path = run.options.target.join(rel(items, i));
+        match fs::remove_file(&path) {
+            Ok(()) => run
+                .observer
+                .warning(&path, "removed: it could not be restored completely"),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => run.warn(&path, &format!("incomplete, and cannot be removed: {e}")),
+        }
+    }
+}
+
+/// Fault injection for tests of failing disks: with `CAIRN_FAIL_WRITE=N:ERRNO` the Nth blob
+/// written into a file (counting from 1) fails with that errno (5 EIO, 28 ENOSPC, 122 EDQUOT).
+fn injected_failure() -> Option<io::Error> {
+    static PLAN: std::sync::OnceLock<Option<(u64, i32)>> = std::sync::OnceLock::new();
+    static WRITES: AtomicU64 = AtomicU64::new(0);
+    let (nth, errno) = (*PLAN.get_or_init(|| {
+        let plan = std::env::var("CAIRN_FAIL_WRITE").ok()?;
+        let (nth, errno) = plan.split_once(':')?;
+        Some((nth.parse().ok()?, errno.parse().ok()?))
+    }))?;
+    (WRITES.fetch_add(1, Ordering::Relaxed) + 1 == nth).then(|| io::Error::from_raw_os_error(errno))
 }
 
 /// Block size below which zero runs are written rather than left as holes.
@@ -714,7 +777,7 @@ fn verify(run: &Run<'_>, items: &[Item], files: &Files) -> u64 {
         let path = run.options.target.join(rel(items, i));
         match verify_file(run.repo, &path, content, items[i].node.size) {
             Ok(()) => verified += 1,
-            Err(e) => run.warn(&path, &format!("verification failed: {e}")),
+            Err(e) => run.fail_file(items, i, &format!("verification failed: {e}")),
         }
     }
     verified

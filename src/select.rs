@@ -2,6 +2,10 @@
 //! unique id prefix, optionally followed by `:PATH`). `latest` honours the filters, on every
 //! command that takes a snapshot.
 
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
 use anyhow::{Result, bail};
 use cairn_format::snapshot::Snapshot;
 use cairn_format::{Error, Repository, SnapshotId};
@@ -31,14 +35,34 @@ impl SnapshotFilter {
         host_ok && tags_ok && paths_ok
     }
 
-    /// Matching snapshots, oldest first.
+    /// Matching snapshots, oldest first (unreadable ones skipped, see [`readable`]).
     pub fn apply(&self, repo: &Repository) -> Result<Vec<(SnapshotId, Snapshot)>> {
-        Ok(repo
-            .snapshots()?
+        Ok(readable(repo)?
             .into_iter()
             .filter(|(_, s)| self.matches(s))
             .collect())
     }
+}
+
+/// Every readable snapshot, oldest first. One that does not open is skipped with a warning
+/// that says what to do, and the command then ends with exit 3 instead of 0.
+pub fn readable(repo: &Repository) -> Result<Vec<(SnapshotId, Snapshot)>> {
+    let listing = repo.snapshots()?;
+    for (id, error) in &listing.unreadable {
+        warn_skipped(id, error);
+    }
+    Ok(listing.readable)
+}
+
+/// Warns that a snapshot which does not open was skipped, and marks the result partial.
+pub fn warn_skipped(id: &SnapshotId, error: &Error) {
+    let remedy = if error.is_damage() {
+        "`cairn repair snapshots` removes it (or `cairn forget` it)"
+    } else {
+        "a newer cairn reads it"
+    };
+    tracing::warn!("snapshot {} skipped: {error}; {remedy}", id.short());
+    crate::exit::note_partial();
 }
 
 /// The snapshots named by `references`, or when none is named every snapshot `filter` selects.
@@ -56,12 +80,24 @@ pub fn choose(
         .collect()
 }
 
-/// Splits `SNAP:PATH` into the snapshot reference and the path inside it.
-pub fn split_reference(reference: &str) -> (&str, Option<&str>) {
-    match reference.split_once(':') {
-        Some((snap, path)) => (snap, Some(path)),
-        None => (reference, None),
-    }
+/// Splits `SNAP:PATH` into the snapshot reference and the path inside it (any bytes: names
+/// need not be UTF-8).
+pub fn split_reference(reference: &OsStr) -> Result<(&str, Option<&Path>)> {
+    let bytes = reference.as_bytes();
+    let (snap, path) = match bytes.iter().position(|&b| b == b':') {
+        Some(at) => (
+            &bytes[..at],
+            Some(Path::new(OsStr::from_bytes(&bytes[at + 1..]))),
+        ),
+        None => (bytes, None),
+    };
+    let Ok(snap) = std::str::from_utf8(snap) else {
+        bail!(
+            "{} does not start with a snapshot reference: use `latest` or an id",
+            Path::new(reference).display()
+        );
+    };
+    Ok((snap, path))
 }
 
 /// Resolves a snapshot reference.
@@ -78,6 +114,20 @@ pub fn resolve(
             .into()
         });
     }
+    let id = resolve_id(repo, reference)?;
+    let snapshot = repo.load_snapshot(&id).map_err(|e| {
+        let hint = if e.is_damage() {
+            "; `cairn repair snapshots` removes it"
+        } else {
+            ""
+        };
+        anyhow::anyhow!("{e}{hint}")
+    })?;
+    Ok((id, snapshot))
+}
+
+/// The id an id or unique id prefix names, without opening the snapshot.
+pub fn resolve_id(repo: &Repository, reference: &str) -> Result<SnapshotId> {
     if reference.is_empty() || !reference.bytes().all(|b| b.is_ascii_hexdigit()) {
         bail!(
             "{reference:?} is not a snapshot reference: use `latest`, an id, or a unique id prefix"
@@ -90,7 +140,7 @@ pub fn resolve(
         .filter(|id| id.to_hex().starts_with(&prefix))
         .collect();
     match matches.as_slice() {
-        [id] => Ok((*id, repo.load_snapshot(id)?)),
+        [id] => Ok(*id),
         [] => Err(Error::SnapshotNotFound {
             reference: reference.into(),
         }
@@ -134,10 +184,14 @@ mod tests {
 
     #[test]
     fn references_split_on_the_first_colon() {
+        let split = |r: &'static [u8]| split_reference(OsStr::from_bytes(r)).unwrap();
         assert_eq!(
-            split_reference("latest:/etc/a:b"),
-            ("latest", Some("/etc/a:b"))
+            split(b"latest:/etc/a:b"),
+            ("latest", Some(Path::new("/etc/a:b")))
         );
-        assert_eq!(split_reference("abc"), ("abc", None));
+        assert_eq!(split(b"abc"), ("abc", None));
+        // Issue #15: a name that is not UTF-8 is kept byte for byte.
+        let odd = split(b"latest:/srv/\xff\n");
+        assert_eq!(odd.1.unwrap().as_os_str().as_bytes(), b"/srv/\xff\n");
     }
 }

@@ -272,7 +272,20 @@ impl LiveCatalog {
             } else if previous.filtered_out.contains(&id) {
                 filtered_out.insert(id);
             } else {
-                let snapshot = self.repo.load_snapshot(&id)?;
+                let snapshot = match self.repo.load_snapshot(&id) {
+                    Ok(snapshot) => snapshot,
+                    Err(cairn_format::Error::ObjectNotFound { .. }) => continue,
+                    // A damaged snapshot is left out of the mount, not fatal to it.
+                    Err(
+                        e @ (cairn_format::Error::Corrupt { .. }
+                        | cairn_format::Error::UnsupportedVersion { .. }),
+                    ) => {
+                        tracing::warn!(snapshot = %id, error = %e, "snapshot left out of the mount; `cairn repair snapshots` removes a damaged one");
+                        filtered_out.insert(id);
+                        continue;
+                    }
+                    Err(e) => return Err(e),
+                };
                 if (self.filter)(&snapshot) {
                     snapshots.insert(id, Arc::new(snapshot));
                     added = true;
@@ -283,7 +296,9 @@ impl LiveCatalog {
         }
         if added && !initial {
             // A new snapshot's blobs arrived in index segments this mount has not read yet.
-            self.repo.sync_index()?;
+            for (segment, error) in self.repo.sync_index_tolerant()?.1 {
+                tracing::warn!(%segment, %error, "index segment unreadable; blobs only it lists read as missing (`cairn repair index` rebuilds the index)");
+            }
         }
         let mut catalog = Catalog::build(snapshots);
         catalog.filtered_out = filtered_out;

@@ -561,3 +561,24 @@ fn concurrent_readers_get_their_own_bytes() {
         thread.join().unwrap();
     }
 }
+
+/// Issue #15: a damaged snapshot object is left out of the mount instead of failing it.
+#[test]
+fn a_damaged_snapshot_is_left_out_of_the_mount() {
+    let f = Fixture::new();
+    f.snapshot(1_700_000_000, "web", &[], vec![]);
+    f.snapshot(1_700_000_060, "db", &[], vec![]);
+    let listed = f.backend.list("snapshots/").unwrap();
+    let damaged = &listed[0].name;
+    let mut bytes = f.backend.get(damaged).unwrap();
+    bytes.extend_from_slice(b"garbage");
+    f.backend.overwrite(damaged, bytes);
+    let fs = f.whole_repository(Duration::from_secs(60));
+    let snapshots = lookup_path(&fs, "snapshots").unwrap();
+    assert_eq!(
+        list(&fs, snapshots).len(),
+        4,
+        "., .., the readable one and latest"
+    );
+    assert_eq!(list(&fs, lookup_path(&fs, "hosts").unwrap()).len(), 3);
+}

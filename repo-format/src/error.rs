@@ -15,14 +15,28 @@ pub enum Error {
     WrongPassword { location: String },
     #[error("repository {location} has no key files")]
     NoKeys { location: String },
+    #[error(
+        "no key file of repository {location} can be read ({reasons}); restore keys/ from a copy \
+         of the repository"
+    )]
+    NoReadableKey { location: String, reasons: String },
+
     #[error("{what} {name} is corrupt: {reason}")]
     Corrupt {
         what: &'static str,
         name: String,
         reason: String,
     },
-    #[error("blob {id} is not in the index")]
+    #[error(
+        "blob {id} is not in the index (`cairn check` tells why; `cairn repair index` rebuilds \
+         the index from the packs that exist)"
+    )]
     BlobNotFound { id: String },
+    #[error(
+        "index segment {id} is unreadable ({reason}); `cairn repair index` rebuilds the index \
+         from the packs"
+    )]
+    SegmentUnreadable { id: String, reason: String },
     #[error("{kind} id {text:?} is not 64 hex digits")]
     InvalidId { kind: &'static str, text: String },
     #[error("no snapshot matches {reference:?}")]
@@ -40,6 +54,11 @@ pub enum Error {
     },
     #[error("local index at {path}: {reason}")]
     Index { path: PathBuf, reason: String },
+    #[error(
+        "the local index at {path} is damaged ({reason}); it is only a cache of the repository \
+         and is rebuilt at the next run: run the command again (or delete {path})"
+    )]
+    IndexDamaged { path: PathBuf, reason: String },
     #[error("unsupported {what} version {version} (this cairn reads up to {supported})")]
     UnsupportedVersion {
         what: &'static str,
@@ -63,6 +82,12 @@ impl Error {
             name: name.into(),
             reason: reason.into(),
         }
+    }
+
+    /// Whether the object itself is damaged (it fails authentication or decoding), as opposed
+    /// to unreachable storage or a newer format: only such objects may be removed as garbage.
+    pub fn is_damage(&self) -> bool {
+        matches!(self, Error::Corrupt { .. })
     }
 
     /// Shorthand for a backend I/O error.

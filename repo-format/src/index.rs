@@ -71,7 +71,8 @@ pub struct KnownPack {
 
 /// The RocksDB-backed blob index.
 pub struct LocalIndex {
-    db: DB,
+    /// Behind a lock so a database found damaged while in use can be rebuilt in place.
+    db: RwLock<DB>,
     path: PathBuf,
     /// A private index made because the shared one was in use; removed on drop.
     temporary: bool,
@@ -95,10 +96,16 @@ impl SecondBest {
 
 impl LocalIndex {
     /// Opens (or creates) the index at `path`. A damaged database is deleted and recreated,
-    /// since everything in it can be rebuilt from the repository.
+    /// since everything in it can be rebuilt from the repository (the `check --read-data`
+    /// verdicts, which cannot, are kept where they still read): one that does not open, and
+    /// one an earlier run found damaged while reading it ([`DAMAGE_MARKER`]).
     pub fn open(path: &Path) -> Result<Self> {
         let options = options();
         match DB::open(&options, path) {
+            Ok(db) if path.join(DAMAGE_MARKER).exists() => {
+                tracing::warn!(path = %path.display(), "local index was found damaged; rebuilding it");
+                Ok(Self::wrap(rebuild(path, Some(db))?, path, false))
+            }
             Ok(db) => Ok(Self::wrap(db, path, false)),
             Err(e) if is_lock_error(&e) => Err(Error::Index {
                 path: path.to_path_buf(),
@@ -106,12 +113,30 @@ impl LocalIndex {
             }),
             Err(e) => {
                 tracing::warn!(path = %path.display(), error = %e, "local index unreadable, rebuilding it");
-                let _ = DB::destroy(&options, path);
-                let _ = std::fs::remove_dir_all(path);
-                let db = DB::open(&options, path).map_err(|e| index_error(path, &e))?;
-                Ok(Self::wrap(db, path, false))
+                Ok(Self::wrap(rebuild(path, None)?, path, false))
             }
         }
+    }
+
+    /// Replaces a database found damaged while in use with an empty one (keeping the verdicts
+    /// that still read); the caller fills it from the repository's segments again.
+    pub fn rebuild(&self) -> Result<()> {
+        // The damaged database must be closed before its files go: a placeholder beside it
+        // stands in meanwhile.
+        let aside = self.path.with_file_name(format!(
+            "index-replacing-{}",
+            hex::encode(crate::id::random_bytes::<4>())
+        ));
+        let mut db = self.db.write().unwrap_or_else(PoisonError::into_inner);
+        let placeholder = DB::open(&options(), &aside).map_err(|e| index_error(&aside, &e))?;
+        let damaged = std::mem::replace(&mut *db, placeholder);
+        let placeholder = std::mem::replace(&mut *db, rebuild(&self.path, Some(damaged))?);
+        drop(placeholder);
+        let _ = DB::destroy(&Options::default(), &aside);
+        let _ = std::fs::remove_dir_all(&aside);
+        drop(db);
+        *self.second_best_mut() = self.load_second_best()?;
+        Ok(())
     }
 
     /// Opens the index at `path`, or a private temporary one beside it when another process
@@ -135,20 +160,32 @@ impl LocalIndex {
 
     fn wrap(db: DB, path: &Path, temporary: bool) -> Self {
         let index = Self {
-            db,
+            db: RwLock::new(db),
             path: path.to_path_buf(),
             temporary,
             second_best: RwLock::default(),
         };
-        let loaded = index.damaged_copies().and_then(|damaged| {
-            let marked = index.marked_packs()?.into_iter().map(|(p, _)| p).collect();
-            Ok(SecondBest { marked, damaged })
-        });
-        match loaded {
+        match index.load_second_best() {
             Ok(second_best) => *index.second_best_mut() = second_best,
+            Err(Error::IndexDamaged { reason, .. }) => {
+                tracing::warn!(path = %path.display(), %reason, "the local index is damaged; rebuilding it from the repository");
+                if let Err(e) = index.rebuild() {
+                    tracing::warn!(error = %e, "cannot rebuild the local index");
+                }
+            }
             Err(e) => tracing::warn!(error = %e, "cannot read the marked and damaged records"),
         }
         index
+    }
+
+    fn load_second_best(&self) -> Result<SecondBest> {
+        let damaged = self.damaged_copies()?;
+        let marked = self.marked_packs()?.into_iter().map(|(p, _)| p).collect();
+        Ok(SecondBest { marked, damaged })
+    }
+
+    fn db(&self) -> std::sync::RwLockReadGuard<'_, DB> {
+        self.db.read().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Where the database lives.
@@ -158,7 +195,10 @@ impl LocalIndex {
 
     /// Looks up one blob.
     pub fn lookup(&self, id: &BlobId) -> Result<Option<BlobLocation>> {
-        let value = self.db.get(key(BLOB, &id.0)).map_err(|e| self.error(&e))?;
+        let value = self
+            .db()
+            .get(key(BLOB, &id.0))
+            .map_err(|e| self.error(&e))?;
         value.map(|v| decode_location(&v, &self.path)).transpose()
     }
 
@@ -184,7 +224,7 @@ impl LocalIndex {
     /// Looks up many blobs in one batched call (bloom filters make misses cheap).
     pub fn lookup_many(&self, ids: &[BlobId]) -> Result<Vec<Option<BlobLocation>>> {
         let keys: Vec<_> = ids.iter().map(|id| key(BLOB, &id.0)).collect();
-        self.db
+        self.db()
             .multi_get(keys)
             .into_iter()
             .map(|r| {
@@ -197,7 +237,7 @@ impl LocalIndex {
     /// Points a blob at another of its copies (an intact one, when `check` found the copy in
     /// use damaged).
     pub fn set_location(&self, id: &BlobId, location: &BlobLocation) -> Result<()> {
-        self.db
+        self.db()
             .put(key(BLOB, &id.0), encode_location(location))
             .map_err(|e| self.error(&e))
     }
@@ -235,12 +275,12 @@ impl LocalIndex {
             record.extend_from_slice(&superseded.0);
         }
         batch.put(key(SEGMENT, &id.0), record);
-        self.db.write(batch).map_err(|e| self.error(&e))
+        self.db().write(batch).map_err(|e| self.error(&e))
     }
 
     /// Remembers a segment that another one supersedes, so it is never ingested.
     pub fn record_superseded(&self, id: &IndexId) -> Result<()> {
-        self.db
+        self.db()
             .put(key(SEGMENT, &id.0), [1u8])
             .map_err(|e| self.error(&e))
     }
@@ -265,8 +305,8 @@ impl LocalIndex {
 
     /// A Unix-seconds record of a pack.
     fn seconds(&self, prefix: u8, pack: &PackId) -> Result<Option<i64>> {
-        let value = self
-            .db
+        let db = self.db();
+        let value = db
             .get_pinned(key(prefix, &pack.0))
             .map_err(|e| self.error(&e))?;
         Ok(value.and_then(|v| Some(i64::from_le_bytes(v.as_ref().try_into().ok()?))))
@@ -301,8 +341,8 @@ impl LocalIndex {
 
     /// What the index knows of one pack.
     pub fn pack(&self, id: &PackId) -> Result<Option<KnownPack>> {
-        let value = self
-            .db
+        let db = self.db();
+        let value = db
             .get_pinned(key(PACK, &id.0))
             .map_err(|e| self.error(&e))?;
         Ok(value.and_then(|value| {
@@ -318,7 +358,7 @@ impl LocalIndex {
     /// True if the index knows the pack.
     pub fn has_pack(&self, id: &PackId) -> Result<bool> {
         Ok(self
-            .db
+            .db()
             .get_pinned(key(PACK, &id.0))
             .map_err(|e| self.error(&e))?
             .is_some())
@@ -333,20 +373,21 @@ impl LocalIndex {
     /// Removes what the segments say, for a rebuild (verification records stay).
     pub fn clear(&self) -> Result<()> {
         let mut batch = WriteBatch::default();
-        for item in self.db.iterator(IteratorMode::Start) {
+        let db = self.db();
+        for item in db.iterator(IteratorMode::Start) {
             let (k, _) = item.map_err(|e| self.error(&e))?;
             if [BLOB, PACK, SEGMENT, MARKED].contains(&k[0]) {
                 batch.delete(k);
             }
         }
-        self.db.write(batch).map_err(|e| self.error(&e))?;
+        db.write(batch).map_err(|e| self.error(&e))?;
         self.second_best_mut().marked.clear();
         Ok(())
     }
 
     /// The local copy of a remote object, if one was kept.
     pub fn cached_object(&self, name: &str) -> Result<Option<Vec<u8>>> {
-        self.db.get(object_key(name)).map_err(|e| self.error(&e))
+        self.db().get(object_key(name)).map_err(|e| self.error(&e))
     }
 
     /// Keeps copies of remote objects that never change under their names, in one write.
@@ -358,14 +399,15 @@ impl LocalIndex {
         for (name, bytes) in objects {
             batch.put(object_key(&name), bytes);
         }
-        self.db.write(batch).map_err(|e| self.error(&e))
+        self.db().write(batch).map_err(|e| self.error(&e))
     }
 
     /// Records what reading a whole pack found at `at` (Unix seconds): the copies in it that
     /// failed to verify (replacing what an earlier check recorded for the pack).
     pub fn record_verification(&self, pack: &PackId, at: i64, damaged: &[BlobId]) -> Result<()> {
         let mut batch = WriteBatch::default();
-        for item in self.db.prefix_iterator(damage_prefix(pack)) {
+        let db = self.db();
+        for item in db.prefix_iterator(damage_prefix(pack)) {
             let (k, _) = item.map_err(|e| self.error(&e))?;
             if !k.starts_with(&damage_prefix(pack)) {
                 break;
@@ -376,7 +418,7 @@ impl LocalIndex {
             batch.put(damage_key(pack, blob), []);
         }
         batch.put(key(VERIFIED, &pack.0), at.to_le_bytes());
-        self.db.write(batch).map_err(|e| self.error(&e))?;
+        db.write(batch).map_err(|e| self.error(&e))?;
         let mut second_best = self.second_best_mut();
         second_best.damaged.retain(|(p, _)| p != pack);
         second_best
@@ -404,7 +446,8 @@ impl LocalIndex {
         parse: impl Fn(&[u8], &[u8]) -> Option<T>,
     ) -> Result<C> {
         let mut out = Vec::new();
-        for item in self.db.prefix_iterator([prefix]) {
+        let db = self.db();
+        for item in db.prefix_iterator([prefix]) {
             let (k, v) = item.map_err(|e| self.error(&e))?;
             if k.first() != Some(&prefix) {
                 break;
@@ -449,11 +492,53 @@ fn is_lock_error(e: &rocksdb::Error) -> bool {
     text.contains("lock") || text.contains("Resource temporarily unavailable")
 }
 
+/// A file left in a database found damaged while reading it, so that the next open rebuilds
+/// it even when it opens (RocksDB checks a block's checksum only when it reads the block).
+pub const DAMAGE_MARKER: &str = "CAIRN-DAMAGED";
+
 fn index_error(path: &Path, e: &rocksdb::Error) -> Error {
-    Error::Index {
+    if e.kind() != rocksdb::ErrorKind::Corruption {
+        return Error::Index {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        };
+    }
+    if let Err(marking) = std::fs::write(path.join(DAMAGE_MARKER), e.to_string()) {
+        tracing::warn!(path = %path.display(), error = %marking, "cannot mark the damaged local index");
+    }
+    Error::IndexDamaged {
         path: path.to_path_buf(),
         reason: e.to_string(),
     }
+}
+
+/// A key and its value, as RocksDB iterates them.
+type Record = (Box<[u8]>, Box<[u8]>);
+
+/// Deletes the database at `path` and creates an empty one, carrying over the `check
+/// --read-data` verdicts (`v` and `x` records) of `old` that still read.
+fn rebuild(path: &Path, old: Option<DB>) -> Result<DB> {
+    let verdicts: Vec<Record> = old.as_ref().map_or_else(Vec::new, |db| {
+        [VERIFIED, DAMAGED]
+            .iter()
+            .flat_map(|prefix| {
+                db.prefix_iterator([*prefix])
+                    .map_while(std::result::Result::ok)
+                    .take_while(move |(k, _)| k.first() == Some(prefix))
+            })
+            .collect()
+    });
+    drop(old);
+    let options = options();
+    let _ = DB::destroy(&options, path);
+    let _ = std::fs::remove_dir_all(path);
+    let db = DB::open(&options, path).map_err(|e| index_error(path, &e))?;
+    let mut batch = WriteBatch::default();
+    for (k, v) in verdicts {
+        batch.put(k, v);
+    }
+    db.write(batch).map_err(|e| index_error(path, &e))?;
+    Ok(db)
 }
 
 fn encode_location(location: &BlobLocation) -> Vec<u8> {

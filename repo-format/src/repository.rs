@@ -4,7 +4,8 @@
 
 use std::collections::HashSet;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, PoisonError, RwLock};
 
 use crate::backend::{Backend, id_part, pack_name};
 use crate::chunker::{Chunker, ChunkerParams};
@@ -26,6 +27,16 @@ pub struct Segments {
     pub listed: Vec<IndexId>,
     pub current: Vec<(IndexId, IndexSegment)>,
     pub unreadable: Vec<(IndexId, Error)>,
+}
+
+/// The snapshots of a repository, as [`Repository::snapshots`] found them.
+#[derive(Debug, Default)]
+pub struct SnapshotListing {
+    /// Oldest first.
+    pub readable: Vec<(SnapshotId, Snapshot)>,
+    /// Objects that exist but do not open, with why: damaged ([`Error::is_damage`]) or
+    /// written by a newer cairn.
+    pub unreadable: Vec<(SnapshotId, Error)>,
 }
 
 /// Choices made once, at `init`.
@@ -75,11 +86,37 @@ pub struct Repository {
     /// Keep copies of remote snapshots and tree blobs in the local index (they never change
     /// under their name), so listing and browsing do not download them again.
     object_cache: bool,
+    /// Held exclusively while a damaged local index is rebuilt ([`Repository::healing`]).
+    heal_gate: RwLock<()>,
+    /// How many times the local index was rebuilt in this process.
+    heals: AtomicU64,
 }
 
 impl std::fmt::Debug for Repository {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "Repository({})", self.backend.location())
+    }
+}
+
+/// The error for a failed read of a pack range: one that ends early means the pack is shorter
+/// than the index says (truncated on storage), which is damage with a remedy, not an I/O error.
+fn pack_read_error(
+    pack: &PackId,
+    offset: u64,
+    length: u64,
+) -> impl FnOnce(std::io::Error) -> Error {
+    let pack = *pack;
+    move |e| match e.kind() {
+        std::io::ErrorKind::UnexpectedEof => Error::corrupt(
+            "pack",
+            pack.to_hex(),
+            format!(
+                "shorter than the index says ({e}; {length} bytes wanted at offset {offset}): \
+                 `cairn check` names what this costs, `cairn repair index` then re-indexes what \
+                 is left and `cairn repair snapshots` saves the rest"
+            ),
+        ),
+        _ => backend_error("read", &pack_name(&pack))(e),
     }
 }
 
@@ -195,6 +232,8 @@ impl Repository {
             image_chunker,
             index,
             object_cache,
+            heal_gate: RwLock::new(()),
+            heals: AtomicU64::new(0),
         })
     }
 
@@ -253,9 +292,12 @@ impl Repository {
     /// scratch if a segment it had is gone (another client replaced it). Returns how many
     /// segments were read.
     pub fn sync_index(&self) -> Result<usize> {
-        let (read, mut unreadable) = self.sync_index_tolerant()?;
+        let (read, mut unreadable) = self.healing(|| self.ingest_segments())?;
         match unreadable.pop() {
-            Some((_, error)) => Err(error),
+            Some((id, error)) => Err(Error::SegmentUnreadable {
+                id: id.to_hex(),
+                reason: error.to_string(),
+            }),
             None => Ok(read),
         }
     }
@@ -263,6 +305,47 @@ impl Repository {
     /// [`Repository::sync_index`] that ingests every readable segment and returns the others
     /// with their errors instead of stopping at the first.
     pub fn sync_index_tolerant(&self) -> Result<(usize, Vec<(IndexId, Error)>)> {
+        self.healing(|| self.ingest_segments())
+    }
+
+    /// Runs a local-index operation; when the local index turns out to be damaged (a cache
+    /// file flipped on disk), rebuilds it from the repository's segments and runs it again.
+    /// Operations run under the read side of a gate that a rebuild holds exclusively, so none
+    /// sees the database half filled, and threads that hit the damage together rebuild once.
+    fn healing<T>(&self, op: impl Fn() -> Result<T>) -> Result<T> {
+        let generation = {
+            let _open = self
+                .heal_gate
+                .read()
+                .unwrap_or_else(PoisonError::into_inner);
+            let generation = self.heals.load(Ordering::Acquire);
+            match op() {
+                Err(Error::IndexDamaged { path, reason }) => {
+                    tracing::warn!(path = %path.display(), %reason, "the local index is damaged; rebuilding it from the repository");
+                    generation
+                }
+                other => return other,
+            }
+        };
+        {
+            let _closed = self
+                .heal_gate
+                .write()
+                .unwrap_or_else(PoisonError::into_inner);
+            if self.heals.load(Ordering::Acquire) == generation {
+                self.index.rebuild()?;
+                self.ingest_segments()?;
+                self.heals.fetch_add(1, Ordering::Release);
+            }
+        }
+        let _open = self
+            .heal_gate
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
+        op()
+    }
+
+    fn ingest_segments(&self) -> Result<(usize, Vec<(IndexId, Error)>)> {
         let listed: HashSet<IndexId> = self.list_ids("index/")?;
         let mut records = self.index.segment_records()?;
         if !records.iter().all(|(id, _)| listed.contains(id)) {
@@ -294,7 +377,7 @@ impl Repository {
             // A prune rewrote the index: start over from the segments that are current.
             tracing::info!("the index was rewritten (prune); rebuilding local index");
             self.index.clear()?;
-            return self.sync_index_tolerant();
+            return self.ingest_segments();
         }
         let mut read = 0;
         for (id, segment) in loaded {
@@ -376,9 +459,13 @@ impl Repository {
 
     /// Where a blob is, or `BlobNotFound`.
     pub fn locate(&self, id: &BlobId) -> Result<BlobLocation> {
-        self.index
-            .lookup(id)?
+        self.lookup(id)?
             .ok_or_else(|| Error::BlobNotFound { id: id.to_hex() })
+    }
+
+    /// Where the local index places a blob, if anywhere (rebuilding a damaged index first).
+    pub fn lookup(&self, id: &BlobId) -> Result<Option<BlobLocation>> {
+        self.healing(|| self.index.lookup(id))
     }
 
     /// Reads, opens, decompresses and verifies one blob.
@@ -468,15 +555,11 @@ impl Repository {
 
     /// Reads a blob from its pack: its plaintext and the sealed bytes it came from.
     fn fetch_blob(&self, id: &BlobId, location: &BlobLocation) -> Result<(Vec<u8>, Vec<u8>)> {
-        let name = pack_name(&location.pack);
+        let (offset, length) = (u64::from(location.offset), u64::from(location.length));
         let sealed = self
             .backend
-            .get_range(
-                &name,
-                u64::from(location.offset),
-                u64::from(location.length),
-            )
-            .map_err(backend_error("read", &name))?;
+            .get_range(&pack_name(&location.pack), offset, length)
+            .map_err(pack_read_error(&location.pack, offset, length))?;
         Ok((self.open_blob(id, location, &sealed)?, sealed))
     }
 
@@ -499,10 +582,9 @@ impl Repository {
 
     /// Reads `length` bytes of a pack at `offset` (restore reads runs of blobs at once).
     pub fn read_pack_range(&self, pack: &PackId, offset: u64, length: u64) -> Result<Vec<u8>> {
-        let name = pack_name(pack);
         self.backend
-            .get_range(&name, offset, length)
-            .map_err(backend_error("read", &name))
+            .get_range(&pack_name(pack), offset, length)
+            .map_err(pack_read_error(pack, offset, length))
     }
 
     /// [`Repository::read_pack_range`] into a reused buffer.
@@ -513,10 +595,9 @@ impl Repository {
         length: u64,
         buffer: &mut Vec<u8>,
     ) -> Result<()> {
-        let name = pack_name(pack);
         self.backend
-            .get_range_into(&name, offset, length, buffer)
-            .map_err(backend_error("read", &name))
+            .get_range_into(&pack_name(pack), offset, length, buffer)
+            .map_err(pack_read_error(pack, offset, length))
     }
 
     /// Loads and validates a directory tree.
@@ -546,15 +627,23 @@ impl Repository {
         Ok(snapshot)
     }
 
-    /// Every snapshot, oldest first.
-    pub fn snapshots(&self) -> Result<Vec<(SnapshotId, Snapshot)>> {
-        let mut all = self
-            .snapshot_ids()?
-            .into_iter()
-            .map(|id| Ok((id, self.load_snapshot(&id)?)))
-            .collect::<Result<Vec<_>>>()?;
-        all.sort_by_key(|(id, s)| (s.time_ns, *id));
-        Ok(all)
+    /// Every snapshot, the readable ones oldest first. One that does not open is set aside,
+    /// not fatal: a single flipped bit must not stop every listing. Storage errors still are.
+    pub fn snapshots(&self) -> Result<SnapshotListing> {
+        let mut listing = SnapshotListing::default();
+        for id in self.snapshot_ids()? {
+            match self.load_snapshot(&id) {
+                Ok(snapshot) => listing.readable.push((id, snapshot)),
+                // Removed between listing and reading (forget on another host).
+                Err(Error::ObjectNotFound { .. }) => {}
+                Err(e @ (Error::Corrupt { .. } | Error::UnsupportedVersion { .. })) => {
+                    listing.unreadable.push((id, e));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        listing.readable.sort_by_key(|(id, s)| (s.time_ns, *id));
+        Ok(listing)
     }
 
     /// Writes a snapshot; callers must have flushed every blob it references first.
@@ -741,6 +830,8 @@ fn unlock(backend: &dyn Backend, password: &[u8]) -> Result<(MasterKey, KeyId)> 
     if keys.is_empty() {
         return Err(Error::NoKeys { location });
     }
+    let mut unreadable = Vec::new();
+    let mut tried = 0;
     for object in keys {
         let Ok(id) = id_part(&object.name).parse::<KeyId>() else {
             continue;
@@ -750,12 +841,23 @@ fn unlock(backend: &dyn Backend, password: &[u8]) -> Result<(MasterKey, KeyId)> 
             .map_err(backend_error("get", &object.name))?;
         match KeyFile::decode(&id, &bytes) {
             Ok(key_file) => {
+                tried += 1;
                 if let Some(master) = key_file.unlock(password)? {
                     return Ok((master, id));
                 }
             }
-            Err(e) => tracing::warn!(key = %id, error = %e, "skipping unreadable key file"),
+            Err(e) => {
+                tracing::warn!(key = %id, error = %e, "skipping unreadable key file");
+                unreadable.push(format!("{}: {e}", object.name));
+            }
         }
+    }
+    if tried == 0 && !unreadable.is_empty() {
+        // No password could have opened anything: saying "wrong password" would mislead.
+        return Err(Error::NoReadableKey {
+            location,
+            reasons: unreadable.join("; "),
+        });
     }
     Err(Error::WrongPassword { location })
 }

@@ -271,7 +271,7 @@ fn choose_parent(
         ParentChoice::Snapshot(id) => Some((id, repo.load_snapshot(&id)?)),
         ParentChoice::Auto => {
             let paths = snapshot_paths(options);
-            repo.snapshots()?
+            crate::select::readable(repo)?
                 .into_iter()
                 .filter(|(_, s)| s.hostname == options.host && s.paths == paths)
                 .max_by_key(|(_, s)| s.time_ns)

@@ -109,6 +109,10 @@ pub struct CheckReport {
     /// Packs in `data/` that no index segment names (left by an interrupted backup; the next
     /// backup indexes them).
     pub unindexed_packs: Vec<PackId>,
+    /// Temporary objects of interrupted writes (a killed backup's partial pack), and their
+    /// bytes: harmless, and `prune` removes them once no running backup can own them.
+    pub leftovers: u64,
+    pub leftover_bytes: u64,
     /// Indexed packs none of whose blobs anything references.
     pub unused_packs: Vec<PackId>,
     pub unused_blobs: u64,

@@ -118,6 +118,9 @@ pub(super) fn check_packs(
         .collect();
     unindexed.sort();
     report.unindexed_packs = unindexed;
+    let leftovers = repo.backend().leftovers()?;
+    report.leftovers = leftovers.len() as u64;
+    report.leftover_bytes = leftovers.iter().map(|l| l.size).sum();
     Ok(listed)
 }
 
@@ -224,7 +227,7 @@ fn is_indexed(
     walk: &mut Walk,
     report: &mut CheckReport,
 ) -> Result<bool> {
-    let error = match repo.index().lookup(id)? {
+    let error = match repo.lookup(id)? {
         Some(location) if walk.listed.contains(&location.pack) => return Ok(true),
         Some(location) => format!(
             "the local index places it in pack {}, which does not exist (`cairn repair \

@@ -23,8 +23,7 @@ pub fn run(global: &Global, args: &BackupArgs) -> Result<Exit> {
     // this point either is seen by this backup's index, or sees this lock (crate::prune).
     let repo = open_unsynced(global)?;
     let _lock = super::prune::lock(global, &repo, LockKind::Backup, "backup")?;
-    repo.sync_index()
-        .with_context(|| format!("cannot read the index of {}", repo.location()))?;
+    super::sync_tolerant(&repo)?;
     let mut excludes = args.excludes.clone();
     for file in &args.exclude_files {
         excludes.extend(Excludes::read_pattern_file(file)?);

@@ -82,6 +82,14 @@ fn print_text(report: &CheckReport) {
             report.unindexed_packs.len()
         );
     }
+    if report.leftovers > 0 {
+        println!(
+            "note: {} temporary files ({}) were left by interrupted writes (a killed backup); \
+             `cairn prune` removes them once no running backup can own them",
+            report.leftovers,
+            bytes(report.leftover_bytes)
+        );
+    }
     if report.unused_blobs > 0 {
         println!(
             "note: {} blobs ({}) in the index are referenced by no snapshot, {} packs wholly \

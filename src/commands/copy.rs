@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 
 use super::report::Reporter;
 use super::table::bytes;
@@ -24,9 +24,7 @@ pub fn run(global: &Global, args: &CopyArgs) -> Result<Exit> {
     // As for a backup: the lock is visible before the index is read (crate::prune).
     let target = open_unsynced(global)?;
     let _lock = super::prune::lock(global, &target, LockKind::Backup, "copy")?;
-    target
-        .sync_index()
-        .with_context(|| format!("cannot read the index of {}", target.location()))?;
+    super::sync_tolerant(&target)?;
     let progress = Arc::new(Progress::default());
     let reporter = Reporter::start(global, progress.clone(), "copy");
     let interrupt = interrupt_flag()?;
@@ -65,5 +63,16 @@ pub fn run(global: &Global, args: &CopyArgs) -> Result<Exit> {
             bytes(summary.bytes_copied)
         );
     }
-    Ok(Exit::Ok)
+    for (id, reason) in &summary.failed {
+        eprintln!(
+            "warning: snapshot {} not copied: {reason}; `cairn check --read-data` on the source \
+             names what is damaged",
+            id.short()
+        );
+    }
+    Ok(if summary.failed.is_empty() {
+        Exit::Ok
+    } else {
+        Exit::Incomplete
+    })
 }

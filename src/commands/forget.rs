@@ -4,18 +4,20 @@
 use std::sync::Arc;
 
 use anyhow::{Result, bail};
+use cairn_format::snapshot::Snapshot;
+use cairn_format::{Repository, SnapshotId};
 
 use super::report::Reporter;
 use super::table::{local_time, render};
-use super::{open, print_json};
+use super::{open_unsynced, print_json};
 use crate::cli::{ForgetArgs, Global};
 use crate::exit::Exit;
 use crate::forget::{Decision, GroupPlan, Policy, plan, remove};
 use crate::progress::Progress;
-use crate::select::{SnapshotFilter, resolve};
+use crate::select::{SnapshotFilter, resolve, resolve_id};
 
 pub fn run(global: &Global, args: &ForgetArgs) -> Result<Exit> {
-    let repo = open(global)?;
+    let repo = open_unsynced(global)?;
     let policy = Policy {
         last: args.keep_last.unwrap_or(0),
         hourly: args.keep_hourly.unwrap_or(0),
@@ -27,17 +29,19 @@ pub fn run(global: &Global, args: &ForgetArgs) -> Result<Exit> {
         tags: args.keep_tag.clone(),
     };
     let filter = SnapshotFilter::from(&args.filter);
+    let mut damaged = Vec::new();
     let plans = if args.snapshots.is_empty() {
         plan(&repo, &filter, args.group_by, &policy)?
     } else {
         if !policy.is_empty() {
             bail!("name snapshots or give a policy (--keep-*), not both");
         }
-        vec![named(&repo, &args.snapshots, &filter)?]
+        vec![named(&repo, &args.snapshots, &filter, &mut damaged)?]
     };
     let removed: Vec<_> = plans
         .iter()
         .flat_map(|p| p.decisions.iter().filter(|d| !d.keep()).map(|d| d.id))
+        .chain(damaged.iter().copied())
         .collect();
     if !args.dry_run {
         let progress = Arc::new(Progress::default());
@@ -50,6 +54,7 @@ pub fn run(global: &Global, args: &ForgetArgs) -> Result<Exit> {
             "message_type": "forget",
             "dry_run": args.dry_run,
             "groups": plans.iter().map(group_json).collect::<Vec<_>>(),
+            "damaged_removed": damaged,
         }))?;
     } else if !global.quiet {
         for p in &plans {
@@ -60,20 +65,57 @@ pub fn run(global: &Global, args: &ForgetArgs) -> Result<Exit> {
         } else {
             "removed"
         };
+        for id in &damaged {
+            println!("{verb} damaged snapshot object {id}");
+        }
         println!("{verb} {} snapshots", removed.len());
+    }
+    if args.prune {
+        // A dry run removed nothing: prune's dry run must count those snapshots as gone.
+        let gone = if args.dry_run { removed } else { Vec::new() };
+        return super::prune::run_on(global, &repo, &args.prune_tuning, args.dry_run, gone);
     }
     Ok(Exit::Ok)
 }
 
+/// A named snapshot to remove, or `None` when its object is damaged: then its id goes to
+/// `damaged`, to be removed all the same (nothing in it can be read, protection included).
+fn resolve_for_removal(
+    repo: &Repository,
+    reference: &str,
+    filter: &SnapshotFilter,
+    damaged: &mut Vec<SnapshotId>,
+) -> Result<Option<(SnapshotId, Snapshot)>> {
+    if reference == "latest" {
+        return resolve(repo, reference, filter).map(Some);
+    }
+    let id = resolve_id(repo, reference)?;
+    match repo.load_snapshot(&id) {
+        Ok(snapshot) => Ok(Some((id, snapshot))),
+        Err(e) if e.is_damage() => {
+            tracing::warn!(
+                "snapshot {} is damaged ({e}); removing the object",
+                id.short()
+            );
+            damaged.push(id);
+            Ok(None)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// The snapshots named on the command line, all to be removed; protected ones are refused.
 fn named(
-    repo: &cairn_format::Repository,
+    repo: &Repository,
     references: &[String],
     filter: &SnapshotFilter,
+    damaged: &mut Vec<SnapshotId>,
 ) -> Result<GroupPlan> {
     let mut decisions = Vec::new();
     for reference in references {
-        let (id, snapshot) = resolve(repo, reference, filter)?;
+        let Some((id, snapshot)) = resolve_for_removal(repo, reference, filter, damaged)? else {
+            continue;
+        };
         if snapshot.protected {
             bail!(
                 "snapshot {} is protected; lift that first with `cairn tag --unprotect {}`",

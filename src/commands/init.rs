@@ -28,7 +28,11 @@ pub fn run(global: &Global, args: &InitArgs) -> Result<Exit> {
     };
     let backend = backend(global)?;
     let location = backend.location();
-    let password = password(global, &format!("new password for {location}: "), true)?;
+    let password = crate::password::refuse_empty(password(
+        global,
+        &format!("new password for {location}: "),
+        true,
+    )?)?;
     let (now_ns, username) = creation_stamp();
     let (chunker, image_chunking) = match &source {
         Some(source) => (source.config().chunker, source.config().image_chunking),

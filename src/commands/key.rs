@@ -5,13 +5,13 @@ use cairn_format::KeyId;
 use cairn_format::crypto::KdfParams;
 
 use super::table::{local_time, render};
-use super::{creation_stamp, hostname, open, print_json};
+use super::{creation_stamp, hostname, open_unsynced, print_json};
 use crate::cli::{Global, KeyAction, KeyArgs, NewPasswordArgs};
 use crate::exit::Exit;
 use crate::password::{Password, PasswordSource, prompt_new};
 
 pub fn run(global: &Global, args: KeyArgs) -> Result<Exit> {
-    let repo = open(global)?;
+    let repo = open_unsynced(global)?;
     match args.action {
         KeyAction::List => {
             let keys = repo.keys()?;
@@ -68,7 +68,7 @@ pub fn run(global: &Global, args: KeyArgs) -> Result<Exit> {
 }
 
 fn new_password(args: &NewPasswordArgs) -> Result<Password> {
-    match &args.new_password_file {
+    let password = match &args.new_password_file {
         Some(file) => PasswordSource {
             file: Some(file),
             command: None,
@@ -80,7 +80,8 @@ fn new_password(args: &NewPasswordArgs) -> Result<Password> {
         None => {
             anyhow::bail!("give the new password with --new-password-file (no terminal to ask on)")
         }
-    }
+    }?;
+    crate::password::refuse_empty(password)
 }
 
 fn add(repo: &cairn_format::Repository, args: &NewPasswordArgs) -> Result<KeyId> {

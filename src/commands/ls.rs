@@ -1,7 +1,7 @@
 //! `cairn ls`
 
 use std::ffi::OsStr;
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
@@ -20,18 +20,19 @@ use crate::select::{SnapshotFilter, resolve};
 pub fn run(global: &Global, args: &LsArgs) -> Result<Exit> {
     let repo = open(global)?;
     let (id, snapshot) = resolve(&repo, &args.snapshot, &SnapshotFilter::from(&args.filter))?;
-    let start = args.path.as_deref().unwrap_or("/");
+    let start = args.path.as_deref().unwrap_or(Path::new("/"));
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     if global.json {
         let mut head = snapshot_json(&id, &snapshot);
         head["struct_type"] = "snapshot".into();
         writeln!(out, "{head}")?;
     }
-    let prefix = PathBuf::from("/").join(start.trim_start_matches('/'));
+    let prefix = PathBuf::from("/").join(start.strip_prefix("/").unwrap_or(start));
     let printer = Printer {
         repo: &repo,
         long: args.long,
         json: global.json,
+        escape: std::io::stdout().is_terminal(),
     };
     match find_node(&repo, &snapshot, start)? {
         None => printer.tree(&mut out, &repo.load_tree(&snapshot.tree)?, &prefix)?,
@@ -50,6 +51,9 @@ struct Printer<'a> {
     repo: &'a Repository,
     long: bool,
     json: bool,
+    /// On a terminal, names are escaped so that a newline or an escape sequence in one shows
+    /// as such; into a pipe they go as the bytes they are.
+    escape: bool,
 }
 
 impl Printer<'_> {
@@ -67,23 +71,56 @@ impl Printer<'_> {
     fn node(&self, out: &mut dyn Write, node: &Node, path: &Path) -> Result<()> {
         if self.json {
             writeln!(out, "{}", node_json(node, path))?;
-        } else if self.long {
-            writeln!(
-                out,
-                "{}{} {:>8} {:>8} {:>12} {} {}",
-                type_char(&node.kind),
-                mode_string(node.mode),
-                display_owner(&node.user, node.uid),
-                display_owner(&node.group, node.gid),
-                node.size,
-                local_time(node.mtime_ns),
-                path.display()
-            )?;
         } else {
-            writeln!(out, "{}", path.display())?;
+            if self.long {
+                write!(
+                    out,
+                    "{}{} {:>8} {:>8} {:>12} {} ",
+                    type_char(&node.kind),
+                    mode_string(node.mode),
+                    display_owner(&node.user, node.uid),
+                    display_owner(&node.group, node.gid),
+                    node.size,
+                    local_time(node.mtime_ns),
+                )?;
+            }
+            let bytes = path.as_os_str().as_bytes();
+            if self.escape {
+                out.write_all(escaped(bytes).as_bytes())?;
+            } else {
+                out.write_all(bytes)?;
+            }
+            writeln!(out)?;
         }
         Ok(())
     }
+}
+
+/// A name as a terminal should show it, as `ls -b` does: backslashes doubled, control
+/// characters and bytes that are not UTF-8 written as escapes (`\n`, `\x1b`, `\xff`).
+fn escaped(bytes: &[u8]) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::with_capacity(bytes.len());
+    for chunk in bytes.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            match c {
+                '\\' => out.push_str("\\\\"),
+                '\n' => out.push_str("\\n"),
+                '\t' => out.push_str("\\t"),
+                '\r' => out.push_str("\\r"),
+                c if c.is_control() => {
+                    for b in c.to_string().bytes() {
+                        let _ = write!(out, "\\x{b:02x}");
+                    }
+                }
+                c => out.push(c),
+            }
+        }
+        for b in chunk.invalid() {
+            let _ = write!(out, "\\x{b:02x}");
+        }
+    }
+    out
 }
 
 fn display_owner(name: &str, id: u32) -> String {
@@ -157,6 +194,12 @@ fn node_json(node: &Node, path: &Path) -> serde_json::Value {
     if let NodeKind::Symlink { target } = &node.kind {
         value["link_target"] = String::from_utf8_lossy(target).into();
     }
+    // JSON strings hold only UTF-8: a name that is not is also given exactly, as hex.
+    let raw = path.as_os_str().as_bytes();
+    if std::str::from_utf8(raw).is_err() {
+        value["path_hex"] = hex::encode(raw).into();
+        value["name_hex"] = hex::encode(&node.name).into();
+    }
     value
 }
 
@@ -170,5 +213,15 @@ mod tests {
         assert_eq!(mode_string(0o4755), "rwsr-xr-x");
         assert_eq!(mode_string(0o1777), "rwxrwxrwt");
         assert_eq!(mode_string(0o2640), "rw-r-S---");
+    }
+
+    /// Issue #15: a newline or an escape sequence in a name must not reach a terminal raw.
+    #[test]
+    fn names_are_escaped_for_terminals() {
+        assert_eq!(escaped(b"plain name.txt"), "plain name.txt");
+        assert_eq!(escaped(b"two\nlines"), "two\\nlines");
+        assert_eq!(escaped(b"\x1b[31mred"), "\\x1b[31mred");
+        assert_eq!(escaped(b"caf\xc3\xa9 \xff"), "caf\u{e9} \\xff");
+        assert_eq!(escaped(b"back\\slash"), "back\\\\slash");
     }
 }

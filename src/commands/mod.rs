@@ -134,33 +134,48 @@ fn open_source(global: &Global, from: &FromRepoArgs) -> Result<Arc<Repository>> 
         env: Some("CAIRN_FROM_PASSWORD"),
     }
     .read(&format!("password for {location}: "), false)?;
-    let repo = Repository::open(backend, password.as_bytes(), &cache_root(global)?)
+    let repo = Repository::open_unsynced(backend, password.as_bytes(), &cache_root(global)?)
         .with_context(|| format!("cannot open the source repository {location}"))?;
+    sync_tolerant(&repo)?;
     Ok(Arc::new(repo))
 }
 
-/// Opens the repository named on the command line.
+/// Opens the repository named on the command line and reads its index, carrying on past
+/// segments that do not read (see [`sync_tolerant`]).
 fn open(global: &Global) -> Result<Arc<Repository>> {
-    open_with(global, Repository::open)
+    let repo = open_unsynced(global)?;
+    sync_tolerant(&repo)?;
+    Ok(repo)
 }
 
-/// Opens the repository without reading its index segments (`check`, `repair`).
+/// Opens the repository without reading its index segments (commands that need no index,
+/// and those that read it their own way: `check`, `repair`, `backup`, `prune`).
 fn open_unsynced(global: &Global) -> Result<Arc<Repository>> {
-    open_with(global, Repository::open_unsynced)
-}
-
-type Opener = fn(Arc<dyn Backend>, &[u8], &std::path::Path) -> cairn_format::Result<Repository>;
-
-fn open_with(global: &Global, opener: Opener) -> Result<Arc<Repository>> {
     let backend = backend(global)?;
     let location = backend.location();
     let password = password(global, &format!("password for {location}: "), false)?;
-    let mut repo = opener(backend, password.as_bytes(), &cache_root(global)?)
+    let mut repo = Repository::open_unsynced(backend, password.as_bytes(), &cache_root(global)?)
         .with_context(|| format!("cannot open repository {location}"))?;
     if global.remote.no_object_cache {
         repo.set_object_cache(false);
     }
     Ok(Arc::new(repo))
+}
+
+/// Reads the index segments that read. One that does not is warned about (and the command
+/// ends with exit 3): what only it lists counts as missing, so a restore of other snapshots
+/// still works and a backup stores such data again.
+fn sync_tolerant(repo: &Repository) -> Result<()> {
+    let (_, unreadable) = (repo.sync_index_tolerant())
+        .with_context(|| format!("cannot read the index of {}", repo.location()))?;
+    for (id, error) in unreadable {
+        tracing::warn!(
+            "index segment {id} is unreadable ({error}); carrying on without it, so blobs only \
+             it lists count as missing: `cairn repair index` rebuilds the index from the packs"
+        );
+        crate::exit::note_partial();
+    }
+    Ok(())
 }
 
 impl From<&FilterArgs> for SnapshotFilter {

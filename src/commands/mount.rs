@@ -97,7 +97,7 @@ fn check_mountpoint(path: &Path) -> Result<()> {
 
 /// The directory `SNAPSHOT[:PATH]` names, as the mount root.
 fn snapshot_directory(repo: &Repository, reference: &str, filter: &SnapshotFilter) -> Result<Node> {
-    let (snap, path) = split_reference(reference);
+    let (snap, path) = split_reference(std::ffi::OsStr::new(reference))?;
     let (id, snapshot) = resolve(repo, snap, filter)?;
     let node = match path {
         Some(path) => crate::dump::find_node(repo, &snapshot, path)?,

@@ -4,8 +4,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Result;
-use cairn_format::Repository;
 use cairn_format::lock::LockKind;
+use cairn_format::{Repository, SnapshotId};
 
 use super::report::Reporter;
 use super::table::bytes;
@@ -18,21 +18,24 @@ use crate::prune::{PruneOptions, PruneReport, prune};
 
 pub fn run(global: &Global, args: &PruneArgs) -> Result<Exit> {
     let repo = open_unsynced(global)?;
-    run_on(global, &repo, &args.tuning, args.dry_run)
+    run_on(global, &repo, &args.tuning, args.dry_run, Vec::new())
 }
 
-/// Prune on an open repository (also the end of `forget --prune`).
+/// Prune on an open repository (also the end of `forget --prune`, whose dry run passes the
+/// snapshots it would have removed as `forgotten`).
 pub fn run_on(
     global: &Global,
     repo: &Arc<Repository>,
     tuning: &PruneTuning,
     dry_run: bool,
+    forgotten: Vec<SnapshotId>,
 ) -> Result<Exit> {
     let _lock = lock(global, repo, LockKind::Exclusive, "prune")?;
     let options = PruneOptions {
         max_unused: tuning.max_unused,
         max_repack_bytes: tuning.max_repack_size.unwrap_or(u64::MAX),
         dry_run,
+        forgotten,
     };
     let progress = Arc::new(Progress::default());
     let reporter = Reporter::counting(global, progress.clone(), "prune", "packs");
@@ -81,6 +84,16 @@ fn print_report(r: &PruneReport) {
         r.packs_repacked,
         bytes(r.bytes_repacked)
     );
+    if r.leftovers_removed + r.leftovers_kept > 0 {
+        println!(
+            "temporary files of interrupted writes: {} {} ({}), {} kept (a running backup may \
+             own them; a later prune removes them)",
+            if r.dry_run { "would remove" } else { "removed" },
+            r.leftovers_removed,
+            bytes(r.leftover_bytes_freed),
+            r.leftovers_kept
+        );
+    }
     if r.dry_run {
         println!("dry run: nothing changed ({verb} mark and repack the packs above)");
         return;
@@ -110,12 +123,18 @@ pub fn run_unlock(global: &Global, args: &UnlockArgs) -> Result<Exit> {
     let now = chrono::Utc::now().timestamp();
     if global.json {
         let list: Vec<_> = removed
+            .locks
             .iter()
             .map(|(id, l)| serde_json::json!({"id": id, "operation": l.operation, "hostname": l.hostname, "pid": l.pid}))
             .collect();
-        print_json(&serde_json::json!({"message_type": "unlock", "removed": list}))?;
+        print_json(
+            &serde_json::json!({"message_type": "unlock", "removed": list, "removed_damaged": removed.damaged}),
+        )?;
     } else if !global.quiet {
-        for (_, l) in &removed {
+        for id in &removed.damaged {
+            println!("removed the damaged lock object {id}");
+        }
+        for (_, l) in &removed.locks {
             println!(
                 "removed the lock of {} on {} (pid {}), taken {} ago",
                 l.operation,
@@ -124,7 +143,10 @@ pub fn run_unlock(global: &Global, args: &UnlockArgs) -> Result<Exit> {
                 age(now - l.created_s)
             );
         }
-        println!("{} locks removed", removed.len());
+        println!(
+            "{} locks removed",
+            removed.locks.len() + removed.damaged.len()
+        );
     }
     Ok(Exit::Ok)
 }

@@ -6,11 +6,13 @@ use anyhow::Result;
 
 use super::report::{CliObserver, Reporter};
 use super::table::bytes;
-use super::{open, open_unsynced, print_json};
+use super::{open_unsynced, print_json};
 use crate::cli::{DamagedFilesArg, Global, RepairCommand, RepairSnapshotsArgs};
 use crate::exit::Exit;
 use crate::progress::Progress;
-use crate::repair::{DamagedFiles, SnapshotRepairOptions, repair_index, repair_snapshots};
+use crate::repair::{
+    DamagedFiles, SnapshotRepair, SnapshotRepairOptions, repair_index, repair_snapshots,
+};
 use cairn_format::lock::LockKind;
 
 pub fn run(global: &Global, command: &RepairCommand) -> Result<Exit> {
@@ -58,7 +60,7 @@ fn index(global: &Global) -> Result<Exit> {
 }
 
 fn snapshots(global: &Global, args: &RepairSnapshotsArgs) -> Result<Exit> {
-    let repo = open(global)?;
+    let repo = open_unsynced(global)?;
     let _lock = super::prune::lock(global, &repo, LockKind::Exclusive, "repair snapshots")?;
     let options = SnapshotRepairOptions {
         damaged_files: match args.damaged_files {
@@ -69,32 +71,55 @@ fn snapshots(global: &Global, args: &RepairSnapshotsArgs) -> Result<Exit> {
         forget: args.forget,
         dry_run: args.dry_run,
     };
-    let repaired = repair_snapshots(&repo, &options, &CliObserver::new(global))?;
+    let progress = Arc::new(Progress::default());
+    let outcome = repair_snapshots(&repo, &options, &CliObserver::new(global), &progress)?;
     if global.json {
         print_json(&serde_json::json!({
             "message_type": "repair_snapshots",
             "dry_run": args.dry_run,
-            "snapshots": repaired,
+            "snapshots": outcome.snapshots,
+            "removed_damaged": outcome.removed_damaged,
+            "missing_packs": outcome.missing_packs,
         }))?;
     } else if !global.quiet {
-        if repaired.is_empty() {
-            println!("no snapshot references lost data");
-        }
-        for r in &repaired {
-            let new = r.repaired.map_or("(dry run)".to_string(), |id| id.short());
-            println!(
-                "snapshot {} -> {new}: {} files lost {}, {} directory listings lost{}",
-                r.original.short(),
-                r.damaged_files,
-                bytes(r.lost_bytes),
-                r.lost_directories,
-                if args.forget && !args.dry_run {
-                    " (original removed)"
-                } else {
-                    ""
-                }
-            );
-        }
+        print_snapshot_repair(&outcome, args);
     }
     Ok(Exit::Ok)
+}
+
+fn print_snapshot_repair(outcome: &SnapshotRepair, args: &RepairSnapshotsArgs) {
+    let (remove, rebuild) = if args.dry_run {
+        ("would remove", "would rebuild")
+    } else {
+        ("removed", "rebuilt")
+    };
+    if !outcome.missing_packs.is_empty() {
+        println!(
+            "{} indexed packs no longer exist: their blobs are lost; {rebuild} the index from \
+             the packs that exist",
+            outcome.missing_packs.len()
+        );
+    }
+    for id in &outcome.removed_damaged {
+        println!("{remove} damaged snapshot object {id}");
+    }
+    let repaired = &outcome.snapshots;
+    if repaired.is_empty() {
+        println!("no snapshot references lost data");
+    }
+    for r in repaired {
+        let new = r.repaired.map_or("(dry run)".to_string(), |id| id.short());
+        println!(
+            "snapshot {} -> {new}: {} files lost {}, {} directory listings lost{}",
+            r.original.short(),
+            r.damaged_files,
+            bytes(r.lost_bytes),
+            r.lost_directories,
+            if args.forget && !args.dry_run {
+                " (original removed)"
+            } else {
+                ""
+            }
+        );
+    }
 }

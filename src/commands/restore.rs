@@ -16,7 +16,7 @@ use crate::select::{SnapshotFilter, resolve, split_reference};
 
 pub fn run(global: &Global, args: &RestoreArgs) -> Result<Exit> {
     let repo = open(global)?;
-    let (reference, subpath) = split_reference(&args.snapshot);
+    let (reference, subpath) = split_reference(&args.snapshot)?;
     let (id, snapshot) = resolve(&repo, reference, &SnapshotFilter::from(&args.filter))?;
     let Some(target) = args.target.clone() else {
         let target_file = args
@@ -32,7 +32,7 @@ pub fn run(global: &Global, args: &RestoreArgs) -> Result<Exit> {
         } else if !global.quiet {
             println!(
                 "wrote {} ({}) from snapshot {} to {}{}",
-                path,
+                path.display(),
                 bytes(summary.bytes),
                 id.short(),
                 summary.target,
@@ -43,7 +43,7 @@ pub fn run(global: &Global, args: &RestoreArgs) -> Result<Exit> {
     };
     let options = RestoreOptions {
         target: target.clone(),
-        subpath: subpath.map(String::from),
+        subpath: subpath.map(std::path::Path::to_path_buf),
         includes: args.includes.clone(),
         excludes: args.excludes.clone(),
         overwrite: match args.overwrite {
@@ -77,6 +77,13 @@ pub fn run(global: &Global, args: &RestoreArgs) -> Result<Exit> {
             id.short(),
             target.display()
         );
+        if summary.files_failed > 0 {
+            println!(
+                "{} files could not be restored completely and were removed (see the errors \
+                 above); run the restore again once the cause is fixed",
+                summary.files_failed
+            );
+        }
         if summary.files_skipped > 0 {
             println!(
                 "skipped {} existing files (--overwrite)",

@@ -5,7 +5,7 @@ use cairn_format::SnapshotId;
 use cairn_format::snapshot::Snapshot;
 
 use super::table::{bytes, local_time, render, time_with_offset};
-use super::{open, print_json};
+use super::{open_unsynced, print_json};
 use crate::cli::{Global, SnapshotsArgs};
 use crate::exit::Exit;
 use crate::select::SnapshotFilter;
@@ -31,7 +31,7 @@ pub fn snapshot_json(id: &SnapshotId, s: &Snapshot) -> serde_json::Value {
 }
 
 pub fn run(global: &Global, args: &SnapshotsArgs) -> Result<Exit> {
-    let repo = open(global)?;
+    let repo = open_unsynced(global)?;
     let mut list = SnapshotFilter::from(&args.filter).apply(&repo)?;
     if let Some(n) = args.latest {
         list.drain(..list.len().saturating_sub(n));

@@ -2,7 +2,7 @@
 
 use anyhow::{Result, bail};
 
-use super::{open, print_json};
+use super::{open_unsynced, print_json};
 use crate::cli::{Global, TagArgs};
 use crate::exit::Exit;
 use crate::forget::retag;
@@ -17,7 +17,7 @@ pub fn run(global: &Global, args: &TagArgs) -> Result<Exit> {
     if args.add.is_empty() && args.remove.is_empty() && protect.is_none() {
         bail!("nothing to change: give --add, --remove, --protect or --unprotect");
     }
-    let repo = open(global)?;
+    let repo = open_unsynced(global)?;
     let filter = SnapshotFilter::from(&args.filter);
     let mut changed = Vec::new();
     for reference in &args.snapshots {

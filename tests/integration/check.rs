@@ -11,7 +11,7 @@ use crate::util::{Scratch, describe, noise};
 
 /// A repository with one snapshot of `src/` (a 3 MB random file over several data packs and
 /// some small files); returns the source directory.
-fn backed_up() -> (Scratch, PathBuf) {
+pub fn backed_up() -> (Scratch, PathBuf) {
     let s = Scratch::with_repo();
     let src = s.path("src");
     fs::create_dir_all(src.join("docs")).unwrap();
@@ -24,7 +24,7 @@ fn backed_up() -> (Scratch, PathBuf) {
 }
 
 /// Runs `check` with `--json`; returns the exit code and the report.
-fn check(s: &Scratch, extra: &[&str]) -> (i32, Value) {
+pub fn check(s: &Scratch, extra: &[&str]) -> (i32, Value) {
     let mut args = vec!["--json", "check"];
     args.extend_from_slice(extra);
     let out = s.run(&args);
@@ -40,15 +40,15 @@ fn last_json(text: &str) -> Option<Value> {
 }
 
 /// A blob as the index places it.
-struct BlobAt {
-    id: String,
-    offset: u64,
-    length: u64,
-    raw_length: u64,
+pub struct BlobAt {
+    pub id: String,
+    pub offset: u64,
+    pub length: u64,
+    pub raw_length: u64,
 }
 
 /// Every indexed pack: its file, the kind of its blobs, and its blobs.
-fn packs(s: &Scratch) -> Vec<(PathBuf, String, Vec<BlobAt>)> {
+pub fn packs(s: &Scratch) -> Vec<(PathBuf, String, Vec<BlobAt>)> {
     let mut out = Vec::new();
     for segment in fs::read_dir(s.repo().join("index")).unwrap() {
         let name = segment.unwrap().file_name().into_string().unwrap();
@@ -73,6 +73,15 @@ fn packs(s: &Scratch) -> Vec<(PathBuf, String, Vec<BlobAt>)> {
     out
 }
 
+/// The files of every indexed data pack.
+pub fn data_packs(s: &Scratch) -> Vec<PathBuf> {
+    packs(s)
+        .into_iter()
+        .filter(|(_, kind, _)| kind == "Data")
+        .map(|(path, _, _)| path)
+        .collect()
+}
+
 /// The largest pack of a kind, with its blobs.
 fn largest_pack_of(s: &Scratch, kind: &str) -> (PathBuf, Vec<BlobAt>) {
     let (path, _, blobs) = packs(s)
@@ -83,7 +92,7 @@ fn largest_pack_of(s: &Scratch, kind: &str) -> (PathBuf, Vec<BlobAt>) {
     (path, blobs)
 }
 
-fn flip_byte(path: &Path, offset: u64) {
+pub fn flip_byte(path: &Path, offset: u64) {
     let mut bytes = fs::read(path).unwrap();
     bytes[offset as usize] ^= 0x40;
     fs::write(path, bytes).unwrap();
@@ -186,11 +195,7 @@ fn a_flipped_byte_in_a_data_pack_is_found_mapped_repaired_and_healed() {
 #[test]
 fn a_truncated_and_a_deleted_pack_are_found_without_reading_data() {
     let (s, src) = backed_up();
-    let data: Vec<PathBuf> = packs(&s)
-        .into_iter()
-        .filter(|(_, kind, _)| kind == "Data")
-        .map(|(path, _, _)| path)
-        .collect();
+    let data = data_packs(&s);
     assert!(data.len() >= 2, "the test needs two data packs");
     let bytes = fs::read(&data[0]).unwrap();
     fs::write(&data[0], &bytes[..bytes.len() / 2]).unwrap();

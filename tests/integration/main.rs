@@ -16,4 +16,5 @@ mod remote;
 mod roundtrip;
 mod security;
 mod servers;
+mod trust;
 mod util;

@@ -19,6 +19,13 @@ use crate::util::{PASSWORD, Scratch, describe, noise};
 /// 120 files of 20 KB in `src/` backed up, then every other one deleted and backed up again,
 /// and the first snapshot forgotten: half of the first packs' blobs are unused.
 fn half_unused() -> (Scratch, std::path::PathBuf) {
+    let (s, src) = two_snapshots_half_shared();
+    s.json(&["forget", "--keep-last", "1"]);
+    (s, src)
+}
+
+/// Two snapshots of `src/`: 120 files of 20 KB, then every other one of them.
+fn two_snapshots_half_shared() -> (Scratch, std::path::PathBuf) {
     let s = Scratch::with_repo();
     let src = s.path("src");
     fs::create_dir(&src).unwrap();
@@ -30,7 +37,6 @@ fn half_unused() -> (Scratch, std::path::PathBuf) {
         fs::remove_file(src.join(format!("f{i:03}"))).unwrap();
     }
     s.backup(&[&src], &[]);
-    s.json(&["forget", "--keep-last", "1"]);
     (s, src)
 }
 
@@ -87,6 +93,25 @@ fn prune_frees_space_repacks_and_keeps_every_snapshot_restorable() {
     let again = prune_report(&s, &[]);
     assert_eq!(again["packs_repacked"], 0, "{again}");
     assert_eq!(again["bytes_freed"], 0, "{again}");
+}
+
+/// Issue #15: `forget --prune` was parsed and never acted on (snapshots went, no space freed).
+#[test]
+fn forget_with_prune_frees_the_space_of_the_snapshots_it_removes() {
+    let (s, src) = two_snapshots_half_shared();
+    let before = data_bytes(&s);
+    let dry = s.json(&["forget", "--keep-last", "1", "--prune", "--dry-run"])["report"].clone();
+    // What prune would free counts the snapshot the dry run did not remove as gone.
+    assert!(dry["unused_bytes"].as_u64().unwrap() > 1_000_000, "{dry}");
+    assert_eq!(data_bytes(&s), before, "a dry run changes nothing");
+    assert_eq!(s.json(&["snapshots"]).as_array().unwrap().len(), 2);
+
+    let report = s.json(&["forget", "--keep-last", "1", "--prune"])["report"].clone();
+    let after = data_bytes(&s);
+    assert!(before - after > 1_000_000, "{before} -> {after}: {report}");
+    assert_eq!(report["bytes_after"].as_u64(), Some(after));
+    check_clean(&s);
+    s.restore_latest_and_compare(&src);
 }
 
 #[test]

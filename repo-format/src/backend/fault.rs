@@ -5,7 +5,7 @@ use std::io;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 
-use super::{Backend, ObjectInfo};
+use super::{Backend, Leftover, ObjectInfo};
 
 /// Fails puts once a budget is spent.
 pub struct FaultyBackend {
@@ -56,6 +56,9 @@ impl Backend for FaultyBackend {
     }
     fn delete(&self, name: &str) -> io::Result<()> {
         self.inner.delete(name)
+    }
+    fn leftovers(&self) -> io::Result<Vec<Leftover>> {
+        self.inner.leftovers()
     }
 }
 

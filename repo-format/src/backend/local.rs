@@ -7,7 +7,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
-use super::{Backend, ObjectInfo};
+use super::{Backend, Leftover, ObjectInfo};
 use crate::id::random_bytes;
 
 /// The top-level directories of a repository.
@@ -73,7 +73,7 @@ impl Backend for LocalBackend {
         if buffer.len() as u64 != length {
             return Err(io::Error::new(
                 io::ErrorKind::UnexpectedEof,
-                format!("{name}: {} of {length} bytes", buffer.len()),
+                format!("{} of {length} bytes there", buffer.len()),
             ));
         }
         Ok(())
@@ -99,6 +99,32 @@ impl Backend for LocalBackend {
             _ => Ok(()),
         }
     }
+
+    fn leftovers(&self) -> io::Result<Vec<Leftover>> {
+        let mut out = Vec::new();
+        leftovers_into(&self.root, &self.root, &mut out)?;
+        Ok(out)
+    }
+}
+
+/// The `.tmp-` files below `dir` (a put killed between creating and renaming one).
+fn leftovers_into(root: &Path, dir: &Path, out: &mut Vec<Leftover>) -> io::Result<()> {
+    for entry in fs::read_dir(dir)? {
+        let entry = entry?;
+        let meta = entry.metadata()?;
+        let path = entry.path();
+        if meta.is_dir() {
+            leftovers_into(root, &path, out)?;
+        } else if entry.file_name().to_string_lossy().starts_with(".tmp-") {
+            let name = path.strip_prefix(root).map_err(io::Error::other)?;
+            out.push(Leftover {
+                name: name.to_string_lossy().into_owned(),
+                size: meta.len(),
+                modified_s: std::os::unix::fs::MetadataExt::mtime(&meta),
+            });
+        }
+    }
+    Ok(())
 }
 
 fn write_synced(path: &Path, data: &[u8]) -> io::Result<()> {
@@ -150,5 +176,13 @@ mod tests {
         backend.create().unwrap();
         fs::write(dir.path().join("index/.tmp-123"), b"partial").unwrap();
         assert!(backend.list("index/").unwrap().is_empty());
+        let leftovers = backend.leftovers().unwrap();
+        assert_eq!(leftovers.len(), 1);
+        assert_eq!(
+            (leftovers[0].name.as_str(), leftovers[0].size),
+            ("index/.tmp-123", 7)
+        );
+        backend.delete(&leftovers[0].name).unwrap();
+        assert!(backend.leftovers().unwrap().is_empty());
     }
 }

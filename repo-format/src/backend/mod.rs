@@ -26,6 +26,17 @@ pub struct ObjectInfo {
     pub size: u64,
 }
 
+/// A temporary object that a put never finished (its process was killed), found so that it
+/// can be removed once no running process can still own it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Leftover {
+    /// Its name, as [`Backend::delete`] takes it.
+    pub name: String,
+    pub size: u64,
+    /// When it was last written (Unix seconds).
+    pub modified_s: i64,
+}
+
 /// Storage for immutable objects. Errors are plain `io::Error`s; `NotFound` means the object
 /// does not exist. The repository layer adds the object name to every error.
 pub trait Backend: Send + Sync {
@@ -62,6 +73,11 @@ pub trait Backend: Send + Sync {
     /// remote store needs several to hide each request's latency.
     fn parallel_uploads(&self) -> usize {
         1
+    }
+    /// Temporary objects of puts that never finished, anywhere in the repository. Backends
+    /// whose puts leave none behind (object stores) have none.
+    fn leftovers(&self) -> io::Result<Vec<Leftover>> {
+        Ok(Vec::new())
     }
     /// Whether reads cross a network (the repository then keeps local copies of what never
     /// changes: snapshots and trees).
