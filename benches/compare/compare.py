@@ -16,11 +16,19 @@ SCENARIOS (None: the tool has no such feature); PREREQUISITES names the scenario
 another one needs. Mount scenarios mount each tool's repository with its own FUSE command
 (cairn, restic and rustic mount the latest snapshot, borg the latest archive), drop the page
 cache (as root), run a reader, and report the mount process's peak RSS (VmHWM).
+
+Every scenario checks, for every tool, that the measured command did its job before its time
+is kept: each backup added one snapshot, restores and mounts give back the source's bytes,
+forget+prune kept the snapshots the policy keeps and freed space, check exited 0. A scenario
+that fails is reported as FAILED with no time, and the run exits 1.
 """
 
 import argparse
 import contextlib
 import dataclasses
+import datetime
+import filecmp
+import json
 import os
 import platform
 import random
@@ -44,6 +52,11 @@ class Measurement:
     cpu: float
     rss_kib: int
     repo_bytes: int = 0
+
+
+class OutcomeError(RuntimeError):
+    """A measured command did not do its job (no snapshot made, wrong bytes restored, no space
+    freed): its time is not reported, and the run fails."""
 
 
 def run(cmd, *, env=None, check=True):
@@ -153,6 +166,27 @@ class Tool:
         tool cannot use S3."""
         return None
 
+    def snapshot_count(self):
+        """How many snapshots (borg: archives) the repository holds, as the tool lists them."""
+        listed = json.loads(run(self.list_command(), env=self.env))
+        if isinstance(listed, dict):
+            listed = listed["archives"]  # borg
+        if listed and isinstance(listed[0], list):
+            return sum(len(snapshots) for _, snapshots in listed)  # rustic: (group, snapshots)
+        return len(listed)
+
+    def list_command(self):
+        return [self.binary, "snapshots", "--json"]
+
+    def backup_checked(self, data, extra=()):
+        """A measured backup that must have added exactly one snapshot."""
+        before = self.snapshot_count()
+        m = self.backup(data, *([extra] if extra else []))
+        after = self.snapshot_count()
+        if after != before + 1:
+            raise OutcomeError(f"{self.name} backup left {after} snapshots (had {before})")
+        return m
+
 
 class Cairn(Tool):
     name = "cairn"
@@ -197,6 +231,9 @@ class Cairn(Tool):
     def mount_command(self, mnt):
         # The whole-repository view, as users browse it.
         return [self.binary, "mount", mnt], mnt / "snapshots" / "latest"
+
+    def list_command(self):
+        return [self.binary, "--json", "snapshots"]
 
 
 class Restic(Tool):
@@ -328,6 +365,10 @@ class Borg(Tool):
         # borg's prune only deletes archives; compact frees the space.
         return measured(["sh", "-c", f"borg prune {' '.join(policy)} && borg compact"], env=self.env)
 
+    def list_command(self):
+        return ["borg", "list", "--json"]
+
+
 
 def find_peers(install):
     """The peers available, installing missing ones when asked; a reason for each one skipped."""
@@ -384,13 +425,13 @@ class Context:
 
 def scenario_initial(tool, ctx):
     tool.init()
-    m = tool.backup(str(ctx.data))
+    m = tool.backup_checked(str(ctx.data))
     m.repo_bytes = tree_size(tool.repo)
     return m
 
 
 def scenario_unchanged(tool, ctx):
-    m = tool.backup(str(ctx.data))
+    m = tool.backup_checked(str(ctx.data))
     m.repo_bytes = tree_size(tool.repo)
     return m
 
@@ -399,9 +440,30 @@ def scenario_incremental(tool, ctx):
     # Every tool backs up the same path with the same delta: mutate the shared tree once.
     if not (ctx.data / "added-files").exists():
         mutate_tree(ctx.data, ctx.new_files)
-    m = tool.backup(str(ctx.data))
+    m = tool.backup_checked(str(ctx.data))
     m.repo_bytes = tree_size(tool.repo)
     return m
+
+
+def restored_root(source, target):
+    """Where a tool put the restored `source` under `target`: at its full path (cairn, restic,
+    rustic) or at the target itself."""
+    nested = target / str(source).lstrip("/")
+    return nested if nested.is_dir() else target
+
+
+def assert_same_files(tool, source, restored):
+    """Every file under `source` is in `restored` with the same bytes, and nothing else is."""
+    wanted = sorted(p.relative_to(source) for p in source.rglob("*") if p.is_file())
+    got = sorted(p.relative_to(restored) for p in restored.rglob("*") if p.is_file())
+    if wanted != got:
+        missing = sorted(set(wanted) - set(got))[:3]
+        extra = sorted(set(got) - set(wanted))[:3]
+        raise OutcomeError(f"{tool.name} restored {len(got)} files of {len(wanted)} "
+                           f"(missing {missing}, unexpected {extra})")
+    for rel in wanted:
+        if not filecmp.cmp(source / rel, restored / rel, shallow=False):
+            raise OutcomeError(f"{tool.name} restored different bytes in {rel}")
 
 
 def scenario_restore(tool, ctx):
@@ -409,11 +471,9 @@ def scenario_restore(tool, ctx):
     if target.exists():
         shutil.rmtree(target)
     m = tool.restore(str(target))
-    restored = tree_size(target)
+    assert_same_files(tool, ctx.data, restored_root(ctx.data, target))
     shutil.rmtree(target, ignore_errors=True)
     m.repo_bytes = tree_size(tool.repo)
-    if restored < tree_size(ctx.data) * 0.99:
-        raise RuntimeError(f"{tool.name} restored {restored} bytes of {tree_size(ctx.data)}")
     return m
 
 
@@ -449,10 +509,36 @@ def scenario_forget_prune(tool, ctx):
         stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(1_700_000_000 + 86_400 * day))
         repos.backup_at(str(source), stamp)
     drop_caches()
+    before = tree_size(repos.repo)
     m = repos.forget_prune(RETENTION_POLICY)
     m.repo_bytes = tree_size(repos.repo)
     shutil.rmtree(source)
+    kept, wanted = repos.snapshot_count(), len(retained(ctx.retention_snapshots))
+    if kept != wanted:
+        raise OutcomeError(f"{tool.name} kept {kept} snapshots; the policy keeps {wanted}")
+    if m.repo_bytes >= before:
+        raise OutcomeError(f"{tool.name} freed nothing: repository {before} -> {m.repo_bytes} bytes")
     return m
+
+
+def retained(days):
+    """The days whose snapshot RETENTION_POLICY keeps, out of `days` daily snapshots (newest
+    first per rule, one per calendar day, ISO week and month, as restic, rustic, borg and
+    cairn count them)."""
+    times = [time.gmtime(1_700_000_000 + 86_400 * day) for day in range(days)]
+    buckets = {"--keep-daily": lambda t: (t.tm_year, t.tm_yday),
+               "--keep-weekly": lambda t: datetime.date(t.tm_year, t.tm_mon, t.tm_mday).isocalendar()[:2],
+               "--keep-monthly": lambda t: (t.tm_year, t.tm_mon)}
+    kept = set()
+    for flag, count in zip(RETENTION_POLICY[::2], map(int, RETENTION_POLICY[1::2])):
+        seen = []
+        for day in reversed(range(days)):
+            bucket = buckets[flag](times[day])
+            if len(seen) < count and bucket not in seen:
+                seen.append(bucket)
+                kept.add(day)
+    return kept
+
 
 
 def drop_caches():
@@ -505,11 +591,15 @@ def peak_rss_kib(pid):
 
 def scenario_mount_walk(tool, ctx):
     """`find` and `du -s` over the mounted file tree (the latest tree snapshot)."""
+    counted = ctx.work / f"walk-{tool.name}.txt"
     with mounted(tool, ctx, str(ctx.data)) as root:
         tree = root / str(ctx.data).lstrip("/")
         drop_caches()
-        m = measured(["sh", "-c", f"find '{tree}' | wc -l > /dev/null && du -s '{tree}' > /dev/null"])
+        m = measured(["sh", "-c", f"find '{tree}' | wc -l > '{counted}' && du -s '{tree}' > /dev/null"])
     m.rss_kib = ctx.mount_rss_kib
+    wanted = 1 + sum(len(dirs) + len(files) for _, dirs, files in os.walk(ctx.data))
+    if int(counted.read_text()) != wanted:
+        raise OutcomeError(f"{tool.name} mount shows {counted.read_text().strip()} entries of {wanted}")
     return m
 
 
@@ -533,9 +623,14 @@ def build_images(target, dense_bytes, sparse_bytes, seed=7):
 
 def scenario_image_backup(tool, ctx):
     build_images(ctx.images, ctx.dense_bytes, ctx.sparse_bytes)
-    m = tool.backup(str(ctx.images))
+    m = tool.backup_checked(str(ctx.images))
     m.repo_bytes = tree_size(tool.repo)
     return m
+
+
+def assert_same_bytes(tool, original, copy):
+    if subprocess.run(["cmp", "-s", str(original), str(copy)]).returncode != 0:
+        raise OutcomeError(f"{tool.name}: {copy} differs from {original}")
 
 
 def scenario_image_restore(tool, ctx):
@@ -546,8 +641,11 @@ def scenario_image_restore(tool, ctx):
     m = tool.restore_file(str(ctx.images / "dense.bin"), str(target))
     # rustic writes a single file to the target path itself; the others under the target.
     restored = [target] if target.is_file() else list(target.rglob("dense.bin"))
-    if not restored or restored[0].stat().st_size != ctx.dense_bytes:
-        raise RuntimeError(f"{tool.name} did not restore dense.bin")
+    if not restored:
+        raise OutcomeError(f"{tool.name} did not restore dense.bin")
+    assert_same_bytes(tool, ctx.images / "dense.bin", restored[0])
+    if target.is_file():
+        target.unlink()
     shutil.rmtree(target, ignore_errors=True)
     return m
 
@@ -558,17 +656,23 @@ def scenario_mount_read(tool, ctx):
     with mounted(tool, ctx, wanted) as root:
         drop_caches()
         m = measured(["cat", root / wanted.lstrip("/")])
+        assert_same_bytes(tool, wanted, root / wanted.lstrip("/"))
     m.rss_kib = ctx.mount_rss_kib
     return m
 
 
+# With a third argument (the original file), every block read is compared with it.
 RANDOM_READER = """
 import os, random, sys
 fd = os.open(sys.argv[1], os.O_RDONLY)
+original = os.open(sys.argv[3], os.O_RDONLY) if len(sys.argv) > 3 else None
 size = os.fstat(fd).st_size
 rng = random.Random(11)
 for _ in range(int(sys.argv[2])):
-    assert len(os.pread(fd, 4096, rng.randrange(0, size - 4096) & ~4095)) == 4096
+    at = rng.randrange(0, size - 4096) & ~4095
+    block = os.pread(fd, 4096, at)
+    assert len(block) == 4096
+    assert original is None or block == os.pread(original, 4096, at), f"block at {at} differs"
 """
 
 
@@ -577,7 +681,11 @@ def scenario_mount_random(tool, ctx):
     wanted = str(ctx.images / "sparse.raw")
     with mounted(tool, ctx, wanted) as root:
         drop_caches()
-        m = measured(["python3", "-c", RANDOM_READER, root / wanted.lstrip("/"), str(ctx.random_reads)])
+        mounted_file = root / wanted.lstrip("/")
+        m = measured(["python3", "-c", RANDOM_READER, mounted_file, str(ctx.random_reads)])
+        check = ["python3", "-c", RANDOM_READER, mounted_file, str(ctx.random_reads), wanted]
+        if subprocess.run([str(c) for c in check], capture_output=True).returncode != 0:
+            raise OutcomeError(f"{tool.name} mount served different bytes of sparse.raw")
     m.rss_kib = ctx.mount_rss_kib
     return m
 
@@ -697,7 +805,7 @@ def scenario_s3_backup(tool, ctx):
     if s3 is None:
         return None
     s3.init()
-    return s3.backup(str(ctx.data))
+    return s3.backup_checked(str(ctx.data))
 
 
 def scenario_s3_restore(tool, ctx):
@@ -708,10 +816,8 @@ def scenario_s3_restore(tool, ctx):
     target = ctx.work / f"s3-restore-{tool.name}"
     shutil.rmtree(target, ignore_errors=True)
     m = s3.restore(str(target))
-    restored = tree_size(target)
+    assert_same_files(tool, ctx.data, restored_root(ctx.data, target))
     shutil.rmtree(target, ignore_errors=True)
-    if restored < tree_size(ctx.data) * 0.99:
-        raise RuntimeError(f"{tool.name} restored {restored} bytes of {tree_size(ctx.data)} from S3")
     return m
 
 
@@ -721,7 +827,7 @@ def scenario_vm_initial(tool, ctx):
     vm = vm_tool(tool, ctx)
     (ctx.work / "vm-repos").mkdir(exist_ok=True)
     vm.init()
-    m = vm.backup(str(ctx.vm_dir / "disk.raw"))
+    m = vm.backup_checked(str(ctx.vm_dir / "disk.raw"))
     m.repo_bytes = tree_size(vm.repo)
     return m
 
@@ -734,7 +840,7 @@ def scenario_vm_incremental(tool, ctx):
         marker.write_text("changed")
     vm = vm_tool(tool, ctx)
     before = tree_size(vm.repo)
-    m = vm.backup(str(ctx.vm_dir / "disk.raw"))
+    m = vm.backup_checked(str(ctx.vm_dir / "disk.raw"))
     m.repo_bytes = tree_size(vm.repo)
     ctx.vm_growth[tool.name] = m.repo_bytes - before
     return m
@@ -750,9 +856,9 @@ def scenario_vm_hinted(tool, ctx):
     vm = vm_tool(tool, ctx)
     before = tree_size(vm.repo)
     if isinstance(vm, Cairn):
-        m = vm.backup(str(ctx.vm_dir / "disk.raw"), ["--changed-ranges", str(marker)])
+        m = vm.backup_checked(str(ctx.vm_dir / "disk.raw"), ["--changed-ranges", str(marker)])
     else:
-        m = vm.backup(str(ctx.vm_dir / "disk.raw"))
+        m = vm.backup_checked(str(ctx.vm_dir / "disk.raw"))
     m.repo_bytes = tree_size(vm.repo)
     ctx.vm_growth[f"{tool.name} (hinted run)"] = m.repo_bytes - before
     return m
@@ -767,10 +873,10 @@ def scenario_vm_restore(tool, ctx):
     drop_caches()
     m = vm.restore_file(str(image), str(target))
     restored = [target] if target.is_file() else list(target.rglob("disk.raw"))
-    if not restored or restored[0].stat().st_size != image.stat().st_size:
-        raise RuntimeError(f"{tool.name} did not restore the image")
-    if subprocess.run(["cmp", "-s", str(restored[0]), str(image)]).returncode != 0:
-        raise RuntimeError(f"{tool.name} restored different bytes")
+    if not restored:
+        raise OutcomeError(f"{tool.name} did not restore the image")
+    assert_same_bytes(tool, image, restored[0])
+
     shutil.rmtree(target, ignore_errors=True)
     return m
 
@@ -911,6 +1017,10 @@ def report(results, tools, scenarios, limit, meta):
     lines += ["", "Versions: " + "; ".join(f"{k} {v}" for k, v in meta["versions"].items())]
     if meta["skipped"]:
         lines += ["Skipped: " + "; ".join(f"{k}: {v}" for k, v in meta["skipped"].items())]
+    if meta["failed"]:
+        lines += ["FAILED (no time reported; the run exits 1): " +
+                  "; ".join(f"{k}: {v}" for k, v in meta["failed"].items())]
+
     return "\n".join(lines)
 
 
@@ -958,7 +1068,7 @@ def main():
                       vm_dir=work / "vm" / "image",
                       vm_content_bytes=(8 if args.smoke else 2048) << 20,
                       vm_image_bytes=(64 if args.smoke else 8192) << 20,
-                      retention_snapshots=5 if args.smoke else 200,
+                      retention_snapshots=12 if args.smoke else 200,
                       retention_bytes=(1 if args.smoke else 8) << 20)
         no_fuse = fuse_usable()
         no_s3 = s3_unusable()
@@ -972,7 +1082,7 @@ def main():
                 tools.append(classes[name](work, args.zstd_level))
             elif name not in skipped:
                 skipped[name] = "unknown tool"
-        results = {}
+        results, failed = {}, {}
         # Scenarios in order for each tool; tools one after another, so no two runs overlap.
         for scenario in scenarios:
             if scenario in MOUNT_SCENARIOS and no_fuse:
@@ -986,8 +1096,10 @@ def main():
                     measurement = SCENARIOS[scenario](tool, ctx)
                     if measurement is not None:
                         results[(tool.name, scenario)] = measurement
-                except RuntimeError as error:
-                    skipped[f"{tool.name}/{scenario}"] = str(error).splitlines()[0]
+                except RuntimeError as error:  # a command failed, or its outcome was wrong
+                    failed[f"{tool.name}/{scenario}"] = str(error).splitlines()[0]
+                    print(f"FAILED: {scenario} {tool.name}: {error}", file=sys.stderr)
+                    continue
                 print(f"done: {scenario} {tool.name}", file=sys.stderr)
         limit = {} if args.smoke else limits(ctx)
         meta = {
@@ -998,6 +1110,7 @@ def main():
             "compression": "each tool's default" if args.zstd_level is None else f"zstd level {args.zstd_level} for all",
             "versions": {t.name: t.version() for t in tools},
             "skipped": skipped,
+            "failed": failed,
             "vm_growth": ctx.vm_growth,
             "vm_dataset": f"{fmt_bytes(ctx.vm_image_bytes)} sparse ext4 (mke2fs -d) holding "
                           f"{fmt_bytes(ctx.vm_content_bytes)} of files from /usr",
@@ -1010,7 +1123,7 @@ def main():
             update_doc(args.doc_section or default, text)
         missing = [s for s in chosen if ("cairn", s) not in results and "cairn" in wanted
                    and not (s in MOUNT_SCENARIOS and no_fuse) and not (s in S3_SCENARIOS and no_s3)]
-        return 1 if missing else 0
+        return 1 if missing or failed else 0
     finally:
         if (work / "garage").exists():
             subprocess.run(["bash", str(ROOT / "tests/servers/garage.sh"), "stop", str(work / "garage")])
