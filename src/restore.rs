@@ -53,6 +53,8 @@ pub struct RestoreOptions {
     pub overwrite: Overwrite,
     pub verify: bool,
     pub interrupt: Arc<AtomicBool>,
+    /// Where file contents are written.
+    pub sink: Sink,
 }
 
 /// What a restore did.
@@ -560,13 +562,7 @@ fn write_blob(
     };
     for t in targets {
         let path = run.options.target.join(rel(items, t.file));
-        let written = OpenOptions::new()
-            .write(true)
-            .custom_flags(libc::O_NOFOLLOW)
-            .open(&path)
-            .and_then(|f| injected_failure().map_or(Ok(()), Err).map(|()| f))
-            .and_then(|f| write_sparse(&f, &plain, t.offset));
-        match written {
+        match run.options.sink.0.write_at(&path, &plain, t.offset) {
             Ok(()) => {
                 run.bytes_written
                     .fetch_add(plain.len() as u64, Ordering::Relaxed);
@@ -609,17 +605,39 @@ fn discard_failed(run: &Run<'_>, items: &[Item], files: &mut Files, summary: &mu
     }
 }
 
-/// Fault injection for tests of failing disks: with `CAIRN_FAIL_WRITE=N:ERRNO` the Nth blob
-/// written into a file (counting from 1) fails with that errno (5 EIO, 28 ENOSPC, 122 EDQUOT).
-fn injected_failure() -> Option<io::Error> {
-    static PLAN: std::sync::OnceLock<Option<(u64, i32)>> = std::sync::OnceLock::new();
-    static WRITES: AtomicU64 = AtomicU64::new(0);
-    let (nth, errno) = (*PLAN.get_or_init(|| {
-        let plan = std::env::var("CAIRN_FAIL_WRITE").ok()?;
-        let (nth, errno) = plan.split_once(':')?;
-        Some((nth.parse().ok()?, errno.parse().ok()?))
-    }))?;
-    (WRITES.fetch_add(1, Ordering::Relaxed) + 1 == nth).then(|| io::Error::from_raw_os_error(errno))
+/// Where restored bytes go. The disk, but a test can put a file system that fails here.
+pub trait FileSink: Send + Sync {
+    /// Writes `data` at `offset` into the existing file at `path`, never following a symlink.
+    fn write_at(&self, path: &Path, data: &[u8], offset: u64) -> io::Result<()>;
+}
+
+/// The real file system: sparse writes (zero blocks stay holes).
+pub struct Disk;
+
+impl FileSink for Disk {
+    fn write_at(&self, path: &Path, data: &[u8], offset: u64) -> io::Result<()> {
+        let file = OpenOptions::new()
+            .write(true)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(path)?;
+        write_sparse(&file, data, offset)
+    }
+}
+
+/// The [`FileSink`] of a restore: [`Disk`] unless a caller gives another.
+#[derive(Clone)]
+pub struct Sink(pub Arc<dyn FileSink>);
+
+impl Default for Sink {
+    fn default() -> Self {
+        Sink(Arc::new(Disk))
+    }
+}
+
+impl std::fmt::Debug for Sink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Sink")
+    }
 }
 
 /// Block size below which zero runs are written rather than left as holes.

@@ -53,6 +53,7 @@ pub fn run(global: &Global, args: &RestoreArgs) -> Result<Exit> {
         },
         verify: args.verify,
         interrupt: interrupt_flag()?,
+        sink: crate::restore::Sink::default(),
     };
     let progress = Arc::new(Progress::default());
     let reporter = Reporter::start(global, progress.clone(), "restore");
