@@ -151,6 +151,8 @@ class Tool:
         self.env = dict(os.environ)
 
     version_args = ("--version",)
+    # How `forget --keep-*` counts (see `retained`): (exclusive, oldest).
+    retention_rules = (False, False)
 
     def sibling(self, work):
         """The same tool with its own repository and cache under `work`."""
@@ -171,8 +173,8 @@ class Tool:
         listed = json.loads(run(self.list_command(), env=self.env))
         if isinstance(listed, dict):
             listed = listed["archives"]  # borg
-        if listed and isinstance(listed[0], list):
-            return sum(len(snapshots) for _, snapshots in listed)  # rustic: (group, snapshots)
+        if listed and isinstance(listed[0], dict) and "snapshots" in listed[0]:
+            return sum(len(group["snapshots"]) for group in listed)  # rustic: per group
         return len(listed)
 
     def list_command(self):
@@ -282,6 +284,7 @@ class Restic(Tool):
 class Rustic(Tool):
     name = "rustic"
     binary = "rustic"
+    retention_rules = (False, True)
 
     def __init__(self, work, compression):
         super().__init__(work, compression)
@@ -325,6 +328,8 @@ class Rustic(Tool):
 class Borg(Tool):
     name = "borg"
     binary = "borg"
+    retention_rules = (True, True)
+
 
     def __init__(self, work, compression):
         super().__init__(work, compression)
@@ -513,7 +518,8 @@ def scenario_forget_prune(tool, ctx):
     m = repos.forget_prune(RETENTION_POLICY)
     m.repo_bytes = tree_size(repos.repo)
     shutil.rmtree(source)
-    kept, wanted = repos.snapshot_count(), len(retained(ctx.retention_snapshots))
+    kept = repos.snapshot_count()
+    wanted = len(retained(ctx.retention_snapshots, *tool.retention_rules))
     if kept != wanted:
         raise OutcomeError(f"{tool.name} kept {kept} snapshots; the policy keeps {wanted}")
     if m.repo_bytes >= before:
@@ -521,23 +527,32 @@ def scenario_forget_prune(tool, ctx):
     return m
 
 
-def retained(days):
-    """The days whose snapshot RETENTION_POLICY keeps, out of `days` daily snapshots (newest
-    first per rule, one per calendar day, ISO week and month, as restic, rustic, borg and
-    cairn count them)."""
+def retained(days, exclusive=False, oldest=False):
+    """The days whose snapshot RETENTION_POLICY keeps, out of `days` daily snapshots: per rule,
+    newest first, the newest of each calendar day, ISO week and month. With `exclusive` a rule
+    counts only snapshots no earlier rule kept (borg); with `oldest` a rule that falls short
+    of its count also keeps the oldest snapshot (borg, rustic)."""
     times = [time.gmtime(1_700_000_000 + 86_400 * day) for day in range(days)]
     buckets = {"--keep-daily": lambda t: (t.tm_year, t.tm_yday),
                "--keep-weekly": lambda t: datetime.date(t.tm_year, t.tm_mon, t.tm_mday).isocalendar()[:2],
                "--keep-monthly": lambda t: (t.tm_year, t.tm_mon)}
     kept = set()
     for flag, count in zip(RETENTION_POLICY[::2], map(int, RETENTION_POLICY[1::2])):
-        seen = []
+        taken, last = 0, None
         for day in reversed(range(days)):
             bucket = buckets[flag](times[day])
-            if len(seen) < count and bucket not in seen:
-                seen.append(bucket)
+            if bucket == last:
+                continue
+            last = bucket
+            if not (exclusive and day in kept):
                 kept.add(day)
+                taken += 1
+                if taken == count:
+                    break
+        if oldest and taken < count and days:
+            kept.add(0)
     return kept
+
 
 
 
