@@ -161,7 +161,7 @@ pub struct PruneTuning {
     #[arg(long, default_value = "5%", value_parser = parse_percent, value_name = "PERCENT")]
     pub max_unused: f64,
     /// Repack at most this much per run (K, M, G, T)
-    #[arg(long, value_parser = parse_size, value_name = "SIZE")]
+    #[arg(long, value_parser = crate::size::parse_size, value_name = "SIZE")]
     pub max_repack_size: Option<u64>,
 }
 
@@ -321,7 +321,7 @@ pub struct InitArgs {
     #[arg(long, default_value_t = 128, value_parser = clap::value_parser!(u32).range(1..=4096))]
     pub image_chunk_size: u32,
     /// Files of at least this size are cut with --image-chunk-size (K, M, G suffixes)
-    #[arg(long, default_value = "1G", value_parser = parse_size)]
+    #[arg(long, default_value = "1G", value_parser = crate::size::parse_size)]
     pub image_min_size: u64,
     /// Default zstd level for the data of such files and of streams (0 = no compression)
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(i32).range(0..=22))]
@@ -513,7 +513,7 @@ pub struct MountArgs {
     #[arg(long)]
     pub allow_other: bool,
     /// Memory for decrypted chunks, in bytes or with a K, M, G suffix (powers of 1024)
-    #[arg(long, default_value = "256M", value_parser = parse_size)]
+    #[arg(long, default_value = "256M", value_parser = crate::size::parse_size)]
     pub cache_size: u64,
 }
 
@@ -560,32 +560,6 @@ pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
     ))
 }
 
-pub fn parse_size(text: &str) -> Result<u64, String> {
-    let text = text.trim();
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
-    let (digits, unit) = text.split_at(split);
-    let shift = match unit
-        .trim_end_matches(['b', 'B', 'i'])
-        .to_ascii_uppercase()
-        .as_str()
-    {
-        "" => 0,
-        "K" => 10,
-        "M" => 20,
-        "G" => 30,
-        "T" => 40,
-        _ => return Err(format!("unknown size unit {unit:?}: use K, M, G or T")),
-    };
-    let value: u64 = digits
-        .parse()
-        .map_err(|_| format!("{text:?} is not a size such as 512M or 2G"))?;
-    value
-        .checked_mul(1 << shift)
-        .ok_or_else(|| format!("{text:?} is too large"))
-}
-
 #[derive(Args, Debug)]
 pub struct KeyArgs {
     #[command(subcommand)]
@@ -612,20 +586,4 @@ pub struct NewPasswordArgs {
     /// Read the new password from this file
     #[arg(long, env = "CAIRN_NEW_PASSWORD_FILE")]
     pub new_password_file: Option<PathBuf>,
-}
-
-#[cfg(test)]
-mod tests {
-    use super::parse_size;
-
-    #[test]
-    fn sizes_parse_with_binary_suffixes() {
-        assert_eq!(parse_size("4096"), Ok(4096));
-        assert_eq!(parse_size("64K"), Ok(64 << 10));
-        assert_eq!(parse_size("256M"), Ok(256 << 20));
-        assert_eq!(parse_size("2GiB"), Ok(2 << 30));
-        assert!(parse_size("12X").is_err());
-        assert!(parse_size("M").is_err());
-        assert!(parse_size("99999999999T").is_err());
-    }
 }

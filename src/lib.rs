@@ -23,4 +23,5 @@ pub mod prune;
 pub mod repair;
 pub mod restore;
 pub mod select;
+pub mod size;
 pub mod stats;

@@ -5,7 +5,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use cairn_format::tree::{Node, NodeKind};
 
-use crate::inode::Ino;
+/// An inode number as the kernel sees it (the inode table, `inode.rs`, hands them out).
+pub type Ino = u64;
 
 /// How long the kernel may cache what never changes (everything inside a snapshot).
 pub const IMMUTABLE_TTL: Duration = Duration::from_secs(24 * 3600);

@@ -8,11 +8,10 @@ use std::sync::{Arc, OnceLock};
 use cairn_format::SnapshotId;
 use cairn_format::tree::Node;
 
+pub use crate::attr::Ino;
 use crate::attr::{FileKind, node_kind};
 use crate::catalog::Listing;
 
-/// An inode number as the kernel sees it.
-pub type Ino = u64;
 /// The mount's root directory.
 pub const ROOT: Ino = 1;
 

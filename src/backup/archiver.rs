@@ -19,7 +19,7 @@ use cairn_format::tree::{Node, NodeKind, Tree};
 use cairn_format::{BlobId, Repository};
 use rayon::iter::{IntoParallelIterator, ParallelIterator};
 
-use super::chunk::{ChunkContext, Job, PieceAction, Plan, Run};
+use super::chunk::{ChunkContext, Job, PieceAction, Plan, ReadStats, Run};
 use super::extent::{self, ChangedRanges, Piece, RangeReader};
 use super::hint;
 use super::{BackupOptions, Excludes, is_root, scan};
@@ -62,28 +62,6 @@ fn insert(level: &mut BTreeMap<Vec<u8>, Planned>, names: &[&OsStr], path: &Path)
     if let Planned::Above(children) = entry {
         insert(children, rest, path);
     } // a Real ancestor already covers this path
-}
-
-/// How many bytes the walk read, skipped as holes, and found to be zeros (reported, not stored).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
-pub struct ReadStats {
-    /// Bytes read from files and stdin.
-    pub bytes_read: u64,
-    /// Bytes in holes of sparse files, recorded as zero extents without being read.
-    pub bytes_holes: u64,
-    /// Bytes read that were all-zero chunks, recorded as zero extents.
-    pub bytes_zero: u64,
-    /// Bytes taken from the parent snapshot without reading, as `--changed-ranges` allowed.
-    pub bytes_unchanged: u64,
-}
-
-impl ReadStats {
-    fn add(&mut self, other: &ReadStats) {
-        self.bytes_read += other.bytes_read;
-        self.bytes_holes += other.bytes_holes;
-        self.bytes_zero += other.bytes_zero;
-        self.bytes_unchanged += other.bytes_unchanged;
-    }
 }
 
 /// What the walk produced.

@@ -14,10 +14,31 @@ use cairn_format::content::ContentEntry;
 use cairn_format::pack::BlobKind;
 use cairn_format::packer::BlobWriter;
 
-use super::archiver::ReadStats;
 use super::extent::{ChangedRanges, Piece, RangeReader};
 use crate::exit::Interrupted;
 use crate::progress::Progress;
+
+/// How many bytes the walk read, skipped as holes, and found to be zeros (reported, not stored).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ReadStats {
+    /// Bytes read from files and stdin.
+    pub bytes_read: u64,
+    /// Bytes in holes of sparse files, recorded as zero extents without being read.
+    pub bytes_holes: u64,
+    /// Bytes read that were all-zero chunks, recorded as zero extents.
+    pub bytes_zero: u64,
+    /// Bytes taken from the parent snapshot without reading, as `--changed-ranges` allowed.
+    pub bytes_unchanged: u64,
+}
+
+impl ReadStats {
+    pub(super) fn add(&mut self, other: &ReadStats) {
+        self.bytes_read += other.bytes_read;
+        self.bytes_holes += other.bytes_holes;
+        self.bytes_zero += other.bytes_zero;
+        self.bytes_unchanged += other.bytes_unchanged;
+    }
+}
 
 /// A piece of a stream's content, in order.
 pub(super) enum Run<R> {

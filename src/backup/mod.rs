@@ -13,7 +13,7 @@ mod extent;
 mod hint;
 mod scan;
 
-pub use archiver::ReadStats;
+pub use chunk::ReadStats;
 pub use exclude::Excludes;
 pub use extent::ChangedRanges;
 

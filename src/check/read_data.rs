@@ -48,7 +48,7 @@ impl FromStr for Subset {
                 _ => Err(bad()),
             };
         }
-        match crate::cli::parse_size(text) {
+        match crate::size::parse_size(text) {
             Ok(bytes) if bytes > 0 => Ok(Subset::Bytes(bytes)),
             _ => Err(bad()),
         }

@@ -22,7 +22,7 @@ pub fn run(global: &Global, args: &BackupArgs) -> Result<Exit> {
     // The lock is visible before the index is read: a prune that marks packs unused after
     // this point either is seen by this backup's index, or sees this lock (crate::prune).
     let repo = open_unsynced(global)?;
-    let _lock = super::prune::lock(global, &repo, LockKind::Backup, "backup")?;
+    let _lock = super::lock(global, &repo, LockKind::Backup, "backup")?;
     super::sync_tolerant(&repo)?;
     let mut excludes = args.excludes.clone();
     for file in &args.exclude_files {

@@ -16,7 +16,7 @@ use cairn_format::lock::LockKind;
 
 pub fn run(global: &Global, args: &CheckArgs) -> Result<Exit> {
     let repo = open_unsynced(global)?;
-    let _lock = super::prune::lock(global, &repo, LockKind::Check, "check")?;
+    let _lock = super::lock(global, &repo, LockKind::Check, "check")?;
     let options = CheckOptions {
         read_data: args.read_data,
         subset: args.read_data_subset,

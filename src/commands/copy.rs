@@ -23,7 +23,7 @@ pub fn run(global: &Global, args: &CopyArgs) -> Result<Exit> {
     )?;
     // As for a backup: the lock is visible before the index is read (crate::prune).
     let target = open_unsynced(global)?;
-    let _lock = super::prune::lock(global, &target, LockKind::Backup, "copy")?;
+    let _lock = super::lock(global, &target, LockKind::Backup, "copy")?;
     super::sync_tolerant(&target)?;
     let progress = Arc::new(Progress::default());
     let reporter = Reporter::start(global, progress.clone(), "copy");

@@ -23,13 +23,16 @@ mod tag;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
+use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use cairn_format::Repository;
 use cairn_format::backend::{Backend, LocalBackend, RemoteBackend, RemoteOptions};
+use cairn_format::lock::LockKind;
 
 use crate::cli::{Cli, Command, FilterArgs, FromRepoArgs, Global};
 use crate::exit::Exit;
+use crate::lock::{Holder, LockGuard, acquire};
 use crate::password::{Password, PasswordSource};
 use crate::select::SnapshotFilter;
 
@@ -201,6 +204,26 @@ fn interrupt_flag() -> Result<Arc<AtomicBool>> {
         signal_hook::flag::register(signal, flag.clone())?;
     }
     Ok(flag)
+}
+
+/// Takes a lock for this command, waiting as long as `--retry-lock` says.
+fn lock(
+    global: &Global,
+    repo: &Arc<Repository>,
+    kind: LockKind,
+    operation: &str,
+) -> Result<LockGuard> {
+    let holder = Holder {
+        hostname: hostname(),
+        username: creation_stamp().1,
+        operation: operation.into(),
+    };
+    acquire(
+        repo,
+        kind,
+        &holder,
+        global.retry_lock.unwrap_or(Duration::ZERO),
+    )
 }
 
 /// This machine's host name.

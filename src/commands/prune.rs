@@ -1,7 +1,6 @@
 //! `cairn prune` and `cairn unlock`.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::Result;
 use cairn_format::lock::LockKind;
@@ -12,7 +11,7 @@ use super::table::bytes;
 use super::{hostname, open_unsynced, print_json};
 use crate::cli::{Global, PruneArgs, PruneTuning, UnlockArgs};
 use crate::exit::Exit;
-use crate::lock::{Holder, LockGuard, acquire, age, unlock};
+use crate::lock::{age, unlock};
 use crate::progress::Progress;
 use crate::prune::{PruneOptions, PruneReport, prune};
 
@@ -30,7 +29,7 @@ pub fn run_on(
     dry_run: bool,
     forgotten: Vec<SnapshotId>,
 ) -> Result<Exit> {
-    let _lock = lock(global, repo, LockKind::Exclusive, "prune")?;
+    let _lock = super::lock(global, repo, LockKind::Exclusive, "prune")?;
     let options = PruneOptions {
         max_unused: tuning.max_unused,
         max_repack_bytes: tuning.max_repack_size.unwrap_or(u64::MAX),
@@ -47,26 +46,6 @@ pub fn run_on(
         print_report(&report);
     }
     Ok(Exit::Ok)
-}
-
-/// Takes a lock for this command, waiting as long as `--retry-lock` says.
-pub fn lock(
-    global: &Global,
-    repo: &Arc<Repository>,
-    kind: LockKind,
-    operation: &str,
-) -> Result<LockGuard> {
-    let holder = Holder {
-        hostname: hostname(),
-        username: super::creation_stamp().1,
-        operation: operation.into(),
-    };
-    acquire(
-        repo,
-        kind,
-        &holder,
-        global.retry_lock.unwrap_or(Duration::ZERO),
-    )
 }
 
 fn print_report(r: &PruneReport) {

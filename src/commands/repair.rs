@@ -24,7 +24,7 @@ pub fn run(global: &Global, command: &RepairCommand) -> Result<Exit> {
 
 fn index(global: &Global) -> Result<Exit> {
     let repo = open_unsynced(global)?;
-    let _lock = super::prune::lock(global, &repo, LockKind::Exclusive, "repair index")?;
+    let _lock = super::lock(global, &repo, LockKind::Exclusive, "repair index")?;
     let progress = Arc::new(Progress::default());
     let reporter = Reporter::counting(global, progress.clone(), "repair index", "packs");
     let outcome = repair_index(&repo, &progress)?;
@@ -61,7 +61,7 @@ fn index(global: &Global) -> Result<Exit> {
 
 fn snapshots(global: &Global, args: &RepairSnapshotsArgs) -> Result<Exit> {
     let repo = open_unsynced(global)?;
-    let _lock = super::prune::lock(global, &repo, LockKind::Exclusive, "repair snapshots")?;
+    let _lock = super::lock(global, &repo, LockKind::Exclusive, "repair snapshots")?;
     let options = SnapshotRepairOptions {
         damaged_files: match args.damaged_files {
             DamagedFilesArg::Mark => DamagedFiles::Mark,
