@@ -30,7 +30,7 @@ use cairn_format::snapshot::Snapshot;
 use cairn_format::tree::{NodeKind, Tree};
 use cairn_format::{BlobId, PackId, Repository, SnapshotId};
 
-use crate::exit::Interrupted;
+use crate::outcome::Interrupted;
 use crate::progress::Progress;
 
 /// What a copy did.
@@ -50,6 +50,11 @@ pub struct CopySummary {
     /// with why; every other snapshot is copied all the same.
     pub failed: Vec<(SnapshotId, String)>,
 }
+
+/// Source snapshots with the copies to write into the target.
+type Copies = Vec<(SnapshotId, Snapshot)>;
+/// Source snapshots not copied, with why.
+type LeftOut = Vec<(SnapshotId, String)>;
 
 /// Something a snapshot needs does not read in the source: that snapshot is not copied.
 #[derive(Debug, thiserror::Error)]
@@ -86,9 +91,12 @@ pub fn copy(
 ) -> Result<CopySummary> {
     let same_ids = ids_carry_over(source, target);
     let existing = crate::select::readable(target)?;
+    let (present, to_copy): (Vec<_>, Vec<_>) =
+        (snapshots.iter()).partition(|(_, snapshot)| present_in(snapshot, &existing, same_ids));
     let mut summary = CopySummary {
         dry_run,
         rewritten: !same_ids,
+        already_present: present.iter().map(|(id, _)| *id).collect(),
         ..CopySummary::default()
     };
     let mut options = WriterOptions::for_repository(target);
@@ -108,33 +116,7 @@ pub fn copy(
         progress,
         interrupt,
     };
-    let mut to_copy = Vec::new();
-    for (id, snapshot) in snapshots {
-        if present_in(snapshot, &existing, same_ids) {
-            copier.summary.already_present.push(*id);
-        } else {
-            to_copy.push((*id, snapshot));
-        }
-    }
-    // Walk first (trees, which come whole with their packs), then read the data pack by pack,
-    // then (unrelated ids) rewrite the trees with the ids the data got. A snapshot that needs
-    // a blob the source cannot give is left out; the others are copied.
-    let mut failed = Vec::new();
-    let mut walked = Vec::new();
-    for (id, snapshot) in to_copy {
-        match spare(copier.walk(&snapshot.tree))? {
-            Ok(()) => walked.push((id, snapshot)),
-            Err(reason) => failed.push((id, reason)),
-        }
-    }
-    copier.copy_queued()?;
-    let mut wanted = Vec::new();
-    for (id, snapshot) in walked {
-        match spare(copier.finished_copy(snapshot))? {
-            Ok(copy) => wanted.push((id, copy)),
-            Err(reason) => failed.push((id, reason)),
-        }
-    }
+    let (wanted, failed) = copier.copy_blobs(&to_copy)?;
     writer.finish().context("cannot store the copied data")?;
     summary.failed = failed;
     for (id, copy) in wanted {
@@ -181,6 +163,29 @@ fn spare<T>(result: Result<T>) -> Result<Result<T, String>> {
 }
 
 impl Copier<'_> {
+    /// Copies what the snapshots need: trees walked first (they come whole with their packs),
+    /// then the data read pack by pack, then (unrelated ids) the trees rewritten with the ids
+    /// the data got. Returns the snapshots to write, and those left out because they need a
+    /// blob the source cannot give (with why).
+    fn copy_blobs(&mut self, snapshots: &[&(SnapshotId, Snapshot)]) -> Result<(Copies, LeftOut)> {
+        let (mut walked, mut failed) = (Vec::new(), Vec::new());
+        for (id, snapshot) in snapshots {
+            match spare(self.walk(&snapshot.tree))? {
+                Ok(()) => walked.push((*id, snapshot)),
+                Err(reason) => failed.push((*id, reason)),
+            }
+        }
+        self.copy_queued()?;
+        let mut wanted = Vec::new();
+        for (id, snapshot) in walked {
+            match spare(self.finished_copy(snapshot))? {
+                Ok(copy) => wanted.push((id, copy)),
+                Err(reason) => failed.push((id, reason)),
+            }
+        }
+        Ok((wanted, failed))
+    }
+
     /// Records that `id` does not read in the source; the error a snapshot needing it gets.
     fn unreadable(&mut self, id: &BlobId, error: impl std::fmt::Display) -> anyhow::Error {
         let reason = format!(

@@ -1,18 +1,9 @@
 //! Exit codes and the errors that choose them. The numbers are part of cairn's interface
 //! (README, `--help`): scripts rely on them.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-
 use cairn_format::Error as FormatError;
 
-/// Set when a command skipped something it could not read (a damaged snapshot, an index
-/// segment) and otherwise finished: its success is then reported as [`Exit::Incomplete`].
-static PARTIAL: AtomicBool = AtomicBool::new(false);
-
-/// Records that this command's result is partial (see [`Exit::or_partial`]).
-pub fn note_partial() {
-    PARTIAL.store(true, Ordering::Relaxed);
-}
+use crate::outcome::{Interrupted, is_partial};
 
 /// Every exit status cairn uses.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -30,16 +21,11 @@ pub enum Exit {
     Interrupted = 130,
 }
 
-/// The operation was stopped by SIGINT or SIGTERM after flushing what it had written.
-#[derive(Debug, thiserror::Error)]
-#[error("interrupted; everything uploaded so far was saved and will be reused by the next run")]
-pub struct Interrupted;
-
 impl Exit {
     /// [`Exit::Incomplete`] instead of success when something was skipped on the way.
     #[must_use]
     pub fn or_partial(self) -> Exit {
-        if self == Exit::Ok && PARTIAL.load(Ordering::Relaxed) {
+        if self == Exit::Ok && is_partial() {
             Exit::Incomplete
         } else {
             self

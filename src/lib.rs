@@ -16,6 +16,7 @@ pub mod forget;
 pub mod lock;
 pub mod logging;
 pub mod metadata;
+pub mod outcome;
 pub mod password;
 pub mod pattern;
 pub mod progress;

@@ -211,7 +211,7 @@ fn used_blobs(repo: &Repository, forgotten: &[SnapshotId]) -> Result<(HashSet<Bl
              referenced is freed; `cairn repair snapshots` removes the object",
             id.short()
         );
-        crate::exit::note_partial();
+        crate::outcome::note_partial();
     }
     let mut snapshots = listing.readable;
     snapshots.retain(|(id, _)| !forgotten.contains(id));

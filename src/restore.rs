@@ -16,7 +16,7 @@ use std::fs::{self, OpenOptions};
 use std::io::{self, Read};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -28,8 +28,8 @@ use cairn_format::tree::{Node, NodeKind, Tree};
 use cairn_format::{BlobId, Repository};
 use globset::GlobSet;
 
-use crate::exit::Interrupted;
 use crate::metadata;
+use crate::outcome::Interrupted;
 use crate::progress::{Observer, Progress};
 
 /// What to do with files that already exist in the target.
@@ -216,35 +216,31 @@ fn plan(
     subpath: Option<&Path>,
     filter: &Filter,
 ) -> Result<Vec<Item>> {
-    let mut tree = repo.load_tree(&snapshot.tree)?;
-    let mut full = PathBuf::from("/");
-    let mut items = Vec::new();
     let subpath = subpath.unwrap_or(Path::new("/"));
-    let components: Vec<&OsStr> = (subpath.components())
-        .filter_map(|c| match c {
-            std::path::Component::Normal(name) => Some(name),
-            _ => None,
-        })
+    let full: PathBuf = std::iter::once(Component::RootDir)
+        .chain(
+            subpath
+                .components()
+                .filter(|c| matches!(c, Component::Normal(_))),
+        )
         .collect();
-    for (i, component) in components.iter().enumerate() {
-        let node = tree
-            .find(component.as_bytes())
-            .cloned()
-            .with_context(|| format!("{} is not in the snapshot", subpath.display()))?;
-        full.push(component);
-        match &node.kind {
-            NodeKind::Directory { subtree } => tree = repo.load_tree(subtree)?,
-            _ if i + 1 == components.len() => {
-                let included = filter.includes.as_ref().is_none_or(|s| s.is_match(&full));
-                if included && !filter.excludes.is_match(&full) {
-                    items.push(Item { parent: None, node });
-                }
-                return Ok(items);
+    let mut items = Vec::new();
+    let tree = match crate::dump::find_node(repo, snapshot, subpath)? {
+        None => repo.load_tree(&snapshot.tree)?,
+        Some(Node {
+            kind: NodeKind::Directory { subtree },
+            ..
+        }) => repo.load_tree(&subtree)?,
+        Some(node) => {
+            let included = filter.includes.as_ref().is_none_or(|s| s.is_match(&full));
+            if included && !filter.excludes.is_match(&full) {
+                items.push(Item { parent: None, node });
             }
-            _ => bail!("{} is not a directory in the snapshot", full.display()),
+            return Ok(items);
         }
-    }
+    };
     collect(repo, &tree, None, &full, filter, false, &mut items)?;
+
     items.shrink_to_fit(); // the list outlives its growth: give back up to half of it
     Ok(items)
 }

@@ -62,7 +62,7 @@ pub fn warn_skipped(id: &SnapshotId, error: &Error) {
         "a newer cairn reads it"
     };
     tracing::warn!("snapshot {} skipped: {error}; {remedy}", id.short());
-    crate::exit::note_partial();
+    crate::outcome::note_partial();
 }
 
 /// The snapshots named by `references`, or when none is named every snapshot `filter` selects.

@@ -23,8 +23,8 @@ use super::chunk::{ChunkContext, Job, PieceAction, Plan, ReadStats, Run};
 use super::extent::{self, ChangedRanges, Piece, RangeReader};
 use super::hint;
 use super::{BackupOptions, Excludes, is_root, scan};
-use crate::exit::Interrupted;
 use crate::metadata::{NameCache, node_from};
+use crate::outcome::Interrupted;
 use crate::progress::{Observer, Progress};
 
 /// Deep trees recurse deeply; give the walker room.

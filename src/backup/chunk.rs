@@ -15,7 +15,7 @@ use cairn_format::pack::BlobKind;
 use cairn_format::packer::BlobWriter;
 
 use super::extent::{ChangedRanges, Piece, RangeReader};
-use crate::exit::Interrupted;
+use crate::outcome::Interrupted;
 use crate::progress::Progress;
 
 /// How many bytes the walk read, skipped as holes, and found to be zeros (reported, not stored).

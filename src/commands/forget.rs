@@ -18,26 +18,8 @@ use crate::select::{SnapshotFilter, resolve, resolve_id};
 
 pub fn run(global: &Global, args: &ForgetArgs) -> Result<Exit> {
     let repo = open_unsynced(global)?;
-    let policy = Policy {
-        last: args.keep_last.unwrap_or(0),
-        hourly: args.keep_hourly.unwrap_or(0),
-        daily: args.keep_daily.unwrap_or(0),
-        weekly: args.keep_weekly.unwrap_or(0),
-        monthly: args.keep_monthly.unwrap_or(0),
-        yearly: args.keep_yearly.unwrap_or(0),
-        within: args.keep_within,
-        tags: args.keep_tag.clone(),
-    };
-    let filter = SnapshotFilter::from(&args.filter);
     let mut damaged = Vec::new();
-    let plans = if args.snapshots.is_empty() {
-        plan(&repo, &filter, args.group_by, &policy)?
-    } else {
-        if !policy.is_empty() {
-            bail!("name snapshots or give a policy (--keep-*), not both");
-        }
-        vec![named(&repo, &args.snapshots, &filter, &mut damaged)?]
-    };
+    let plans = decide(&repo, args, &mut damaged)?;
     let removed: Vec<_> = plans
         .iter()
         .flat_map(|p| p.decisions.iter().filter(|d| !d.keep()).map(|d| d.id))
@@ -49,33 +31,73 @@ pub fn run(global: &Global, args: &ForgetArgs) -> Result<Exit> {
         remove(&repo, &removed, &progress)?;
         reporter.finish();
     }
-    if global.json {
-        print_json(&serde_json::json!({
-            "message_type": "forget",
-            "dry_run": args.dry_run,
-            "groups": plans.iter().map(group_json).collect::<Vec<_>>(),
-            "damaged_removed": damaged,
-        }))?;
-    } else if !global.quiet {
-        for p in &plans {
-            print_group(p);
-        }
-        let verb = if args.dry_run {
-            "would remove"
-        } else {
-            "removed"
-        };
-        for id in &damaged {
-            println!("{verb} damaged snapshot object {id}");
-        }
-        println!("{verb} {} snapshots", removed.len());
-    }
+    print_outcome(global, args, &plans, &damaged, removed.len())?;
     if args.prune {
         // A dry run removed nothing: prune's dry run must count those snapshots as gone.
         let gone = if args.dry_run { removed } else { Vec::new() };
         return super::prune::run_on(global, &repo, &args.prune_tuning, args.dry_run, gone);
     }
     Ok(Exit::Ok)
+}
+
+/// What to keep and remove: the policy applied per group, or the snapshots named (damaged
+/// ones among them go to `damaged`).
+fn decide(
+    repo: &Repository,
+    args: &ForgetArgs,
+    damaged: &mut Vec<SnapshotId>,
+) -> Result<Vec<GroupPlan>> {
+    let policy = Policy {
+        last: args.keep_last.unwrap_or(0),
+        hourly: args.keep_hourly.unwrap_or(0),
+        daily: args.keep_daily.unwrap_or(0),
+        weekly: args.keep_weekly.unwrap_or(0),
+        monthly: args.keep_monthly.unwrap_or(0),
+        yearly: args.keep_yearly.unwrap_or(0),
+        within: args.keep_within,
+        tags: args.keep_tag.clone(),
+    };
+    let filter = SnapshotFilter::from(&args.filter);
+    if args.snapshots.is_empty() {
+        return plan(repo, &filter, args.group_by, &policy);
+    }
+    if !policy.is_empty() {
+        bail!("name snapshots or give a policy (--keep-*), not both");
+    }
+    Ok(vec![named(repo, &args.snapshots, &filter, damaged)?])
+}
+
+fn print_outcome(
+    global: &Global,
+    args: &ForgetArgs,
+    plans: &[GroupPlan],
+    damaged: &[SnapshotId],
+    removed: usize,
+) -> Result<()> {
+    if global.json {
+        return print_json(&serde_json::json!({
+            "message_type": "forget",
+            "dry_run": args.dry_run,
+            "groups": plans.iter().map(group_json).collect::<Vec<_>>(),
+            "damaged_removed": damaged,
+        }));
+    }
+    if global.quiet {
+        return Ok(());
+    }
+    for p in plans {
+        print_group(p);
+    }
+    let verb = if args.dry_run {
+        "would remove"
+    } else {
+        "removed"
+    };
+    for id in damaged {
+        println!("{verb} damaged snapshot object {id}");
+    }
+    println!("{verb} {removed} snapshots");
+    Ok(())
 }
 
 /// A named snapshot to remove, or `None` when its object is damaged: then its id goes to

@@ -176,7 +176,7 @@ fn sync_tolerant(repo: &Repository) -> Result<()> {
             "index segment {id} is unreadable ({error}); carrying on without it, so blobs only \
              it lists count as missing: `cairn repair index` rebuilds the index from the packs"
         );
-        crate::exit::note_partial();
+        crate::outcome::note_partial();
     }
     Ok(())
 }

@@ -1,8 +1,11 @@
 //! `cairn restore`
 
+use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::{Result, bail};
+use cairn_format::snapshot::Snapshot;
+use cairn_format::{Repository, SnapshotId};
 
 use super::report::{CliObserver, Reporter};
 use super::table::bytes;
@@ -11,39 +14,62 @@ use crate::cli::{Global, OverwriteArg, RestoreArgs};
 use crate::dump::write_to_target;
 use crate::exit::Exit;
 use crate::progress::Progress;
-use crate::restore::{Overwrite, RestoreOptions, restore};
+use crate::restore::{Overwrite, RestoreOptions, RestoreSummary, restore};
 use crate::select::{SnapshotFilter, resolve, split_reference};
 
 pub fn run(global: &Global, args: &RestoreArgs) -> Result<Exit> {
     let repo = open(global)?;
     let (reference, subpath) = split_reference(&args.snapshot)?;
-    let (id, snapshot) = resolve(&repo, reference, &SnapshotFilter::from(&args.filter))?;
-    let Some(target) = args.target.clone() else {
-        let target_file = args
-            .target_file
-            .as_deref()
-            .expect("clap requires one target");
-        let Some(path) = subpath else {
-            bail!("--target-file needs SNAPSHOT:PATH naming one file");
-        };
-        let summary = write_to_target(&repo, &snapshot, path, target_file, args.verify)?;
-        if global.json {
-            print_summary_json(&summary, &id)?;
-        } else if !global.quiet {
-            println!(
-                "wrote {} ({}) from snapshot {} to {}{}",
-                path.display(),
-                bytes(summary.bytes),
-                id.short(),
-                summary.target,
-                if summary.verified { ", verified" } else { "" }
-            );
+    let chosen = resolve(&repo, reference, &SnapshotFilter::from(&args.filter))?;
+    match (&args.target, &args.target_file) {
+        (Some(target), _) => into_directory(global, args, &repo, &chosen, subpath, target),
+        (None, Some(file)) => {
+            let Some(path) = subpath else {
+                bail!("--target-file needs SNAPSHOT:PATH naming one file");
+            };
+            into_file(global, args, &repo, &chosen, path, file)
         }
-        return Ok(Exit::Ok);
-    };
+        (None, None) => unreachable!("clap requires --target or --target-file"),
+    }
+}
+
+/// `--target-file`: one file's bytes into a file or block device.
+fn into_file(
+    global: &Global,
+    args: &RestoreArgs,
+    repo: &Arc<Repository>,
+    (id, snapshot): &(SnapshotId, Snapshot),
+    path: &Path,
+    target_file: &Path,
+) -> Result<Exit> {
+    let summary = write_to_target(repo, snapshot, path, target_file, args.verify)?;
+    if global.json {
+        print_summary_json(&summary, id)?;
+    } else if !global.quiet {
+        println!(
+            "wrote {} ({}) from snapshot {} to {}{}",
+            path.display(),
+            bytes(summary.bytes),
+            id.short(),
+            summary.target,
+            if summary.verified { ", verified" } else { "" }
+        );
+    }
+    Ok(Exit::Ok)
+}
+
+/// `--target`: the snapshot, or the path in it, into a directory.
+fn into_directory(
+    global: &Global,
+    args: &RestoreArgs,
+    repo: &Arc<Repository>,
+    (id, snapshot): &(SnapshotId, Snapshot),
+    subpath: Option<&Path>,
+    target: &Path,
+) -> Result<Exit> {
     let options = RestoreOptions {
-        target: target.clone(),
-        subpath: subpath.map(std::path::Path::to_path_buf),
+        target: target.to_path_buf(),
+        subpath: subpath.map(Path::to_path_buf),
         includes: args.includes.clone(),
         excludes: args.excludes.clone(),
         overwrite: match args.overwrite {
@@ -58,8 +84,8 @@ pub fn run(global: &Global, args: &RestoreArgs) -> Result<Exit> {
     let progress = Arc::new(Progress::default());
     let reporter = Reporter::start(global, progress.clone(), "restore");
     let summary = restore(
-        &repo,
-        &snapshot,
+        repo,
+        snapshot,
         &options,
         &progress,
         &CliObserver::new(global),
@@ -67,33 +93,9 @@ pub fn run(global: &Global, args: &RestoreArgs) -> Result<Exit> {
     reporter.finish();
     let summary = summary?;
     if global.json {
-        print_summary_json(&summary, &id)?;
+        print_summary_json(&summary, id)?;
     } else if !global.quiet {
-        println!(
-            "restored {} files, {} directories, {} other entries ({}) from snapshot {} to {}",
-            summary.files_restored,
-            summary.dirs_restored,
-            summary.other_restored,
-            bytes(summary.total_bytes),
-            id.short(),
-            target.display()
-        );
-        if summary.files_failed > 0 {
-            println!(
-                "{} files could not be restored completely and were removed (see the errors \
-                 above); run the restore again once the cause is fixed",
-                summary.files_failed
-            );
-        }
-        if summary.files_skipped > 0 {
-            println!(
-                "skipped {} existing files (--overwrite)",
-                summary.files_skipped
-            );
-        }
-        if args.verify {
-            println!("verified {} files", summary.files_verified);
-        }
+        print_summary(&summary, id, target, args.verify);
     }
     if summary.errors > 0 {
         bail!(
@@ -104,11 +106,36 @@ pub fn run(global: &Global, args: &RestoreArgs) -> Result<Exit> {
     Ok(Exit::Ok)
 }
 
+fn print_summary(summary: &RestoreSummary, id: &SnapshotId, target: &Path, verified: bool) {
+    println!(
+        "restored {} files, {} directories, {} other entries ({}) from snapshot {} to {}",
+        summary.files_restored,
+        summary.dirs_restored,
+        summary.other_restored,
+        bytes(summary.total_bytes),
+        id.short(),
+        target.display()
+    );
+    if summary.files_failed > 0 {
+        println!(
+            "{} files could not be restored completely and were removed (see the errors \
+             above); run the restore again once the cause is fixed",
+            summary.files_failed
+        );
+    }
+    if summary.files_skipped > 0 {
+        println!(
+            "skipped {} existing files (--overwrite)",
+            summary.files_skipped
+        );
+    }
+    if verified {
+        println!("verified {} files", summary.files_verified);
+    }
+}
+
 /// A restore summary as JSON, tagged like every command's summary.
-fn print_summary_json(
-    summary: &impl serde::Serialize,
-    id: &cairn_format::SnapshotId,
-) -> Result<()> {
+fn print_summary_json(summary: &impl serde::Serialize, id: &SnapshotId) -> Result<()> {
     let mut value = serde_json::to_value(summary)?;
     value["message_type"] = "summary".into();
     value["snapshot_id"] = id.to_hex().into();
