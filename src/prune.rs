@@ -15,7 +15,6 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
-use cairn_format::backend::{id_part, pack_name};
 use cairn_format::content::{Content, ContentEntry};
 use cairn_format::pack::{self, PackEntry, PackWriter, SealedBlob};
 use cairn_format::segment::{IndexSegment, IndexedPack, MarkedPack, PACKS_PER_REWRITTEN_SEGMENT};
@@ -186,13 +185,8 @@ fn load_index(repo: &Repository) -> Result<(Vec<IndexId>, HashMap<PackId, PackSt
 }
 
 fn list_packs(repo: &Repository) -> Result<HashMap<PackId, u64>> {
-    Ok(repo
-        .backend()
-        .list("data/")
-        .context("cannot list the packs")?
-        .into_iter()
-        .filter_map(|o| Some((id_part(&o.name).parse().ok()?, o.size)))
-        .collect())
+    let listing = repo.list_packs().context("cannot list the packs")?;
+    Ok(listing.packs.into_iter().collect())
 }
 
 /// Every blob a snapshot references. Anything unreadable stops prune: deciding what is unused
@@ -413,10 +407,7 @@ fn repack(
 
 fn upload(repo: &Repository, writer: PackWriter) -> Result<IndexedPack> {
     let pack = writer.finish(repo.key());
-    let name = pack_name(&pack.id);
-    repo.backend()
-        .put(&name, &pack.bytes)
-        .with_context(|| format!("cannot write pack {name}"))?;
+    (repo.save_pack(&pack)).with_context(|| format!("cannot write pack {}", pack.id))?;
     Ok(IndexedPack {
         id: pack.id,
         size: pack.bytes.len() as u64,
@@ -501,15 +492,15 @@ fn remove_leftovers(
     let backups = crate::lock::live_backups(repo, hostname)?;
     let oldest = backups.iter().map(|b| b.created_s).min().unwrap_or(now);
     let cutoff = oldest.min(now) - CLOCK_SKEW_S;
-    let leftovers = (repo.backend().leftovers())
-        .context("cannot list the temporary objects of interrupted writes")?;
+    let leftovers =
+        (repo.leftovers()).context("cannot list the temporary objects of interrupted writes")?;
     for leftover in leftovers {
         if leftover.modified_s >= cutoff {
             report.leftovers_kept += 1;
             continue;
         }
         if !dry_run {
-            (repo.backend().delete(&leftover.name))
+            (repo.remove_leftover(&leftover))
                 .with_context(|| format!("cannot remove {}", leftover.name))?;
         }
         report.leftovers_removed += 1;

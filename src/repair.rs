@@ -12,14 +12,13 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
-use cairn_format::backend::id_part;
 use cairn_format::content::{Content, ContentChild, ContentEntry, ContentNode, MAX_DEPTH};
 use cairn_format::pack::BlobKind;
 use cairn_format::packer::{BlobWriter, WriterOptions};
 use cairn_format::segment::{IndexSegment, IndexedPack, PACKS_PER_REWRITTEN_SEGMENT};
 use cairn_format::snapshot::Snapshot;
 use cairn_format::tree::{Node, NodeKind, Tree, Xattr};
-use cairn_format::{BlobId, IndexId, PackId, Repository, SnapshotId};
+use cairn_format::{BlobId, PackId, Repository, SnapshotId};
 use serde::Serialize;
 
 use crate::progress::{Observer, Progress};
@@ -37,31 +36,21 @@ pub struct IndexRepair {
 
 /// Rebuilds every index segment from the pack headers and the local index from those.
 pub fn repair_index(repo: &Repository, progress: &Progress) -> Result<IndexRepair> {
-    let old: Vec<IndexId> = repo.list_ids("index/")?;
+    let old = repo.segment_ids()?;
     // Emptied first (rather than cleared: a damaged database may not even iterate), then
     // filled by the segments written below.
     repo.index().rebuild()?;
-    let packs = repo
-        .backend()
-        .list("data/")
-        .context("cannot list the packs")?;
-    progress.add_total(packs.len() as u64, packs.iter().map(|p| p.size).sum());
+    let packs = repo.list_packs().context("cannot list the packs")?.packs;
+    progress.add_total(packs.len() as u64, packs.iter().map(|(_, size)| size).sum());
     let mut outcome = IndexRepair::default();
     let mut segment = IndexSegment::default();
-    for object in packs {
-        progress.add_done(1, object.size);
-        let Ok(id) = id_part(&object.name).parse::<PackId>() else {
-            continue;
-        };
-        match repo.read_pack_header(&id, object.size) {
+    for (id, size) in packs {
+        progress.add_done(1, size);
+        match repo.read_pack_header(&id, size) {
             Ok(blobs) => {
                 outcome.packs_indexed += 1;
                 outcome.blobs_indexed += blobs.len() as u64;
-                segment.packs.push(IndexedPack {
-                    id,
-                    size: object.size,
-                    blobs,
-                });
+                segment.packs.push(IndexedPack { id, size, blobs });
             }
             Err(e) => outcome.unreadable_packs.push((id, e.to_string())),
         }
@@ -191,7 +180,9 @@ pub fn repair_snapshots(
 
 /// Packs the local index knows that the repository no longer lists.
 fn missing_packs(repo: &Repository) -> Result<Vec<PackId>> {
-    let listed: HashSet<PackId> = repo.list_ids("data/")?;
+    let listed: HashSet<PackId> = (repo.list_packs()?.packs.into_iter())
+        .map(|(id, _)| id)
+        .collect();
     let mut missing: Vec<PackId> = (repo.index().packs()?.into_iter())
         .map(|p| p.id)
         .filter(|id| !listed.contains(id))

@@ -27,4 +27,4 @@ pub mod tree;
 
 pub use error::{Error, Result};
 pub use id::{BlobId, IndexId, KeyId, LockId, PackId, RepositoryId, SnapshotId};
-pub use repository::{InitOptions, Repository, Segments, SnapshotListing};
+pub use repository::{InitOptions, PackListing, Repository, Segments, SnapshotListing};

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 
-use crate::backend::{Backend, id_part, pack_name};
+use crate::backend::{Backend, Leftover, id_part, pack_name};
 use crate::chunker::{Chunker, ChunkerParams};
 
 use crate::config::{Config, ImageChunking};
@@ -27,6 +27,14 @@ pub struct Segments {
     pub listed: Vec<IndexId>,
     pub current: Vec<(IndexId, IndexSegment)>,
     pub unreadable: Vec<(IndexId, Error)>,
+}
+
+/// The packs in storage, as [`Repository::list_packs`] found them.
+#[derive(Debug, Default)]
+pub struct PackListing {
+    pub packs: Vec<(PackId, u64)>,
+    /// Names of objects among the packs whose name is not a pack id.
+    pub strays: Vec<String>,
 }
 
 /// The snapshots of a repository, as [`Repository::snapshots`] found them.
@@ -243,7 +251,8 @@ impl Repository {
         self.object_cache = on;
     }
 
-    pub fn backend(&self) -> &Arc<dyn Backend> {
+    /// The storage itself, for the format crate only: callers see ids, never object names.
+    pub(crate) fn backend(&self) -> &Arc<dyn Backend> {
         &self.backend
     }
     pub fn config(&self) -> &Config {
@@ -443,7 +452,7 @@ impl Repository {
     }
 
     /// Ids of every object under a prefix whose name is an id.
-    pub fn list_ids<T: std::str::FromStr + std::hash::Hash + Eq, C: FromIterator<T>>(
+    fn list_ids<T: std::str::FromStr + std::hash::Hash + Eq, C: FromIterator<T>>(
         &self,
         prefix: &str,
     ) -> Result<C> {
@@ -717,24 +726,13 @@ impl Repository {
     /// Indexes packs that exist but no segment names (left by a killed backup), so their
     /// blobs are reused instead of uploaded again. Unreadable packs are skipped with a warning.
     pub fn adopt_unindexed_packs(&self) -> Result<usize> {
-        let objects = self
-            .backend
-            .list("data/")
-            .map_err(backend_error("list", "data/"))?;
         let mut segment = IndexSegment::default();
-        for object in objects {
-            let Ok(id) = id_part(&object.name).parse::<PackId>() else {
-                continue;
-            };
+        for (id, size) in self.list_packs()?.packs {
             if self.index.has_pack(&id)? {
                 continue;
             }
-            match self.read_pack_header(&id, object.size) {
-                Ok(blobs) => segment.packs.push(IndexedPack {
-                    id,
-                    size: object.size,
-                    blobs,
-                }),
+            match self.read_pack_header(&id, size) {
+                Ok(blobs) => segment.packs.push(IndexedPack { id, size, blobs }),
                 Err(e) => {
                     tracing::warn!(pack = %id, error = %e, "unindexed pack is unreadable; not reused");
                 }
@@ -753,17 +751,65 @@ impl Repository {
 
     /// Every key file.
     pub fn keys(&self) -> Result<Vec<(KeyId, KeyFile)>> {
-        let ids: Vec<KeyId> = self.list_ids("keys/")?;
-        ids.into_iter()
-            .map(|id| {
-                let name = format!("keys/{id}");
-                let bytes = self
-                    .backend
-                    .get(&name)
-                    .map_err(backend_error("get", &name))?;
-                Ok((id, KeyFile::decode(&id, &bytes)?))
-            })
+        (self.key_files()?.into_iter())
+            .map(|(id, file)| Ok((id, file?)))
             .collect()
+    }
+
+    /// Every key file, each decoded or with why it does not decode (`check`).
+    pub fn key_files(&self) -> Result<Vec<(KeyId, Result<KeyFile>)>> {
+        let ids: Vec<KeyId> = self.list_ids("keys/")?;
+        Ok(ids
+            .into_iter()
+            .map(|id| {
+                let decoded = self
+                    .get(&format!("keys/{id}"))
+                    .and_then(|bytes| KeyFile::decode(&id, &bytes));
+                (id, decoded)
+            })
+            .collect())
+    }
+
+    /// The ids of every index segment object (current or superseded).
+    pub fn segment_ids(&self) -> Result<Vec<IndexId>> {
+        self.list_ids("index/")
+    }
+
+    /// Every pack in storage with its size, and the names of objects among the packs that
+    /// are not packs (put there by hand, or by another program).
+    pub fn list_packs(&self) -> Result<PackListing> {
+        let objects = (self.backend.list("data/")).map_err(backend_error("list", "data/"))?;
+        let mut listing = PackListing::default();
+        for object in objects {
+            match id_part(&object.name).parse::<PackId>() {
+                Ok(id) => listing.packs.push((id, object.size)),
+                Err(_) => listing.strays.push(object.name),
+            }
+        }
+        Ok(listing)
+    }
+
+    /// A pack's size in storage, `None` if it does not exist.
+    pub fn pack_size(&self, id: &PackId) -> Result<Option<u64>> {
+        let name = pack_name(id);
+        self.backend
+            .stat(&name)
+            .map_err(backend_error("stat", &name))
+    }
+
+    /// Stores a finished pack (prune's repacked ones; backups go through the `BlobWriter`).
+    pub fn save_pack(&self, pack: &pack::FinishedPack) -> Result<()> {
+        put(&*self.backend, &pack_name(&pack.id), &pack.bytes)
+    }
+
+    /// Temporary objects of writes that never finished (a killed process's).
+    pub fn leftovers(&self) -> Result<Vec<Leftover>> {
+        (self.backend.leftovers()).map_err(|e| Error::backend("list", "temporary objects", e))
+    }
+
+    /// Deletes one of [`Repository::leftovers`].
+    pub fn remove_leftover(&self, leftover: &Leftover) -> Result<()> {
+        self.delete(&leftover.name)
     }
 
     /// Adds a key file for another password.

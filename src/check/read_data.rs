@@ -10,7 +10,6 @@ use std::sync::Mutex;
 use std::sync::atomic::Ordering;
 
 use anyhow::{Result, bail};
-use cairn_format::backend::pack_name;
 use cairn_format::pack::{self, PackEntry, TRAILER_LEN};
 use cairn_format::{BlobId, PackId, Repository};
 
@@ -99,9 +98,9 @@ fn shuffled(mut packs: Vec<(PackId, u64)>) -> Vec<(PackId, u64)> {
     packs
 }
 
-/// Packs sorted by object name, the order a directory or bucket lists them in.
+/// Packs in the order a directory or bucket lists them in: by name, which is by id.
 fn storage_order(mut packs: Vec<(PackId, u64)>) -> Vec<(PackId, u64)> {
-    packs.sort_by_key(|(id, _)| pack_name(id));
+    packs.sort_by_key(|(id, _)| *id);
     packs
 }
 
@@ -177,7 +176,7 @@ pub(super) fn read_packs(
                     let Some((id, size)) = queue.lock().expect("queue").pop() else {
                         break;
                     };
-                    progress.set_current(std::path::Path::new(&pack_name(&id)));
+                    progress.set_current(std::path::Path::new(&format!("pack {id}")));
                     match verify_pack(repo, &id, &indexed.packs[&id], &mut buffer) {
                         Ok(verdict) => {
                             progress.add_done(1, size);
@@ -230,19 +229,18 @@ fn verify_pack(
     info: &IndexedPackInfo,
     buffer: &mut Vec<u8>,
 ) -> Result<Verdict> {
-    let name = pack_name(id);
-    match repo.backend().get_range_into(&name, 0, info.size, buffer) {
+    match repo.read_pack_range_into(id, 0, info.size, buffer) {
         Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+        Err(cairn_format::Error::ObjectNotFound { .. }) => {
             return Ok(whole_pack_lost(info, "missing (deleted during the check)"));
         }
-        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+        Err(cairn_format::Error::Corrupt { .. }) => {
             return Ok(whole_pack_lost(
                 info,
                 &format!("shorter than the {} bytes the index says", info.size),
             ));
         }
-        Err(e) => bail!("cannot read pack {name}: {e}"),
+        Err(e) => bail!("cannot read pack {id}: {e}"),
     }
     let bytes = &buffer[..];
     let mut reasons = Vec::new();

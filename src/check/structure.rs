@@ -7,9 +7,8 @@ use std::fmt::Display;
 
 use anyhow::Result;
 use cairn_format::content::{Content, ContentEntry};
-use cairn_format::key::KeyFile;
 use cairn_format::tree::NodeKind;
-use cairn_format::{BlobId, KeyId, PackId, Repository, SnapshotId};
+use cairn_format::{BlobId, PackId, Repository, SnapshotId};
 
 use super::{CheckReport, DamagedPack, IndexedPackInfo, IndexedPacks, Problem};
 
@@ -24,17 +23,9 @@ fn problem(what: &'static str, name: impl Display, error: impl Display) -> Probl
 /// Decodes every key file and index segment, and brings the local index up to date with the
 /// readable segments.
 pub(super) fn load_index(repo: &Repository, report: &mut CheckReport) -> Result<IndexedPacks> {
-    let keys: Vec<KeyId> = repo.list_ids("keys/")?;
-    for id in keys {
-        let decoded = repo
-            .backend()
-            .get(&format!("keys/{id}"))
-            .map_err(anyhow::Error::from)
-            .and_then(|bytes| Ok(KeyFile::decode(&id, &bytes)?));
+    for (id, decoded) in repo.key_files()? {
         if let Err(e) = decoded {
-            report
-                .problems
-                .push(problem("key file", id, format!("{e:#}")));
+            report.problems.push(problem("key file", id, e));
         }
     }
     let mut packs = HashMap::new();
@@ -71,20 +62,15 @@ pub(super) fn check_packs(
     indexed: &IndexedPacks,
     report: &mut CheckReport,
 ) -> Result<HashMap<PackId, u64>> {
-    let objects = repo.backend().list("data/")?;
-    let mut listed = HashMap::new();
-    for object in objects {
-        match cairn_format::backend::id_part(&object.name).parse::<PackId>() {
-            Ok(id) => {
-                listed.insert(id, object.size);
-            }
-            Err(_) => report.problems.push(problem(
-                "object",
-                &object.name,
-                "not a pack name; remove it if you did not put it there",
-            )),
-        }
+    let listing = repo.list_packs()?;
+    for stray in &listing.strays {
+        report.problems.push(problem(
+            "object",
+            stray,
+            "not a pack name; remove it if you did not put it there",
+        ));
     }
+    let listed: HashMap<PackId, u64> = listing.packs.into_iter().collect();
     for (id, info) in &indexed.packs {
         let damaged = match listed.get(id) {
             // Prune deleted it; the index forgets it at the next prune.
@@ -118,7 +104,7 @@ pub(super) fn check_packs(
         .collect();
     unindexed.sort();
     report.unindexed_packs = unindexed;
-    let leftovers = repo.backend().leftovers()?;
+    let leftovers = repo.leftovers()?;
     report.leftovers = leftovers.len() as u64;
     report.leftover_bytes = leftovers.iter().map(|l| l.size).sum();
     Ok(listed)
@@ -149,7 +135,7 @@ pub(super) fn check_snapshots(
         referenced: HashSet::new(),
         unindexed: HashSet::new(),
     };
-    let ids: Vec<SnapshotId> = repo.list_ids("snapshots/")?;
+    let ids = repo.snapshot_ids()?;
     for id in ids {
         match repo.load_snapshot(&id) {
             Ok(snapshot) => walk.snapshots.push((id, snapshot.tree)),

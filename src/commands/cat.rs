@@ -4,7 +4,6 @@
 use std::io::Write;
 
 use anyhow::{Context, Result, bail};
-use cairn_format::backend::pack_name;
 use cairn_format::{BlobId, IndexId, PackId};
 
 use super::snapshots::snapshot_json;
@@ -28,8 +27,7 @@ pub fn run(global: &Global, args: &CatArgs) -> Result<Exit> {
         }
         CatKind::Pack => {
             let id: PackId = id()?.parse()?;
-            let name = pack_name(&id);
-            let Some(size) = repo.backend().stat(&name)? else {
+            let Some(size) = repo.pack_size(&id)? else {
                 bail!("pack {id} does not exist")
             };
             let entries = repo.read_pack_header(&id, size)?;
