@@ -130,32 +130,17 @@ pub fn prune(
         return Ok(report);
     }
     let new_packs = repack(repo, &packs, &needed, &plan.repack, progress, &mut report)?;
-    crash_point("after-repack");
     write_index(repo, &packs, &plan, new_packs, &old_segments, now)?;
-    crash_point("after-index");
     repo.sync_index()?;
     delete_marked(repo, &packs, &plan, now, hostname, progress, &mut report)?;
-    crash_point("after-deletes");
     for id in &old_segments {
         repo.remove_segment(id)?;
     }
     remove_leftovers(repo, now, hostname, false, &mut report)?;
-
     let after = list_packs(repo)?;
     report.packs_after = after.len() as u64;
     report.bytes_after = after.values().sum();
     Ok(report)
-}
-
-/// Crash-safety tests kill prune at a named point: with `CAIRN_CRASH_AT=<point>` the process
-/// sends itself SIGKILL there (no cleanup, its lock left behind), as an operator's `kill -9`
-/// or a power cut would stop it.
-fn crash_point(point: &str) {
-    if std::env::var_os("CAIRN_CRASH_AT").is_some_and(|at| at == point) {
-        eprintln!("CAIRN_CRASH_AT={point}: killing this process");
-        let _ = nix::sys::signal::kill(nix::unistd::Pid::this(), nix::sys::signal::Signal::SIGKILL);
-        std::process::abort();
-    }
 }
 
 /// Every listed segment, and the packs of the current (not superseded) ones.
@@ -540,7 +525,6 @@ fn delete_marked(
         repo.remove_pack(id)?;
         report.packs_deleted += 1;
         report.bytes_freed += state.size;
-        crash_point("during-deletes");
     }
     Ok(())
 }
