@@ -6,11 +6,12 @@
 //! by suffixing the short id to every snapshot but the oldest.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use cairn_format::snapshot::Snapshot;
 use cairn_format::{Repository, SnapshotId};
+use parking_lot::{Mutex, RwLock};
 
 /// Decides which snapshots the mount shows (`--host`, `--tag`).
 pub type SnapshotFilter = Box<dyn Fn(&Snapshot) -> bool + Send + Sync>;
@@ -232,19 +233,19 @@ impl LiveCatalog {
             refreshing: Mutex::new(()),
         };
         let fresh = catalog.reload(&Catalog::default(), true)?;
-        *catalog.current.write().expect("catalog lock") = (Instant::now(), Arc::new(fresh));
+        *catalog.current.write() = (Instant::now(), Arc::new(fresh));
         Ok(catalog)
     }
 
     /// The current catalog, refreshed first when it is older than the TTL. A failed refresh
     /// is logged and the previous catalog kept: a flaky backend must not empty the mount.
     pub fn get(&self) -> Arc<Catalog> {
-        let (loaded, catalog) = self.current.read().expect("catalog lock").clone();
+        let (loaded, catalog) = self.current.read().clone();
         if loaded.elapsed() < self.ttl {
             return catalog;
         }
-        let _one_refresher = self.refreshing.lock().expect("refresh lock");
-        let (loaded, catalog) = self.current.read().expect("catalog lock").clone();
+        let _one_refresher = self.refreshing.lock();
+        let (loaded, catalog) = self.current.read().clone();
         if loaded.elapsed() < self.ttl {
             return catalog;
         }
@@ -255,7 +256,7 @@ impl LiveCatalog {
                 catalog
             }
         };
-        *self.current.write().expect("catalog lock") = (Instant::now(), next.clone());
+        *self.current.write() = (Instant::now(), next.clone());
         next
     }
 

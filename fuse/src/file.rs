@@ -8,10 +8,11 @@
 //! more than a quarter of the cache, so prefetched chunks are not evicted before use). A jump
 //! resets the streak, so random readers cause no prefetch at all.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use cairn_format::BlobId;
 use cairn_format::content::{Content, ContentEntry, LeafRun};
+use parking_lot::Mutex;
 
 use crate::cache::{Blob, BlobCache, Prefetcher};
 use crate::error::{FsError, FsResult};
@@ -94,7 +95,7 @@ impl OpenFile {
             && end <= start + entry.length()
         {
             let single = self.single_entry(cache, &entry, offset - start, end - offset)?;
-            self.state.lock().expect("read state").leaf = Some(leaf);
+            self.state.lock().leaf = Some(leaf);
             return Ok(single);
         }
         let mut out = Vec::with_capacity((end - offset) as usize);
@@ -114,7 +115,7 @@ impl OpenFile {
                 pos += take;
             }
         }
-        self.state.lock().expect("read state").leaf = Some(leaf);
+        self.state.lock().leaf = Some(leaf);
         Ok(FileData::Owned(out))
     }
 
@@ -171,7 +172,7 @@ impl OpenFile {
         end: u64,
         cache_capacity: u64,
     ) -> (Option<Arc<LeafRun>>, Option<(u64, u64)>) {
-        let mut state = self.state.lock().expect("read state");
+        let mut state = self.state.lock();
         let sequential = offset == 0 || offset.abs_diff(state.read_end) <= SEQUENTIAL_SLACK;
         if !sequential {
             state.streak = 0;

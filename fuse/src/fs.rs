@@ -8,14 +8,15 @@
 //! (`ids/`, `snapshots/`, `hosts/`, `tags/`) change, when the snapshot catalog refreshes.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
 use std::time::SystemTime;
 
 use cairn_format::content::ContentEntry;
 use cairn_format::snapshot::Snapshot;
 use cairn_format::tree::{Node, NodeKind, Tree};
 use cairn_format::{BlobId, Repository};
+use parking_lot::{Mutex, RwLock};
 
 use crate::attr::node_attr;
 pub use crate::attr::{Attr, FileKind, IMMUTABLE_TTL, LISTING_TTL};
@@ -253,7 +254,7 @@ impl CairnFs {
             }
             Body::Node { .. } => {
                 let children = self.children(ino, &dir)?;
-                let table = self.table.read().expect("inode table");
+                let table = self.table.read();
                 for (name, &child) in children.names.iter().zip(&children.inos) {
                     let Some(kind) = table.get(child).map(|i| kind_of(&i.body)) else {
                         return Err(FsError::NotFound);
@@ -275,7 +276,7 @@ impl CairnFs {
     /// The entries of an open directory from position `offset` on. The kernel asks page by
     /// page, so nothing is copied here: the caller takes entries until its buffer is full.
     pub fn readdir(&self, handle: u64, offset: u64) -> FsResult<DirPage> {
-        let entries = match self.handles.lock().expect("handles").get(&handle) {
+        let entries = match self.handles.lock().get(&handle) {
             Some(Handle::Directory(entries)) => entries.clone(),
             _ => return Err(FsError::NotFound),
         };
@@ -298,7 +299,7 @@ impl CairnFs {
     }
 
     pub fn read(&self, handle: u64, offset: u64, length: u32) -> FsResult<FileData> {
-        let file = match self.handles.lock().expect("handles").get(&handle) {
+        let file = match self.handles.lock().get(&handle) {
             Some(Handle::File(file)) => file.clone(),
             _ => return Err(FsError::NotFound),
         };
@@ -307,7 +308,7 @@ impl CairnFs {
 
     /// Closes a file or directory handle.
     pub fn release(&self, handle: u64) {
-        self.handles.lock().expect("handles").remove(&handle);
+        self.handles.lock().remove(&handle);
     }
 
     /// `size` is the caller's buffer: 0 asks for the value's size.
@@ -335,12 +336,12 @@ impl CairnFs {
 
     /// Inodes allocated so far: grows with what has been browsed (diagnostics and tests).
     pub fn inode_count(&self) -> usize {
-        self.table.read().expect("inode table").inodes.len()
+        self.table.read().inodes.len()
     }
 
     /// The path of an inode inside the mount (for log lines).
     pub fn path(&self, mut ino: Ino) -> String {
-        let table = self.table.read().expect("inode table");
+        let table = self.table.read();
         let mut parts = Vec::new();
         while ino != ROOT {
             let Some(inode) = table.get(ino) else { break };
@@ -357,11 +358,7 @@ impl CairnFs {
     }
 
     fn inode(&self, ino: Ino) -> FsResult<Arc<Inode>> {
-        self.table
-            .read()
-            .expect("inode table")
-            .get(ino)
-            .ok_or(FsError::NotFound)
+        self.table.read().get(ino).ok_or(FsError::NotFound)
     }
 
     fn live_catalog(&self) -> FsResult<&LiveCatalog> {
@@ -370,7 +367,7 @@ impl CairnFs {
 
     fn top_level(&self, name: &[u8]) -> Option<Ino> {
         let (name, listing) = TOP.iter().find(|(n, _)| n.as_bytes() == name)?;
-        let mut table = self.table.write().expect("inode table");
+        let mut table = self.table.write();
         Some(
             table.intern(Key::Name(ROOT, name.as_bytes().to_vec()), |_| Inode {
                 parent: ROOT,
@@ -396,7 +393,7 @@ impl CairnFs {
             CatalogEntry::Snapshot(_, id) => Some(catalog.snapshot(id).ok_or(FsError::NotFound)?),
             _ => None,
         };
-        let mut table = self.table.write().expect("inode table");
+        let mut table = self.table.write();
         Ok(table.intern(key, |ino| {
             let body = match (entry, snapshot) {
                 (CatalogEntry::Group(_, group), _) => Body::Listing(group.clone()),
@@ -454,7 +451,7 @@ impl CairnFs {
         // A hostile tree may be unsorted or repeat a name: sort, keep the first of each name.
         tree.nodes.sort_by(|a, b| a.name.cmp(&b.name));
         tree.nodes.dedup_by(|b, a| a.name == b.name);
-        let mut table = self.table.write().expect("inode table");
+        let mut table = self.table.write();
         let mut children = Children {
             names: Vec::with_capacity(tree.nodes.len()),
             inos: Vec::with_capacity(tree.nodes.len()),
@@ -530,7 +527,7 @@ impl CairnFs {
 
     fn add_handle(&self, handle: Handle) -> u64 {
         let id = self.next_handle.fetch_add(1, Ordering::Relaxed);
-        self.handles.lock().expect("handles").insert(id, handle);
+        self.handles.lock().insert(id, handle);
         id
     }
 }
@@ -559,5 +556,64 @@ fn listing_name(listing: &Listing) -> String {
         Listing::Hosts => "hosts".into(),
         Listing::Tags => "tags".into(),
         Listing::Host(name) | Listing::Tag(name) => name.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use cairn_format::InitOptions;
+    use cairn_format::backend::MemoryBackend;
+    use cairn_format::crypto::KdfParams;
+    use cairn_format::pack::BlobKind;
+    use cairn_format::packer::{BlobWriter, WriterOptions};
+
+    use super::*;
+    use crate::inode::ROOT;
+
+    fn mounted(cache: &std::path::Path) -> CairnFs {
+        let options = InitOptions {
+            kdf: KdfParams {
+                memory_kib: 64,
+                iterations: 1,
+                parallelism: 1,
+            },
+            ..InitOptions::default()
+        };
+        let backend = Arc::new(MemoryBackend::new());
+        let repo = Arc::new(Repository::init(backend, b"pw", &options, cache).unwrap());
+        let tree = Tree { nodes: Vec::new() }.encode();
+        let id = repo.key().blob_id(&tree);
+        let writer = BlobWriter::new(repo.clone(), WriterOptions::for_repository(&repo));
+        writer.add(BlobKind::Tree, id, move || tree).unwrap();
+        writer.finish().unwrap();
+        let snapshot = Snapshot {
+            tree: id,
+            ..Snapshot::default()
+        };
+        repo.save_snapshot(&snapshot).unwrap();
+        let catalog = LiveCatalog::load(repo.clone(), Box::new(|_| true), Duration::from_secs(60));
+        let root = MountRoot::Repository(catalog.unwrap());
+        CairnFs::new(repo, root, FsOptions::default()).unwrap()
+    }
+
+    /// Issue #16: a request that panics while it holds the inode table or the handle map
+    /// must not make every later request panic (std's locks would be poisoned).
+    #[test]
+    fn a_panic_while_a_lock_is_held_costs_the_mount_nothing() {
+        let cache = tempfile::tempdir().unwrap();
+        let fs = Arc::new(mounted(cache.path()));
+        let holder = fs.clone();
+        let panicked = std::thread::spawn(move || {
+            let _table = holder.table.write();
+            let _handles = holder.handles.lock();
+            panic!("a request that panics while holding the locks");
+        })
+        .join();
+        assert!(panicked.is_err());
+        let snapshots = fs.lookup(ROOT, b"snapshots").unwrap();
+        let listing = fs.opendir(snapshots.ino).unwrap();
+        assert!(fs.readdir(listing.handle, 0).is_ok());
     }
 }
