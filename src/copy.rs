@@ -89,6 +89,8 @@ pub fn copy(
     progress: &Progress,
     interrupt: &AtomicBool,
 ) -> Result<CopySummary> {
+    let span = tracing::info_span!("copy", from = %source.location(), to = %target.location());
+    let _enter = span.enter();
     let same_ids = ids_carry_over(source, target);
     let existing = crate::select::readable(target)?;
     let (present, to_copy): (Vec<_>, Vec<_>) =

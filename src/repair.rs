@@ -36,6 +36,8 @@ pub struct IndexRepair {
 
 /// Rebuilds every index segment from the pack headers and the local index from those.
 pub fn repair_index(repo: &Repository, progress: &Progress) -> Result<IndexRepair> {
+    let span = tracing::info_span!("repair_index", repo = %repo.location());
+    let _enter = span.enter();
     let old = repo.segment_ids()?;
     // Emptied first (rather than cleared: a damaged database may not even iterate), then
     // filled by the segments written below.
@@ -143,6 +145,8 @@ pub fn repair_snapshots(
     observer: &dyn Observer,
     progress: &Progress,
 ) -> Result<SnapshotRepair> {
+    let span = tracing::info_span!("repair_snapshots", repo = %repo.location());
+    let _enter = span.enter();
     // Blobs only an unreadable segment lists would look lost, and be cut out of snapshots.
     repo.sync_index().context(
         "repair snapshots needs every index segment to read: run `cairn repair index` first",

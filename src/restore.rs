@@ -143,6 +143,9 @@ pub fn restore(
     progress: &Progress,
     observer: &dyn Observer,
 ) -> Result<RestoreSummary> {
+    let span =
+        tracing::info_span!("restore", repo = %repo.location(), target = %options.target.display());
+    let _enter = span.enter();
     let filter = Filter::new(&options.includes, &options.excludes)?;
     let items = plan(repo, snapshot, options.subpath.as_deref(), &filter)?;
     fs::create_dir_all(&options.target).with_context(|| {

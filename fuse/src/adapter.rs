@@ -166,6 +166,7 @@ impl Filesystem for Adapter {
     }
 
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
+        let _op = operation("lookup", parent.0);
         match self.fs.lookup(parent.0, name.as_bytes()) {
             Ok(attr) => reply.entry(&attr.ttl, &file_attr(&attr), Generation(0)),
             Err(e) => reply.error(errno(&e)),
@@ -173,6 +174,7 @@ impl Filesystem for Adapter {
     }
 
     fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
+        let _op = operation("getattr", ino.0);
         match self.fs.getattr(ino.0) {
             Ok(attr) => reply.attr(&attr.ttl, &file_attr(&attr)),
             Err(e) => reply.error(errno(&e)),
@@ -180,6 +182,7 @@ impl Filesystem for Adapter {
     }
 
     fn readlink(&self, _req: &Request, ino: INodeNo, reply: ReplyData) {
+        let _op = operation("readlink", ino.0);
         match self.fs.readlink(ino.0) {
             Ok(target) => reply.data(&target),
             Err(e) => reply.error(errno(&e)),
@@ -187,6 +190,7 @@ impl Filesystem for Adapter {
     }
 
     fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+        let _op = operation("open", ino.0);
         if flags.acc_mode() != OpenAccMode::O_RDONLY {
             return reply.error(errno(&FsError::ReadOnly));
         }
@@ -208,6 +212,7 @@ impl Filesystem for Adapter {
         _lock_owner: Option<LockOwner>,
         reply: ReplyData,
     ) {
+        let _op = operation("read", fh.0);
         match self.fs.read(fh.0, offset, size) {
             Ok(data) => reply.data(data.as_slice()),
             Err(e) => reply.error(errno(&e)),
@@ -240,6 +245,7 @@ impl Filesystem for Adapter {
     }
 
     fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
+        let _op = operation("opendir", ino.0);
         match self.fs.opendir(ino.0) {
             // Snapshot directories never change: the kernel keeps their listings cached.
             Ok(dir) if dir.immutable => reply.opened(
@@ -259,6 +265,7 @@ impl Filesystem for Adapter {
         offset: u64,
         mut reply: ReplyDirectory,
     ) {
+        let _op = operation("readdir", fh.0);
         match self.fs.readdir(fh.0, offset) {
             Ok(page) => {
                 for (next, entry) in page.iter() {
@@ -281,6 +288,7 @@ impl Filesystem for Adapter {
         offset: u64,
         mut reply: ReplyDirectoryPlus,
     ) {
+        let _op = operation("readdirplus", fh.0);
         let page = match self.fs.readdir(fh.0, offset) {
             Ok(page) => page,
             Err(e) => return reply.error(errno(&e)),
@@ -319,10 +327,17 @@ impl Filesystem for Adapter {
     }
 
     fn getxattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
+        let _op = operation("getxattr", ino.0);
         reply_xattr(self.fs.getxattr(ino.0, name.as_bytes(), size), reply);
     }
 
     fn listxattr(&self, _req: &Request, ino: INodeNo, size: u32, reply: ReplyXattr) {
+        let _op = operation("listxattr", ino.0);
         reply_xattr(self.fs.listxattr(ino.0, size), reply);
     }
+}
+
+/// The span of one FUSE request (debug level: off unless asked for with -vv or RUST_LOG).
+fn operation(name: &'static str, ino_or_handle: u64) -> tracing::span::EnteredSpan {
+    tracing::debug_span!("fuse", op = name, id = ino_or_handle).entered()
 }
