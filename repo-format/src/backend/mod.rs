@@ -5,11 +5,13 @@
 //! Object names: `config`, `keys/<id>`, `data/<first 2 hex digits>/<pack id>`, `index/<id>`,
 //! `snapshots/<id>`, `locks/<id>`.
 
+#[cfg(any(test, feature = "testing"))]
 mod fault;
 mod local;
 mod memory;
 mod remote;
 
+#[cfg(any(test, feature = "testing"))]
 pub use fault::FaultyBackend;
 pub use local::LocalBackend;
 pub use memory::MemoryBackend;
@@ -99,8 +101,8 @@ pub fn id_part(name: &str) -> &str {
 
 /// Shared checks every backend must pass, on an empty location; run by each backend's tests
 /// (the remote ones from the workspace's integration tests, against real servers). Panics on
-/// the first failure.
-#[doc(hidden)]
+/// the first failure. Test code: only with the `testing` feature.
+#[cfg(any(test, feature = "testing"))]
 pub fn conformance(backend: &dyn Backend) {
     backend.create().unwrap();
     assert_eq!(backend.stat("config").unwrap(), None);
