@@ -528,3 +528,100 @@ fn delete_marked(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use cairn_format::pack::BlobKind;
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// A pack of `blobs` (ids from a small universe, so copies repeat across packs), 100
+    /// bytes each.
+    fn pack(blobs: &[u8], present: bool, marked: bool) -> PackState {
+        let entries: Vec<PackEntry> = (blobs.iter().enumerate())
+            .map(|(i, b)| PackEntry {
+                kind: BlobKind::Data,
+                id: BlobId([*b; 32]),
+                offset: i as u32 * 100,
+                length: 100,
+                raw_length: 100,
+            })
+            .collect();
+        PackState {
+            size: entries.len() as u64 * 100,
+            entries,
+            marked_since: marked.then_some(1_000),
+            present,
+        }
+    }
+
+    fn plan_for(packs: &HashMap<PackId, PackState>, used: &HashSet<BlobId>) -> Option<Plan> {
+        let needed = needed_copies(packs, used).ok()?;
+        let options = PruneOptions::default();
+        Some(decide(
+            packs,
+            &needed,
+            &options,
+            &mut PruneReport::default(),
+        ))
+    }
+
+    #[test]
+    fn unused_packs_go_half_used_ones_are_repacked_and_needed_marked_ones_revive() {
+        let packs: HashMap<PackId, PackState> = [
+            (PackId([1; 32]), pack(&[1, 2], true, false)), // all needed: kept
+            (PackId([2; 32]), pack(&[3, 4], true, false)), // half needed: repacked
+            (PackId([3; 32]), pack(&[5], true, false)),    // unused: marked, deleted
+            (PackId([4; 32]), pack(&[6], true, true)),     // marked, needed again: revived
+            (PackId([5; 32]), pack(&[7], false, true)),    // file gone, unused: dropped
+        ]
+        .into_iter()
+        .collect();
+        let used: HashSet<BlobId> = [1, 2, 3, 6].iter().map(|b| BlobId([*b; 32])).collect();
+        let plan = plan_for(&packs, &used).unwrap();
+        assert_eq!(plan.repack, [PackId([2; 32])]);
+        assert_eq!(plan.delete_candidates, [PackId([3; 32])]);
+        assert!(plan.revive.contains(&PackId([4; 32])));
+        assert!(plan.drop.contains(&PackId([5; 32])));
+        assert!(!plan.mark.contains(&PackId([1; 32])));
+    }
+
+    proptest! {
+        /// Issue #16: whatever the packs, their marks and what is used, every needed blob
+        /// keeps a copy: in a pack prune neither deletes nor drops, or in one it repacks
+        /// (whose needed blobs are copied out first).
+        #[test]
+        fn no_needed_blob_loses_its_last_copy(
+            packs in prop::collection::vec(
+                (prop::collection::vec(0u8..12, 1..6), any::<bool>(), any::<bool>()),
+                1..10,
+            ),
+            used in prop::collection::hash_set(0u8..12, 0..12),
+        ) {
+            let packs: HashMap<PackId, PackState> = (packs.iter().enumerate())
+                .map(|(i, (blobs, present, marked))| {
+                    (PackId([i as u8; 32]), pack(blobs, *present, *marked))
+                })
+                .collect();
+            // Snapshots need only blobs that exist (one that does not stops prune before it
+            // decides anything).
+            let stored = |b: &BlobId| packs.values().any(|s| s.present && s.entries.iter().any(|e| e.id == *b));
+            let used: HashSet<BlobId> = (used.iter().map(|b| BlobId([*b; 32]))).filter(stored).collect();
+            let plan = plan_for(&packs, &used).unwrap();
+            let needed = needed_copies(&packs, &used).unwrap();
+            let gone: HashSet<&PackId> = (plan.delete_candidates.iter()).chain(&plan.drop).collect();
+            for blob in &used {
+                let copied = plan.repack.contains(&needed[blob]);
+                let kept = packs.iter().any(|(id, state)| {
+                    state.present
+                        && !gone.contains(id)
+                        && !plan.repack.contains(id)
+                        && state.entries.iter().any(|e| e.id == *blob)
+                });
+                prop_assert!(copied || kept, "blob {blob} loses every copy");
+                prop_assert!(!gone.contains(&needed[blob]), "the copy in use is deleted");
+            }
+        }
+    }
+}
