@@ -134,30 +134,62 @@ pub(super) fn read_packs(
         packs_in_repository: present.len() as u64,
         ..ReadSummary::default()
     };
-    let mut selected = storage_order(present);
-    if let Some(subset) = options.subset {
-        selected = subset.select(selected);
-    }
-    if let Some(max_age) = options.max_age {
-        let since = now() - i64::try_from(max_age.as_secs()).unwrap_or(i64::MAX);
-        let before = selected.len();
-        let mut kept = Vec::with_capacity(before);
-        for pack in selected {
-            if repo
-                .index()
-                .verified_at(&pack.0)?
-                .is_none_or(|at| at < since)
-            {
-                kept.push(pack);
-            }
-        }
-        summary.packs_skipped_recent = (before - kept.len()) as u64;
-        selected = kept;
-    }
+    let selected = select(repo, present, options, &mut summary)?;
     progress.add_total(
         selected.len() as u64,
         selected.iter().map(|(_, size)| size).sum(),
     );
+    let (results, complete) = read_in_parallel(repo, indexed, selected, options, progress)?;
+    summary.complete = complete;
+    for (id, size, verdict) in results {
+        summary.packs_read += 1;
+        summary.bytes_read += size;
+        summary.blobs_verified += verdict.verified_blobs;
+        record(report, id, verdict);
+    }
+    report.read = Some(summary);
+    Ok(())
+}
+
+/// The packs to read, in storage order: the subset asked for, less those verified within
+/// `--max-age`.
+fn select(
+    repo: &Repository,
+    present: Vec<(PackId, u64)>,
+    options: &CheckOptions,
+    summary: &mut ReadSummary,
+) -> Result<Vec<(PackId, u64)>> {
+    let mut selected = storage_order(present);
+    if let Some(subset) = options.subset {
+        selected = subset.select(selected);
+    }
+    let Some(max_age) = options.max_age else {
+        return Ok(selected);
+    };
+    let since = now() - i64::try_from(max_age.as_secs()).unwrap_or(i64::MAX);
+    let before = selected.len();
+    let mut kept = Vec::with_capacity(before);
+    for pack in selected {
+        if (repo.index().verified_at(&pack.0)?).is_none_or(|at| at < since) {
+            kept.push(pack);
+        }
+    }
+    summary.packs_skipped_recent = (before - kept.len()) as u64;
+    Ok(kept)
+}
+
+/// A pack read whole: its id, its size, and what reading it found.
+type PackRead = (PackId, u64, Verdict);
+
+/// Each pack read and checked once, by as many reader threads as asked for. Returns the
+/// verdicts and whether every pack was read (false when interrupted).
+fn read_in_parallel(
+    repo: &Repository,
+    indexed: &IndexedPacks,
+    selected: Vec<(PackId, u64)>,
+    options: &CheckOptions,
+    progress: &Progress,
+) -> Result<(Vec<PackRead>, bool)> {
     let queue = Mutex::new(selected.into_iter().rev().collect::<Vec<_>>());
     let results = Mutex::new(Vec::new());
     let readers = if options.readers > 0 {
@@ -194,27 +226,26 @@ pub(super) fn read_packs(
     if let Some(e) = failure.into_inner().expect("failure") {
         return Err(e);
     }
-    summary.complete = queue.into_inner().expect("queue").is_empty();
-    for (id, size, verdict) in results.into_inner().expect("results") {
-        summary.packs_read += 1;
-        summary.bytes_read += size;
-        summary.blobs_verified += verdict.verified_blobs;
-        if verdict.reason.is_some() || !verdict.damaged_blobs.is_empty() {
-            let reason = verdict
-                .reason
-                .unwrap_or_else(|| format!("{} blobs do not verify", verdict.damaged_blobs.len()));
-            report.damaged_packs.push(DamagedPack {
-                pack: id,
-                reason,
-                structural: verdict.structural,
-                damaged_blobs: verdict.damaged_blobs,
-                lost_blobs: Vec::new(),
-                harmless: false,
-            });
-        }
+    let complete = queue.into_inner().expect("queue").is_empty();
+    Ok((results.into_inner().expect("results"), complete))
+}
+
+/// Adds a pack that did not verify completely to the report.
+fn record(report: &mut CheckReport, pack: PackId, verdict: Verdict) {
+    if verdict.reason.is_none() && verdict.damaged_blobs.is_empty() {
+        return;
     }
-    report.read = Some(summary);
-    Ok(())
+    let reason = verdict
+        .reason
+        .unwrap_or_else(|| format!("{} blobs do not verify", verdict.damaged_blobs.len()));
+    report.damaged_packs.push(DamagedPack {
+        pack,
+        reason,
+        structural: verdict.structural,
+        damaged_blobs: verdict.damaged_blobs,
+        lost_blobs: Vec::new(),
+        harmless: false,
+    });
 }
 
 fn now() -> i64 {
