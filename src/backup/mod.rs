@@ -154,12 +154,7 @@ pub fn backup(
         repo.adopt_unindexed_packs()?;
     }
     let (parent_id, parent_tree) = choose_parent(repo, &options)?;
-    let mut writer_options = WriterOptions::for_repository(repo);
-    writer_options.dry_run = options.dry_run;
-    if let Some(level) = options.compression_level {
-        writer_options.compression_level = level;
-    }
-    let writer = BlobWriter::new(repo.clone(), writer_options);
+    let writer = BlobWriter::new(repo.clone(), writer_options(repo, &options));
     let excludes = Excludes::new(
         &options.excludes,
         options.exclude_caches,
@@ -193,27 +188,7 @@ pub fn backup(
         bytes_added_stored: stats.bytes_stored,
         ..counts
     };
-    let snapshot = Snapshot {
-        time_ns: time
-            .timestamp_nanos_opt()
-            .context("snapshot time out of range")?,
-        utc_offset_s: time.offset().local_minus_utc(),
-        tree: root,
-        paths: snapshot_paths(&options),
-        hostname: options.host.clone(),
-        username: crate::metadata::NameCache::default().user(nix::unistd::getuid().as_raw()),
-        uid: nix::unistd::getuid().as_raw(),
-        gid: nix::unistd::getgid().as_raw(),
-        tags: options.tags.clone(),
-        parent: parent_id,
-        program_version: format!("cairn {}", env!("CARGO_PKG_VERSION")),
-        summary: Some(summary.clone()),
-        chunking: Some(Chunking {
-            files: repo.config().chunker,
-            images: repo.config().image_chunking,
-        }),
-        protected: false,
-    };
+    let snapshot = new_snapshot(repo, &options, time, root, parent_id, summary.clone())?;
     let id = if options.dry_run {
         None
     } else {
@@ -224,6 +199,49 @@ pub fn backup(
         snapshot,
         summary,
         reads,
+    })
+}
+
+/// How this backup stores blobs: the repository's settings, `--dry-run` and `--compression`.
+fn writer_options(repo: &Repository, options: &BackupOptions) -> WriterOptions {
+    let mut writer = WriterOptions::for_repository(repo);
+    writer.dry_run = options.dry_run;
+    if let Some(level) = options.compression_level {
+        writer.compression_level = level;
+    }
+    writer
+}
+
+/// The snapshot of a finished walk: its tree, who and what it describes, how it was cut.
+fn new_snapshot(
+    repo: &Repository,
+    options: &BackupOptions,
+    time: DateTime<FixedOffset>,
+    tree: cairn_format::BlobId,
+    parent: Option<SnapshotId>,
+    summary: BackupSummary,
+) -> Result<Snapshot> {
+    let uid = nix::unistd::getuid().as_raw();
+    Ok(Snapshot {
+        time_ns: time
+            .timestamp_nanos_opt()
+            .context("snapshot time out of range")?,
+        utc_offset_s: time.offset().local_minus_utc(),
+        tree,
+        paths: snapshot_paths(options),
+        hostname: options.host.clone(),
+        username: crate::metadata::NameCache::default().user(uid),
+        uid,
+        gid: nix::unistd::getgid().as_raw(),
+        tags: options.tags.clone(),
+        parent,
+        program_version: format!("cairn {}", env!("CARGO_PKG_VERSION")),
+        summary: Some(summary),
+        chunking: Some(Chunking {
+            files: repo.config().chunker,
+            images: repo.config().image_chunking,
+        }),
+        protected: false,
     })
 }
 
