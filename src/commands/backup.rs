@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
+use cairn_format::Repository;
 use cairn_format::snapshot::BackupSummary;
 use chrono::{DateTime, FixedOffset, Local, NaiveDateTime, TimeZone};
 
@@ -24,31 +25,35 @@ pub fn run(global: &Global, args: &BackupArgs) -> Result<Exit> {
     let repo = open_unsynced(global)?;
     let _lock = super::lock(global, &repo, LockKind::Backup, "backup")?;
     super::sync_tolerant(&repo)?;
+    let options = options(global, args, &repo)?;
+    for path in &options.paths {
+        std::fs::symlink_metadata(path)
+            .with_context(|| format!("cannot back up {}", path.display()))?;
+    }
+    let progress = Arc::new(Progress::default());
+    let reporter = Reporter::start(global, progress.clone(), "backup");
+    let outcome = backup(&repo, options, &progress, &CliObserver::new(global));
+    reporter.finish();
+    let outcome = outcome?;
+    print_summary(global, &outcome)?;
+    if outcome.summary.errors > 0 {
+        eprintln!(
+            "warning: {} problems were reported above (unreadable files are not in the snapshot); exit 3",
+            outcome.summary.errors
+        );
+        return Ok(Exit::Incomplete);
+    }
+    Ok(Exit::Ok)
+}
+
+/// The engine's options from the command line.
+fn options(global: &Global, args: &BackupArgs, repo: &Repository) -> Result<BackupOptions> {
     let mut excludes = args.excludes.clone();
     for file in &args.exclude_files {
         excludes.extend(Excludes::read_pattern_file(file)?);
     }
-    let parent = match (&args.parent, args.force) {
-        (_, true) => ParentChoice::None,
-        (Some(reference), _) => {
-            ParentChoice::Snapshot(resolve(&repo, reference, &SnapshotFilter::default())?.0)
-        }
-        (None, false) => ParentChoice::Auto,
-    };
-    let stdin = if args.stdin_from_command {
-        let command: Vec<String> = args
-            .paths
-            .iter()
-            .map(|p| p.to_string_lossy().into())
-            .collect();
-        Some(StdinSource::from_command(&command, &args.stdin_filename)?)
-    } else {
-        args.stdin.then(|| StdinSource {
-            filename: args.stdin_filename.clone(),
-            reader: Box::new(std::io::stdin()),
-        })
-    };
-    let options = BackupOptions {
+    let stdin = stdin_source(args)?;
+    Ok(BackupOptions {
         paths: if stdin.is_some() {
             Vec::new()
         } else {
@@ -69,31 +74,41 @@ pub fn run(global: &Global, args: &BackupArgs) -> Result<Exit> {
         one_file_system: args.one_file_system,
         read_special: args.read_special,
         changed_ranges: changed_ranges(args)?,
-        parent,
+        parent: parent_choice(args, repo)?,
         time: args.time.as_deref().map(parse_time).transpose()?,
         dry_run: args.dry_run,
         compression_level: args.compression,
         interrupt: interrupt_flag()?,
         scan_totals: Reporter::shows_progress(global),
-    };
-    for path in &options.paths {
-        std::fs::symlink_metadata(path)
-            .with_context(|| format!("cannot back up {}", path.display()))?;
+    })
+}
+
+/// `--force` (read everything), `--parent SNAP`, else the newest snapshot of the same paths.
+fn parent_choice(args: &BackupArgs, repo: &Repository) -> Result<ParentChoice> {
+    Ok(match (&args.parent, args.force) {
+        (_, true) => ParentChoice::None,
+        (Some(reference), _) => {
+            ParentChoice::Snapshot(resolve(repo, reference, &SnapshotFilter::default())?.0)
+        }
+        (None, false) => ParentChoice::Auto,
+    })
+}
+
+/// `--stdin`, or `--stdin-from-command` (the paths are then the command and its arguments).
+fn stdin_source(args: &BackupArgs) -> Result<Option<StdinSource>> {
+    if args.stdin_from_command {
+        let command: Vec<String> = (args.paths.iter())
+            .map(|p| p.to_string_lossy().into())
+            .collect();
+        return Ok(Some(StdinSource::from_command(
+            &command,
+            &args.stdin_filename,
+        )?));
     }
-    let progress = Arc::new(Progress::default());
-    let reporter = Reporter::start(global, progress.clone(), "backup");
-    let outcome = backup(&repo, options, &progress, &CliObserver::new(global));
-    reporter.finish();
-    let outcome = outcome?;
-    print_summary(global, &outcome)?;
-    if outcome.summary.errors > 0 {
-        eprintln!(
-            "warning: {} problems were reported above (unreadable files are not in the snapshot); exit 3",
-            outcome.summary.errors
-        );
-        return Ok(Exit::Incomplete);
-    }
-    Ok(Exit::Ok)
+    Ok(args.stdin.then(|| StdinSource {
+        filename: args.stdin_filename.clone(),
+        reader: Box::new(std::io::stdin()),
+    }))
 }
 
 /// The `--changed-ranges` map, for a backup of exactly one file.
