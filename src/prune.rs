@@ -461,8 +461,6 @@ fn write_index(
     Ok(())
 }
 
-/// Deletes the files of unused packs, unless a backup that started before the pack was marked
-/// is still running (it may have reused blobs from it; the next prune looks again).
 /// Removes the temporary objects of writes that never finished, once no running backup can
 /// own them: one still running was started (its lock written) before it created any of its
 /// temporaries, so a temporary last written before the oldest live backup started (allowing
@@ -494,6 +492,8 @@ fn remove_leftovers(
     Ok(())
 }
 
+/// Deletes the files of unused packs, unless a backup that started before the pack was marked
+/// is still running (it may have reused blobs from it; the next prune looks again).
 fn delete_marked(
     repo: &Repository,
     packs: &HashMap<PackId, PackState>,

@@ -55,7 +55,7 @@ pub fn readable(repo: &Repository) -> Result<Vec<(SnapshotId, Snapshot)>> {
 }
 
 /// Warns that a snapshot which does not open was skipped, and marks the result partial.
-pub fn warn_skipped(id: &SnapshotId, error: &Error) {
+fn warn_skipped(id: &SnapshotId, error: &Error) {
     let remedy = if error.is_damage() {
         "`cairn repair snapshots` removes it (or `cairn forget` it)"
     } else {

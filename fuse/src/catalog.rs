@@ -277,10 +277,7 @@ impl LiveCatalog {
                     Ok(snapshot) => snapshot,
                     Err(cairn_format::Error::ObjectNotFound { .. }) => continue,
                     // A damaged snapshot is left out of the mount, not fatal to it.
-                    Err(
-                        e @ (cairn_format::Error::Corrupt { .. }
-                        | cairn_format::Error::UnsupportedVersion { .. }),
-                    ) => {
+                    Err(e) if e.is_unreadable_object() => {
                         tracing::warn!(snapshot = %id, error = %e, "snapshot left out of the mount; `cairn repair snapshots` removes a damaged one");
                         filtered_out.insert(id);
                         continue;

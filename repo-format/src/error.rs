@@ -20,7 +20,6 @@ pub enum Error {
          of the repository"
     )]
     NoReadableKey { location: String, reasons: String },
-
     #[error("{what} {name} is corrupt: {reason}")]
     Corrupt {
         what: &'static str,
@@ -88,6 +87,15 @@ impl Error {
     /// to unreachable storage or a newer format: only such objects may be removed as garbage.
     pub fn is_damage(&self) -> bool {
         matches!(self, Error::Corrupt { .. })
+    }
+
+    /// Whether an object that exists failed to open for what is in it (damaged, or from a
+    /// newer cairn) rather than for the storage: listings set such objects aside.
+    pub fn is_unreadable_object(&self) -> bool {
+        matches!(
+            self,
+            Error::Corrupt { .. } | Error::UnsupportedVersion { .. }
+        )
     }
 
     /// Shorthand for a backend I/O error.

@@ -5,7 +5,7 @@
 use std::collections::HashSet;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::backend::{Backend, Leftover, id_part, pack_name};
 use crate::chunker::{Chunker, ChunkerParams};
@@ -94,9 +94,10 @@ pub struct Repository {
     /// Keep copies of remote snapshots and tree blobs in the local index (they never change
     /// under their name), so listing and browsing do not download them again.
     object_cache: bool,
-    /// Held exclusively while a damaged local index is rebuilt ([`Repository::healing`]).
-    heal_gate: RwLock<()>,
-    /// How many times the local index was rebuilt in this process.
+    /// Held by the one thread rebuilding a damaged local index ([`Repository::healing`]).
+    heal: Mutex<()>,
+    /// Twice the number of rebuilds of the local index in this process, plus one while one
+    /// runs.
     heals: AtomicU64,
 }
 
@@ -240,7 +241,7 @@ impl Repository {
             image_chunker,
             index,
             object_cache,
-            heal_gate: RwLock::new(()),
+            heal: Mutex::new(()),
             heals: AtomicU64::new(0),
         })
     }
@@ -319,38 +320,27 @@ impl Repository {
 
     /// Runs a local-index operation; when the local index turns out to be damaged (a cache
     /// file flipped on disk), rebuilds it from the repository's segments and runs it again.
-    /// Operations run under the read side of a gate that a rebuild holds exclusively, so none
-    /// sees the database half filled, and threads that hit the damage together rebuild once.
+    /// `heals` works as a sequence lock, so the hot path is two atomic loads: it is odd while
+    /// a rebuild runs, and an operation that overlapped one (it may have seen the database
+    /// half filled) waits for it and runs again. Threads that hit the damage together rebuild
+    /// once.
     fn healing<T>(&self, op: impl Fn() -> Result<T>) -> Result<T> {
-        let generation = {
-            let _open = self
-                .heal_gate
-                .read()
-                .unwrap_or_else(PoisonError::into_inner);
-            let generation = self.heals.load(Ordering::Acquire);
-            match op() {
-                Err(Error::IndexDamaged { path, reason }) => {
-                    tracing::warn!(path = %path.display(), %reason, "the local index is damaged; rebuilding it from the repository");
-                    generation
-                }
-                other => return other,
-            }
-        };
-        {
-            let _closed = self
-                .heal_gate
-                .write()
-                .unwrap_or_else(PoisonError::into_inner);
-            if self.heals.load(Ordering::Acquire) == generation {
-                self.index.rebuild()?;
-                self.ingest_segments()?;
-                self.heals.fetch_add(1, Ordering::Release);
-            }
+        let before = self.heals.load(Ordering::Acquire);
+        let result = op();
+        let damaged = matches!(result, Err(Error::IndexDamaged { .. }));
+        if !damaged && before.is_multiple_of(2) && self.heals.load(Ordering::Acquire) == before {
+            return result;
         }
-        let _open = self
-            .heal_gate
-            .read()
-            .unwrap_or_else(PoisonError::into_inner);
+        let _one_rebuild = self.heal.lock().unwrap_or_else(PoisonError::into_inner);
+        if damaged && self.heals.load(Ordering::Acquire) == before {
+            if let Err(Error::IndexDamaged { path, reason }) = &result {
+                tracing::warn!(path = %path.display(), %reason, "the local index is damaged; rebuilding it from the repository");
+            }
+            self.heals.fetch_add(1, Ordering::AcqRel);
+            let rebuilt = self.index.rebuild().and_then(|()| self.ingest_segments());
+            self.heals.fetch_add(1, Ordering::AcqRel);
+            rebuilt?;
+        }
         op()
     }
 
@@ -645,9 +635,7 @@ impl Repository {
                 Ok(snapshot) => listing.readable.push((id, snapshot)),
                 // Removed between listing and reading (forget on another host).
                 Err(Error::ObjectNotFound { .. }) => {}
-                Err(e @ (Error::Corrupt { .. } | Error::UnsupportedVersion { .. })) => {
-                    listing.unreadable.push((id, e));
-                }
+                Err(e) if e.is_unreadable_object() => listing.unreadable.push((id, e)),
                 Err(e) => return Err(e),
             }
         }
