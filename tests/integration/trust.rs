@@ -385,6 +385,36 @@ fn prune_removes_the_temporaries_of_killed_backups_once_nothing_can_own_them() {
     assert!(!old.exists(), "an old temporary is removed");
     assert!(fresh.exists(), "a running backup may still own a fresh one");
     s.restore_latest_and_compare(&src);
+    // A backup running for three hours (its lock live: this process, refreshed now) may own
+    // a temporary it wrote two hours ago: prune keeps it.
+    let running = fresh.with_file_name(".tmp-0123456789abcdef");
+    fs::write(&running, noise(7, 500)).unwrap();
+    let touched = Command::new("touch")
+        .args(["-d", "2 hours ago"])
+        .arg(&running)
+        .status()
+        .unwrap();
+    assert!(touched.success());
+    let now = chrono::Utc::now().timestamp();
+    let lock = cairn_format::lock::Lock {
+        kind: cairn_format::lock::LockKind::Backup,
+        operation: "backup".into(),
+        hostname: nix::unistd::gethostname()
+            .unwrap()
+            .to_string_lossy()
+            .into_owned(),
+        username: "test".into(),
+        pid: std::process::id(),
+        created_s: now - 3 * 3600,
+        refreshed_s: now,
+    };
+    let backend = Arc::new(LocalBackend::new(s.repo()));
+    let repo = Repository::open_unsynced(backend, PASSWORD.as_bytes(), &s.path("cache")).unwrap();
+    repo.write_lock(&cairn_format::LockId([5; 32]), &lock)
+        .unwrap();
+    let report = s.json(&["prune"])["report"].clone();
+    assert_eq!(report["leftovers_removed"], 0, "{report}");
+    assert!(running.exists(), "the running backup's temporary stays");
 }
 
 /// Directories `a/` and `b/`, each with one file of `size` bytes of its own noise.
