@@ -17,7 +17,7 @@
 //! them, so a copy killed half-way leaves no snapshot with missing data; a rerun reuses what
 //! was already stored.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -27,11 +27,12 @@ use cairn_format::index::BlobLocation;
 use cairn_format::pack::BlobKind;
 use cairn_format::packer::{BlobWriter, WriterOptions};
 use cairn_format::snapshot::Snapshot;
-use cairn_format::tree::{NodeKind, Tree};
-use cairn_format::{BlobId, PackId, Repository, SnapshotId};
+use cairn_format::tree::{Node, NodeKind, Tree};
+use cairn_format::{BlobId, Error, PackId, Repository, SnapshotId};
 
 use crate::outcome::Interrupted;
 use crate::progress::Progress;
+use crate::walk::{Listing, Place, Visitor, Walker};
 
 /// What a copy did.
 #[derive(Clone, Debug, Default, serde::Serialize)]
@@ -110,9 +111,7 @@ pub fn copy(
         same_ids,
         queued: Vec::new(),
         writer: &writer,
-        seen: HashSet::new(),
         unreadable: HashMap::new(),
-        clean: HashSet::new(),
         translated: HashMap::new(),
         summary: &mut summary,
         progress,
@@ -121,15 +120,25 @@ pub fn copy(
     let (wanted, failed) = copier.copy_blobs(&to_copy)?;
     writer.finish().context("cannot store the copied data")?;
     summary.failed = failed;
-    for (id, copy) in wanted {
+    summary.copied = save_copies(target, wanted, dry_run)?;
+    Ok(summary)
+}
+
+/// Writes the copied snapshots, once all their blobs are stored; returns source id -> new id.
+fn save_copies(
+    target: &Repository,
+    copies: Copies,
+    dry_run: bool,
+) -> Result<Vec<(SnapshotId, SnapshotId)>> {
+    let save = |(id, copy): (SnapshotId, Snapshot)| {
         let new_id = if dry_run {
             id
         } else {
             target.save_snapshot(&copy)?
         };
-        summary.copied.push((id, new_id));
-    }
-    Ok(summary)
+        Ok((id, new_id))
+    };
+    copies.into_iter().map(save).collect()
 }
 
 struct Copier<'a> {
@@ -141,12 +150,8 @@ struct Copier<'a> {
     /// (same ids), or all (rewriting, which needs every blob's bytes for its new id).
     queued: Vec<BlobId>,
     writer: &'a BlobWriter,
-    /// Blobs handled in this run (trees are walked once, however many snapshots share them).
-    seen: HashSet<BlobId>,
     /// Blobs the source cannot give, and trees that need one, with why.
     unreadable: HashMap<BlobId, String>,
-    /// Trees known to need nothing in `unreadable`.
-    clean: HashSet<BlobId>,
     /// Rewriting: source blob id -> target blob id, for blobs already handled.
     translated: HashMap<BlobId, BlobId>,
     summary: &'a mut CopySummary,
@@ -171,21 +176,37 @@ impl Copier<'_> {
     /// blob the source cannot give (with why).
     fn copy_blobs(&mut self, snapshots: &[&(SnapshotId, Snapshot)]) -> Result<(Copies, LeftOut)> {
         let (mut walked, mut failed) = (Vec::new(), Vec::new());
+        let mut walker = Walker::new(self.source);
         for (id, snapshot) in snapshots {
-            match spare(self.walk(&snapshot.tree))? {
+            let result = walker.walk(&snapshot.tree, &mut Collect(self));
+            match self.left_out(&walker, result)? {
                 Ok(()) => walked.push((*id, snapshot)),
                 Err(reason) => failed.push((*id, reason)),
             }
         }
         self.copy_queued()?;
+        let mut walker = Walker::new(self.source);
         let mut wanted = Vec::new();
         for (id, snapshot) in walked {
-            match spare(self.finished_copy(snapshot))? {
+            match self.finished_copy(&mut walker, snapshot)? {
                 Ok(copy) => wanted.push((id, copy)),
                 Err(reason) => failed.push((id, reason)),
             }
         }
         Ok((wanted, failed))
+    }
+
+    /// Splits the result of walking a snapshot: a source failure leaves the snapshot out (for
+    /// this reason), and every tree the walk was in needs what failed, so later snapshots
+    /// sharing one are left out without walking it again. Other failures stop the copy.
+    fn left_out(&mut self, walker: &Walker, walked: Result<()>) -> Result<Result<(), String>> {
+        let result = spare(walked)?;
+        if let Err(reason) = &result {
+            for tree in walker.open_trees() {
+                self.unreadable.insert(*tree, reason.clone());
+            }
+        }
+        Ok(result)
     }
 
     /// Records that `id` does not read in the source; the error a snapshot needing it gets.
@@ -198,55 +219,38 @@ impl Copier<'_> {
         SourceUnreadable(reason).into()
     }
 
-    /// The snapshot as it is written into the target, once its data is copied.
-    fn finished_copy(&mut self, snapshot: &Snapshot) -> Result<Snapshot> {
-        let mut copy = snapshot.clone();
-        if self.same_ids {
-            self.needs_nothing_unreadable(&snapshot.tree)?;
+    /// The snapshot as it is written into the target once its data is copied, or why it is
+    /// left out: some data it needs did not read (same ids), or rewriting it failed.
+    fn finished_copy(
+        &mut self,
+        walker: &mut Walker,
+        snapshot: &Snapshot,
+    ) -> Result<Result<Snapshot, String>> {
+        let walked = if !self.same_ids {
+            walker.walk(&snapshot.tree, &mut Rewrite(self))
+        } else if self.unreadable.is_empty() {
+            Ok(())
         } else {
-            copy.tree = self.rewrite_tree(&snapshot.tree)?;
+            walker.walk(&snapshot.tree, &mut Complete(self))
+        };
+        if let Err(reason) = self.left_out(walker, walked)? {
+            return Ok(Err(reason));
+        }
+        let mut copy = snapshot.clone();
+        if !self.same_ids {
+            copy.tree = self.translated_tree(&snapshot.tree)?;
         }
         copy.parent = None; // an id in the source repository
-        Ok(copy)
+        Ok(Ok(copy))
     }
 
-    /// Fails when the tree needs a data blob that did not read (a walk of what is cached).
-    fn needs_nothing_unreadable(&mut self, tree: &BlobId) -> Result<()> {
-        if self.unreadable.is_empty() || self.clean.contains(tree) {
-            return Ok(());
-        }
-        let nodes = self.source.load_tree(tree)?.nodes;
-        for node in nodes {
-            match node.kind {
-                NodeKind::Directory { subtree } => self.needs_nothing_unreadable(&subtree)?,
-                NodeKind::File { content } => {
-                    let load = |id: &BlobId| self.source.read_blob(id);
-                    let mut missing: Option<String> = None;
-                    content.for_each(&load, &mut |_, entry| {
-                        if let ContentEntry::Data { id, .. } = entry
-                            && missing.is_none()
-                        {
-                            missing = self.unreadable.get(id).cloned();
-                        }
-                        Ok(())
-                    })?;
-                    if let Some(reason) = missing {
-                        return Err(SourceUnreadable(reason).into());
-                    }
-                }
-                _ => {}
-            }
-        }
-        self.clean.insert(*tree);
-        Ok(())
+    fn translated_tree(&self, id: &BlobId) -> Result<BlobId> {
+        (self.translated.get(id).copied())
+            .with_context(|| format!("tree {id} was not rewritten before its parent"))
     }
 
-    /// Copies a tree or content-list blob unless the target has it; returns whether it was
-    /// seen before in this run.
-    fn tree_blob(&mut self, id: &BlobId) -> Result<bool> {
-        if !self.seen.insert(*id) {
-            return Ok(true);
-        }
+    /// Copies a tree or content-list blob unless the target has it.
+    fn copy_tree_blob(&mut self, id: &BlobId) -> Result<()> {
         if self.interrupt.load(Ordering::Relaxed) {
             return Err(Interrupted.into());
         }
@@ -268,17 +272,37 @@ impl Copier<'_> {
             return Err(self.unreadable(id, e));
         }
         if added {
-            self.summary.blobs_copied += 1;
-            self.summary.bytes_copied += length;
-            self.progress.add_bytes(length);
+            self.count_copied(length);
         }
-        Ok(false)
+        Ok(())
     }
 
     /// Copies the queued data blobs grouped by pack: a pack at least half of whose bytes are
     /// wanted is read whole, in one request, instead of one request per blob. Rewriting, each
     /// is stored under its new id, remembered for the trees.
     fn copy_queued(&mut self) -> Result<()> {
+        for (pack, blobs) in self.queued_by_pack() {
+            let wanted: u64 = blobs.iter().map(|(_, l)| u64::from(l.length)).sum();
+            // A pack that does not read whole is read blob by blob: what reads is copied.
+            let whole = match self.source.index().pack(&pack)? {
+                Some(known) if wanted * 2 >= known.size => {
+                    self.source.read_pack_range(&pack, 0, known.size).ok()
+                }
+                _ => None,
+            };
+            for (id, location) in blobs {
+                let sealed = whole.as_ref().and_then(|bytes| {
+                    let at = location.offset as usize;
+                    bytes.get(at..at + location.length as usize)
+                });
+                self.copy_data(&id, &location, sealed)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The queued blobs by pack; those the source's index does not place are unreadable.
+    fn queued_by_pack(&mut self) -> BTreeMap<PackId, Vec<(BlobId, BlobLocation)>> {
         let mut by_pack: BTreeMap<PackId, Vec<(BlobId, BlobLocation)>> = BTreeMap::new();
         for id in std::mem::take(&mut self.queued) {
             match self.source.locate(&id) {
@@ -289,48 +313,46 @@ impl Copier<'_> {
                 Err(e) => drop(self.unreadable(&id, e)),
             }
         }
-        for (pack, blobs) in by_pack {
-            let wanted: u64 = blobs.iter().map(|(_, l)| u64::from(l.length)).sum();
-            // A pack that does not read whole is read blob by blob: what reads is copied.
-            let whole = match self.source.index().pack(&pack)? {
-                Some(known) if wanted * 2 >= known.size => {
-                    self.source.read_pack_range(&pack, 0, known.size).ok()
-                }
-                _ => None,
-            };
-            for (id, location) in blobs {
-                if self.interrupt.load(Ordering::Relaxed) {
-                    return Err(Interrupted.into());
-                }
-                let sealed = whole.as_ref().and_then(|bytes| {
-                    let at = location.offset as usize;
-                    bytes.get(at..at + location.length as usize)
-                });
-                let read = match sealed {
-                    Some(sealed) => self.source.open_blob(&id, &location, sealed),
-                    None => self.source.read_blob(&id),
-                };
-                let plain = match read {
-                    Ok(plain) => plain,
-                    Err(e) => {
-                        drop(self.unreadable(&id, e));
-                        continue;
-                    }
-                };
-                if self.same_ids {
-                    let length = plain.len() as u64;
-                    if self.writer.add(BlobKind::Data, id, || plain)? {
-                        self.summary.blobs_copied += 1;
-                        self.summary.bytes_copied += length;
-                        self.progress.add_bytes(length);
-                    }
-                } else {
-                    let new = self.store_new(BlobKind::Data, plain)?;
-                    self.translated.insert(id, new);
-                }
+        by_pack
+    }
+
+    /// Copies one data blob, from its sealed bytes when its pack was read whole.
+    fn copy_data(
+        &mut self,
+        id: &BlobId,
+        location: &BlobLocation,
+        sealed: Option<&[u8]>,
+    ) -> Result<()> {
+        if self.interrupt.load(Ordering::Relaxed) {
+            return Err(Interrupted.into());
+        }
+        let read = match sealed {
+            Some(sealed) => self.source.open_blob(id, location, sealed),
+            None => self.source.read_blob(id),
+        };
+        let plain = match read {
+            Ok(plain) => plain,
+            Err(e) => {
+                drop(self.unreadable(id, e));
+                return Ok(());
             }
+        };
+        if self.same_ids {
+            let length = plain.len() as u64;
+            if self.writer.add(BlobKind::Data, *id, || plain)? {
+                self.count_copied(length);
+            }
+        } else {
+            let new = self.store_new(BlobKind::Data, plain)?;
+            self.translated.insert(*id, new);
         }
         Ok(())
+    }
+
+    fn count_copied(&mut self, length: u64) {
+        self.summary.blobs_copied += 1;
+        self.summary.bytes_copied += length;
+        self.progress.add_bytes(length);
     }
 
     /// Stores `plain` under the target's id for it; returns that id.
@@ -341,32 +363,25 @@ impl Copier<'_> {
         let id = self.target.key().blob_id(&plain);
         let length = plain.len() as u64;
         if self.writer.add(kind, id, || plain)? {
-            self.summary.blobs_copied += 1;
-            self.summary.bytes_copied += length;
-            self.progress.add_bytes(length);
+            self.count_copied(length);
         }
         Ok(id)
     }
 
-    /// Copies a tree of unrelated ids: returns the id of the rewritten tree in the target.
-    fn rewrite_tree(&mut self, id: &BlobId) -> Result<BlobId> {
-        if let Some(done) = self.translated.get(id) {
-            return Ok(*done);
-        }
-        let mut tree = self
-            .source
-            .load_tree(id)
-            .map_err(|e| self.unreadable(id, e))?;
-        for node in &mut tree.nodes {
+    /// Rewrites a tree of unrelated ids, once its subtrees are: stores it under the target's
+    /// id, remembered for its parent.
+    fn rewrite_tree(&mut self, id: &BlobId, tree: &Tree) -> Result<()> {
+        let mut nodes = tree.nodes.clone();
+        for node in &mut nodes {
             match &mut node.kind {
-                NodeKind::Directory { subtree } => *subtree = self.rewrite_tree(subtree)?,
+                NodeKind::Directory { subtree } => *subtree = self.translated_tree(subtree)?,
                 NodeKind::File { content } => *content = self.rewrite_content(content)?,
                 _ => {}
             }
         }
-        let new = self.store_new(BlobKind::Tree, Tree { nodes: tree.nodes }.encode())?;
+        let new = self.store_new(BlobKind::Tree, Tree { nodes }.encode())?;
         self.translated.insert(*id, new);
-        Ok(new)
+        Ok(())
     }
 
     /// A file's content list with the target's ids, built as a backup builds one.
@@ -421,79 +436,87 @@ impl Copier<'_> {
         self.translated.insert(*id, new);
         Ok(new)
     }
+}
 
-    /// Walks a source tree: queues the data blobs to read and, when ids carry over, copies the
-    /// trees and content-list nodes the target lacks. A tree that needs something unreadable
-    /// is remembered as such, so every snapshot sharing it is left out too.
-    fn walk(&mut self, id: &BlobId) -> Result<()> {
-        if let Some(reason) = self.unreadable.get(id) {
+/// The first walk: queues the data blobs to read and, when ids carry over, copies the trees
+/// and content-list nodes the target lacks. Every content node is walked again in each file
+/// that has it, so a file sharing one with something unreadable under it is left out too.
+struct Collect<'c, 'a>(&'c mut Copier<'a>);
+
+impl Visitor for Collect<'_, '_> {
+    fn reach(&mut self, id: &BlobId, listing: Listing, first: bool, _: &Place) -> Result<bool> {
+        let copier = &mut *self.0;
+        if let Some(reason) = copier.unreadable.get(id) {
             return Err(SourceUnreadable(reason.clone()).into());
         }
-        let walked = self.walk_once(id);
-        if let Err(e) = &walked
-            && e.is::<SourceUnreadable>()
-        {
-            self.unreadable.insert(*id, e.to_string());
+        if copier.same_ids && first {
+            copier.copy_tree_blob(id)?;
         }
-        walked
+        Ok(first || listing == Listing::ContentNode)
     }
 
-    fn walk_once(&mut self, id: &BlobId) -> Result<()> {
-        let seen_before = if self.same_ids {
-            self.tree_blob(id)?
-        } else {
-            !self.seen.insert(*id)
-        };
-        if seen_before {
-            return Ok(());
-        }
-        let tree = self
-            .source
-            .load_tree(id)
-            .map_err(|e| self.unreadable(id, e))?;
-        for node in &tree.nodes {
-            match &node.kind {
-                NodeKind::Directory { subtree } => self.walk(subtree)?,
-                NodeKind::File { content } => {
-                    let load = |id: &BlobId| self.source.read_blob(id);
-                    let mut nodes = Vec::new();
-                    let mut data = Vec::new();
-                    let mut failed = None;
-                    content.visit_blobs(
-                        &load,
-                        &mut |node| {
-                            nodes.push(*node);
-                            true
-                        },
-                        &mut |entry| {
-                            if let ContentEntry::Data { id, .. } = entry {
-                                data.push(*id);
-                            }
-                        },
-                        &mut |node, e| {
-                            failed.get_or_insert((*node, e));
-                        },
-                    );
-                    if let Some((node, e)) = failed {
-                        return Err(self.unreadable(&node, e));
-                    }
-
-                    if self.same_ids {
-                        for id in &nodes {
-                            self.tree_blob(id)?;
-                        }
-                    }
-                    for id in &data {
-                        let wanted =
-                            !self.same_ids || self.target.index().lookup_intact(id)?.is_none();
-                        if self.seen.insert(*id) && wanted {
-                            self.queued.push(*id);
-                        }
-                    }
-                }
-                _ => {}
-            }
+    fn data(&mut self, id: &BlobId, _: u32, first: bool, _: &Place) -> Result<()> {
+        let copier = &mut *self.0;
+        if first && (!copier.same_ids || copier.target.index().lookup_intact(id)?.is_none()) {
+            copier.queued.push(*id);
         }
         Ok(())
+    }
+
+    fn failed(&mut self, id: &BlobId, _: Listing, error: Error, _: &Place) -> Result<()> {
+        Err(self.0.unreadable(id, error))
+    }
+}
+
+/// Same ids, once the data is copied: fails at the first data blob that did not read.
+/// Content nodes are walked in every file, as in [`Collect`].
+struct Complete<'c, 'a>(&'c mut Copier<'a>);
+
+impl Complete<'_, '_> {
+    fn needs_nothing_unreadable(&self, id: &BlobId) -> Result<()> {
+        match self.0.unreadable.get(id) {
+            Some(reason) => Err(SourceUnreadable(reason.clone()).into()),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Visitor for Complete<'_, '_> {
+    fn reach(&mut self, id: &BlobId, listing: Listing, first: bool, _: &Place) -> Result<bool> {
+        self.needs_nothing_unreadable(id)?;
+        Ok(first || listing == Listing::ContentNode)
+    }
+
+    fn data(&mut self, id: &BlobId, _: u32, _: bool, _: &Place) -> Result<()> {
+        self.needs_nothing_unreadable(id)
+    }
+
+    fn failed(&mut self, id: &BlobId, _: Listing, error: Error, _: &Place) -> Result<()> {
+        Err(self.0.unreadable(id, error))
+    }
+}
+
+/// Unrelated ids, once the data is copied: each tree is rewritten after its subtrees, with
+/// the ids its data and subtrees got (content lists are rewritten whole, per file).
+struct Rewrite<'c, 'a>(&'c mut Copier<'a>);
+
+impl Visitor for Rewrite<'_, '_> {
+    fn reach(&mut self, id: &BlobId, _: Listing, _: bool, _: &Place) -> Result<bool> {
+        if let Some(reason) = self.0.unreadable.get(id) {
+            return Err(SourceUnreadable(reason.clone()).into());
+        }
+        Ok(!self.0.translated.contains_key(id))
+    }
+
+    fn node(&mut self, node: &Node, _: &Place) -> Result<bool> {
+        Ok(matches!(node.kind, NodeKind::Directory { .. }))
+    }
+
+    fn leave(&mut self, id: &BlobId, tree: &Tree, _: &Place) -> Result<()> {
+        self.0.rewrite_tree(id, tree)
+    }
+
+    fn failed(&mut self, id: &BlobId, _: Listing, error: Error, _: &Place) -> Result<()> {
+        Err(self.0.unreadable(id, error))
     }
 }

@@ -2,17 +2,18 @@
 //! the CLI), for piping into `dd`, `qemu-img` or `tar -x`.
 
 use std::ffi::OsStr;
-use std::io::{self, Read, Seek, Write};
+use std::io::{self, Write};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{FileExt, FileTypeExt};
 use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
-use cairn_format::Repository;
 use cairn_format::reader::FileReader;
 use cairn_format::snapshot::Snapshot;
-use cairn_format::tree::{Node, NodeKind, Tree};
+use cairn_format::tree::{Node, NodeKind};
+use cairn_format::{BlobId, Error, Repository};
+
+use crate::walk::{Listing, Place, Visitor, Walker};
 
 /// Finds the node at `path` ("/" is the snapshot root, returned as `None`).
 /// Names are bytes: a path need not be UTF-8.
@@ -61,149 +62,64 @@ pub fn dump(
             name,
             ..
         }) => {
-            write_tar(
-                repo,
-                &repo.load_tree(&subtree)?,
-                Path::new(OsStr::from_bytes(&name)),
-                out,
-            )?;
+            write_tar(repo, &subtree, Path::new(OsStr::from_bytes(&name)), out)?;
         }
-        None => write_tar(repo, &repo.load_tree(&snapshot.tree)?, Path::new(""), out)?,
+        None => write_tar(repo, &snapshot.tree, Path::new(""), out)?,
         Some(_) => bail!("{} is neither a file nor a directory", path.display()),
     }
     out.flush()?;
     Ok(())
 }
 
-/// What `restore --target-file` wrote.
-#[derive(Debug, serde::Serialize)]
-pub struct TargetFileSummary {
-    pub target: String,
-    pub bytes: u64,
-    /// A block device (every byte written) rather than a regular file (holes left unwritten).
-    pub device: bool,
-    pub verified: bool,
-}
-
-/// Writes the file at `path` into `target`: an existing block device (every byte, zeros
-/// included, since the device holds old data) or a regular file, created or truncated, whose
-/// zero blocks stay holes. Chunks are fetched ahead in parallel. `verify` reads the target back
-/// and checks it chunk by chunk.
-pub fn write_to_target(
-    repo: &Arc<Repository>,
-    snapshot: &Snapshot,
-    path: &Path,
-    target: &Path,
-    verify: bool,
-) -> Result<TargetFileSummary> {
-    let Some(Node {
-        kind: NodeKind::File { content },
-        size,
-        ..
-    }) = find_node(repo, snapshot, path)?
-    else {
-        bail!(
-            "{} is not a file in the snapshot; --target-file restores one file",
-            path.display()
-        );
-    };
-    let device = std::fs::metadata(target).is_ok_and(|m| m.file_type().is_block_device());
-    let file = open_target(target, device, size)?;
-    let mut reader = FileReader::new(repo, &content)?;
-    let mut buffer = vec![0u8; 1 << 20];
-    let mut offset = 0u64;
-    loop {
-        let n = reader.read(&mut buffer)?;
-        if n == 0 {
-            break;
-        }
-        let written = if device {
-            file.write_all_at(&buffer[..n], offset)
-        } else {
-            crate::restore::write_sparse(&file, &buffer[..n], offset)
-        };
-        written.with_context(|| format!("cannot write {}", target.display()))?;
-        offset += n as u64;
-    }
-    file.sync_all()
-        .with_context(|| format!("cannot flush {}", target.display()))?;
-    if verify {
-        let mut check = std::fs::File::open(target)?;
-        crate::restore::verify_content(repo, &mut check, target, &content)
-            .with_context(|| format!("verifying {}", target.display()))?;
-    }
-    Ok(TargetFileSummary {
-        target: target.display().to_string(),
-        bytes: offset,
-        device,
-        verified: verify,
-    })
-}
-
-fn open_target(target: &Path, device: bool, size: u64) -> Result<std::fs::File> {
-    let shown = target.display();
-    if device {
-        let mut file = std::fs::OpenOptions::new()
-            .write(true)
-            .open(target)
-            .with_context(|| format!("cannot open device {shown} for writing"))?;
-        let capacity = file.seek(io::SeekFrom::End(0))?;
-        if capacity < size {
-            bail!(
-                "device {shown} holds {capacity} bytes, the file needs {size}: nothing was written"
-            );
-        }
-        return Ok(file);
-    }
-    let file = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .open(target)
-        .with_context(|| format!("cannot create {shown}"))?;
-    file.set_len(size)
-        .with_context(|| format!("cannot size {shown} to {size} bytes (is the disk full?)"))?;
-    Ok(file)
-}
-
 fn write_tar(
     repo: &Arc<Repository>,
-    tree: &Tree,
+    tree: &BlobId,
     prefix: &Path,
     out: &mut dyn Write,
 ) -> Result<()> {
-    let mut builder = tar::Builder::new(out);
-    append_tree(repo, &mut builder, tree, prefix)?;
-    builder.finish()?;
+    let mut tar = TarWriter {
+        repo,
+        builder: tar::Builder::new(out),
+    };
+    Walker::with_paths(repo).walk_at(tree, prefix, &mut tar)?;
+    tar.builder.finish()?;
     Ok(())
 }
 
-fn append_tree<W: Write>(
-    repo: &Arc<Repository>,
-    builder: &mut tar::Builder<W>,
-    tree: &Tree,
-    prefix: &Path,
-) -> Result<()> {
-    for node in &tree.nodes {
-        let path = prefix.join(OsStr::from_bytes(&node.name));
-        let mut header = header_for(node);
+/// Appends every node to a tar stream, parents before children.
+struct TarWriter<'a, W: Write> {
+    repo: &'a Arc<Repository>,
+    builder: tar::Builder<W>,
+}
+
+impl<W: Write> Visitor for TarWriter<'_, W> {
+    fn reach(&mut self, _: &BlobId, _: Listing, _: bool, _: &Place) -> Result<bool> {
+        Ok(true)
+    }
+
+    fn node(&mut self, node: &Node, at: &Place) -> Result<bool> {
+        let (path, mut header) = (at.path(), header_for(node));
         match &node.kind {
             NodeKind::File { content } => {
                 header.set_size(node.size);
-                builder.append_data(&mut header, &path, FileReader::new(repo, content)?)?;
-            }
-            NodeKind::Directory { subtree } => {
-                builder.append_data(&mut header, &path, io::empty())?;
-                append_tree(repo, builder, &repo.load_tree(subtree)?, &path)?;
+                let reader = FileReader::new(self.repo, content)?;
+                self.builder.append_data(&mut header, path, reader)?;
             }
             NodeKind::Symlink { target } => {
-                builder.append_link(&mut header, &path, OsStr::from_bytes(target))?;
+                (self.builder).append_link(&mut header, path, OsStr::from_bytes(target))?;
             }
             NodeKind::Socket => {}
-            _ => builder.append_data(&mut header, &path, io::empty())?,
+            _ => self.builder.append_data(&mut header, path, io::empty())?,
         }
+        Ok(matches!(node.kind, NodeKind::Directory { .. }))
     }
-    Ok(())
+
+    fn failed(&mut self, id: &BlobId, _: Listing, error: Error, at: &Place) -> Result<()> {
+        bail!(
+            "directory {} (tree {id}) does not read: {error}",
+            at.path().display()
+        )
+    }
 }
 
 fn header_for(node: &Node) -> tar::Header {

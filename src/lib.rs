@@ -26,3 +26,4 @@ pub mod restore;
 pub mod select;
 pub mod size;
 pub mod stats;
+pub mod walk;

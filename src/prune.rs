@@ -15,14 +15,13 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
-use cairn_format::content::{Content, ContentEntry};
 use cairn_format::pack::{self, PackEntry, PackWriter, SealedBlob};
 use cairn_format::segment::{IndexSegment, IndexedPack, MarkedPack, PACKS_PER_REWRITTEN_SEGMENT};
-use cairn_format::tree::NodeKind;
-use cairn_format::{BlobId, IndexId, PackId, Repository, SnapshotId};
+use cairn_format::{BlobId, Error, IndexId, PackId, Repository, SnapshotId};
 use serde::Serialize;
 
 use crate::progress::Progress;
+use crate::walk::{Listing, Place, Visitor, Walker};
 
 /// Allowance for clocks of different hosts disagreeing, when comparing a backup's start with
 /// the time a pack was marked.
@@ -108,13 +107,7 @@ pub fn prune(
         dry_run: options.dry_run,
         ..PruneReport::default()
     };
-    let (old_segments, mut packs) = load_index(repo)?;
-    let listed = list_packs(repo)?;
-    for (id, state) in &mut packs {
-        state.present = listed.contains_key(id);
-    }
-    report.packs_before = listed.len() as u64;
-    report.bytes_before = listed.values().sum();
+    let (old_segments, packs) = known_packs(repo, &mut report)?;
     let (used, snapshots) = used_blobs(repo, &options.forgotten)?;
     report.snapshots = snapshots;
     let needed = needed_copies(&packs, &used)?;
@@ -141,6 +134,22 @@ pub fn prune(
     report.packs_after = after.len() as u64;
     report.bytes_after = after.values().sum();
     Ok(report)
+}
+
+/// The index's packs, each marked present or not in the listing (counted in the report),
+/// and the segments that hold them.
+fn known_packs(
+    repo: &Repository,
+    report: &mut PruneReport,
+) -> Result<(Vec<IndexId>, HashMap<PackId, PackState>)> {
+    let (old_segments, mut packs) = load_index(repo)?;
+    let listed = list_packs(repo)?;
+    for (id, state) in &mut packs {
+        state.present = listed.contains_key(id);
+    }
+    report.packs_before = listed.len() as u64;
+    report.bytes_before = listed.values().sum();
+    Ok((old_segments, packs))
 }
 
 /// Every listed segment, and the packs of the current (not superseded) ones.
@@ -194,54 +203,23 @@ fn used_blobs(repo: &Repository, forgotten: &[SnapshotId]) -> Result<(HashSet<Bl
     }
     let mut snapshots = listing.readable;
     snapshots.retain(|(id, _)| !forgotten.contains(id));
-    let mut used = HashSet::new();
-    let mut pending: Vec<BlobId> = snapshots.iter().map(|(_, s)| s.tree).collect();
-    while let Some(id) = pending.pop() {
-        if !used.insert(id) {
-            continue;
-        }
-        let tree = repo
-            .load_tree(&id)
-            .with_context(|| format!("cannot prune: tree {id} is unreadable; run `cairn check`"))?;
-        for node in tree.nodes {
-            match node.kind {
-                NodeKind::Directory { subtree } => pending.push(subtree),
-                NodeKind::File { content } => content_blobs(repo, &content, &mut used)?,
-                _ => {}
-            }
-        }
+    let mut walker = Walker::new(repo);
+    for (_, snapshot) in &snapshots {
+        walker.walk(&snapshot.tree, &mut StopOnFailure)?;
     }
-    Ok((used, snapshots.len() as u64))
+    Ok((walker.into_seen(), snapshots.len() as u64))
 }
 
-fn content_blobs(repo: &Repository, content: &Content, used: &mut HashSet<BlobId>) -> Result<()> {
-    let (mut nodes, mut data, mut failure) = (Vec::new(), Vec::new(), None);
-    content.visit_blobs(
-        &|id| repo.read_blob(id),
-        &mut |id| {
-            let new = !used.contains(id);
-            nodes.push(*id);
-            new
-        },
-        &mut |entry| {
-            if let ContentEntry::Data { id, .. } = entry {
-                data.push(*id);
-            }
-        },
-        &mut |id, error| {
-            failure.get_or_insert_with(|| {
-                anyhow::anyhow!(
-                    "cannot prune: content node {id} is unreadable ({error}); run `cairn check`"
-                )
-            });
-        },
-    );
-    if let Some(error) = failure {
-        return Err(error);
+/// Walks everything once and stops at the first blob that does not read.
+struct StopOnFailure;
+
+impl Visitor for StopOnFailure {
+    fn failed(&mut self, id: &BlobId, listing: Listing, error: Error, _: &Place) -> Result<()> {
+        bail!(
+            "cannot prune: {} {id} is unreadable ({error}); run `cairn check`",
+            listing.name()
+        )
     }
-    used.extend(nodes);
-    used.extend(data);
-    Ok(())
 }
 
 /// For each used blob, the pack whose copy is kept: one not marked if any, else a marked one
@@ -301,15 +279,7 @@ fn decide(
     ids.sort();
     for id in ids {
         let state = &packs[id];
-        let (mut stored, mut used, mut unused_entries) = (0, 0, 0);
-        for entry in &state.entries {
-            stored += u64::from(entry.length);
-            if needed.get(&entry.id) == Some(id) {
-                used += u64::from(entry.length);
-            } else {
-                unused_entries += 1;
-            }
-        }
+        let (stored, used, unused_entries) = usage(id, state, needed);
         report.unused_blobs += unused_entries;
         report.unused_bytes += stored - used;
         match (state.present, used > 0, state.marked_since) {
@@ -338,6 +308,21 @@ fn decide(
     plan
 }
 
+/// A pack's stored bytes, the bytes of the blobs whose kept copy it holds, and how many of
+/// its blobs are not kept from it.
+fn usage(id: &PackId, state: &PackState, needed: &HashMap<BlobId, PackId>) -> (u64, u64, u64) {
+    let (mut stored, mut used, mut unused_entries) = (0, 0, 0);
+    for entry in &state.entries {
+        stored += u64::from(entry.length);
+        if needed.get(&entry.id) == Some(id) {
+            used += u64::from(entry.length);
+        } else {
+            unused_entries += 1;
+        }
+    }
+    (stored, used, unused_entries)
+}
+
 /// Copies the needed blobs of `ids` into new packs (verifying each on the way). Returns the
 /// new packs, uploaded.
 fn repack(
@@ -354,26 +339,10 @@ fn repack(
     for id in ids {
         let state = &packs[id];
         let bytes = repo.read_pack_range(id, 0, state.size)?;
-        for entry in state
-            .entries
-            .iter()
-            .filter(|e| needed.get(&e.id) == Some(id))
-        {
-            let start = entry.offset as usize;
-            let sealed = &bytes[start..start + entry.length as usize];
-            pack::open_blob(repo.key(), entry, sealed).with_context(|| {
-                format!(
-                    "cannot repack pack {id}: blob {} is damaged; run `cairn check --read-data`",
-                    entry.id
-                )
-            })?;
+        let kept = (state.entries.iter()).filter(|e| needed.get(&e.id) == Some(id));
+        for entry in kept {
             let writer = &mut writers[entry.kind as usize];
-            writer.push(SealedBlob {
-                kind: entry.kind,
-                id: entry.id,
-                raw_length: entry.raw_length,
-                bytes: sealed.to_vec(),
-            });
+            writer.push(verified_blob(repo, id, entry, &bytes)?);
             if writer.size() >= pack_size {
                 written.push(upload(repo, std::mem::take(writer))?);
             }
@@ -388,6 +357,29 @@ fn repack(
         }
     }
     Ok(written)
+}
+
+/// A blob of the pack `id` (read whole into `bytes`), opened to check it before it is kept.
+fn verified_blob(
+    repo: &Repository,
+    id: &PackId,
+    entry: &PackEntry,
+    bytes: &[u8],
+) -> Result<SealedBlob> {
+    let start = entry.offset as usize;
+    let sealed = &bytes[start..start + entry.length as usize];
+    pack::open_blob(repo.key(), entry, sealed).with_context(|| {
+        format!(
+            "cannot repack pack {id}: blob {} is damaged; run `cairn check --read-data`",
+            entry.id
+        )
+    })?;
+    Ok(SealedBlob {
+        kind: entry.kind,
+        id: entry.id,
+        raw_length: entry.raw_length,
+        bytes: sealed.to_vec(),
+    })
 }
 
 fn upload(repo: &Repository, writer: PackWriter) -> Result<IndexedPack> {
@@ -410,10 +402,36 @@ fn write_index(
     old_segments: &[IndexId],
     now: i64,
 ) -> Result<()> {
-    let mut kept: Vec<(IndexedPack, Option<i64>)> = Vec::new();
+    let mut kept = kept_packs(packs, plan, now);
+    kept.extend(new_packs.into_iter().map(|p| (p, None)));
+    let chunks: Vec<_> = kept.chunks(PACKS_PER_REWRITTEN_SEGMENT).collect();
+    let last = chunks.len().saturating_sub(1);
+    for (i, chunk) in chunks.iter().enumerate() {
+        let supersedes = if i == last {
+            old_segments.to_vec()
+        } else {
+            Vec::new()
+        };
+        repo.save_segment(&segment(chunk, supersedes))?;
+    }
+    if chunks.is_empty() && !old_segments.is_empty() {
+        repo.save_segment(&IndexSegment {
+            supersedes: old_segments.to_vec(),
+            ..IndexSegment::default()
+        })?;
+    }
+    Ok(())
+}
+
+/// The packs this run keeps, sorted, each with the time it was marked unused (if it is).
+fn kept_packs(
+    packs: &HashMap<PackId, PackState>,
+    plan: &Plan,
+    now: i64,
+) -> Vec<(IndexedPack, Option<i64>)> {
     let mut ids: Vec<&PackId> = packs.keys().filter(|id| !plan.drop.contains(id)).collect();
     ids.sort();
-    for id in ids {
+    let kept = ids.into_iter().map(|id| {
         let state = &packs[id];
         let mark = if plan.revive.contains(id) {
             None
@@ -427,38 +445,23 @@ fn write_index(
             size: state.size,
             blobs: state.entries.clone(),
         };
-        kept.push((pack, mark));
+        (pack, mark)
+    });
+    kept.collect()
+}
+
+fn segment(chunk: &[(IndexedPack, Option<i64>)], supersedes: Vec<IndexId>) -> IndexSegment {
+    let marked = chunk.iter().filter_map(|(p, m)| {
+        m.map(|since_s| MarkedPack {
+            pack: p.id,
+            since_s,
+        })
+    });
+    IndexSegment {
+        packs: chunk.iter().map(|(p, _)| p.clone()).collect(),
+        supersedes,
+        marked: marked.collect(),
     }
-    kept.extend(new_packs.into_iter().map(|p| (p, None)));
-    let chunks: Vec<_> = kept.chunks(PACKS_PER_REWRITTEN_SEGMENT).collect();
-    let last = chunks.len().saturating_sub(1);
-    for (i, chunk) in chunks.iter().enumerate() {
-        let segment = IndexSegment {
-            packs: chunk.iter().map(|(p, _)| p.clone()).collect(),
-            supersedes: if i == last {
-                old_segments.to_vec()
-            } else {
-                Vec::new()
-            },
-            marked: chunk
-                .iter()
-                .filter_map(|(p, m)| {
-                    m.map(|since_s| MarkedPack {
-                        pack: p.id,
-                        since_s,
-                    })
-                })
-                .collect(),
-        };
-        repo.save_segment(&segment)?;
-    }
-    if chunks.is_empty() && !old_segments.is_empty() {
-        repo.save_segment(&IndexSegment {
-            supersedes: old_segments.to_vec(),
-            ..IndexSegment::default()
-        })?;
-    }
-    Ok(())
 }
 
 /// Removes the temporary objects of writes that never finished, once no running backup can

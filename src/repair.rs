@@ -8,7 +8,9 @@
 //!   copy `check --read-data` found damaged with no intact copy) so everything else in them
 //!   stays restorable; the originals stay unless asked to go.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
 use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
@@ -18,10 +20,11 @@ use cairn_format::packer::{BlobWriter, WriterOptions};
 use cairn_format::segment::{IndexSegment, IndexedPack, PACKS_PER_REWRITTEN_SEGMENT};
 use cairn_format::snapshot::Snapshot;
 use cairn_format::tree::{Node, NodeKind, Tree, Xattr};
-use cairn_format::{BlobId, PackId, Repository, SnapshotId};
+use cairn_format::{BlobId, Error, PackId, Repository, SnapshotId};
 use serde::Serialize;
 
 use crate::progress::{Observer, Progress};
+use crate::walk::{Listing, Place, Visitor, Walker};
 
 /// What `repair index` did.
 #[derive(Clone, Debug, Default, Serialize)]
@@ -211,43 +214,60 @@ fn rewrite_snapshots(
         mode: options.damaged_files,
         missing_packs: missing_packs.iter().copied().collect(),
         clean_trees: HashSet::new(),
+        repaired: HashMap::new(),
         counts: Counts::default(),
+        observer,
     };
+    let mut walker = Walker::with_paths(repo);
     let mut rewritten = Vec::new();
     for (id, snapshot) in snapshots {
         rewriter.counts = Counts::default();
-        let tree = rewriter.tree(&snapshot.tree, "/", observer)?;
+        walker.walk(&snapshot.tree, &mut rewriter)?;
+        let tree = rewriter.repaired_id(&snapshot.tree);
         if tree == snapshot.tree {
             continue;
         }
         rewritten.push((id, snapshot, tree, rewriter.counts));
     }
     writer.finish()?;
-    let mut out = Vec::new();
-    for (original, mut snapshot, tree, counts) in rewritten {
-        snapshot.tree = tree;
-        snapshot.parent = Some(original);
-        if !snapshot.tags.iter().any(|t| t == "repaired") {
-            snapshot.tags.push("repaired".into());
-        }
-        let repaired = if options.dry_run {
-            None
-        } else {
-            let id = repo.save_snapshot(&snapshot)?;
-            if options.forget {
-                repo.remove_snapshot(&original)?;
-            }
-            Some(id)
-        };
-        out.push(RepairedSnapshot {
-            original,
-            repaired,
-            damaged_files: counts.files,
-            lost_directories: counts.directories,
-            lost_bytes: counts.bytes,
-        });
+    (rewritten.into_iter())
+        .map(|(original, snapshot, tree, counts)| {
+            save_repaired(repo, original, snapshot, tree, counts, options)
+        })
+        .collect()
+}
+
+/// Saves the repaired copy of `original` (unless a dry run), tagged `repaired`, and removes
+/// the original with `--forget`.
+fn save_repaired(
+    repo: &Repository,
+    original: SnapshotId,
+    mut snapshot: Snapshot,
+    tree: BlobId,
+    counts: Counts,
+    options: &SnapshotRepairOptions,
+) -> Result<RepairedSnapshot> {
+    snapshot.tree = tree;
+    snapshot.parent = Some(original);
+    if !snapshot.tags.iter().any(|t| t == "repaired") {
+        snapshot.tags.push("repaired".into());
     }
-    Ok(out)
+    let repaired = if options.dry_run {
+        None
+    } else {
+        let id = repo.save_snapshot(&snapshot)?;
+        if options.forget {
+            repo.remove_snapshot(&original)?;
+        }
+        Some(id)
+    };
+    Ok(RepairedSnapshot {
+        original,
+        repaired,
+        damaged_files: counts.files,
+        lost_directories: counts.directories,
+        lost_bytes: counts.bytes,
+    })
 }
 
 #[derive(Clone, Copy, Debug, Default)]
@@ -265,7 +285,10 @@ struct Rewriter<'a> {
     missing_packs: HashSet<PackId>,
     /// Trees known to reference no lost blob.
     clean_trees: HashSet<BlobId>,
+    /// Damaged trees and the ids of their repaired copies.
+    repaired: HashMap<BlobId, BlobId>,
     counts: Counts,
+    observer: &'a dyn Observer,
 }
 
 impl Rewriter<'_> {
@@ -275,61 +298,39 @@ impl Rewriter<'_> {
     }
 
     /// The id of the tree with its damage repaired (the same id when there is none).
-    fn tree(&mut self, id: &BlobId, path: &str, observer: &dyn Observer) -> Result<BlobId> {
-        if self.clean_trees.contains(id) {
-            return Ok(*id);
-        }
-        let tree = if self.is_lost(id)? {
-            None
-        } else {
-            self.repo.load_tree(id).ok()
+    fn repaired_id(&self, id: &BlobId) -> BlobId {
+        self.repaired.get(id).copied().unwrap_or(*id)
+    }
+
+    /// A directory whose listing is lost becomes an empty one.
+    fn lost_directory(&mut self, id: &BlobId, at: &Place) -> Result<()> {
+        (self.observer).warning(
+            at.path(),
+            "directory listing lost: restored as an empty directory",
+        );
+        self.counts.directories += 1;
+        let empty = self.store(&Tree { nodes: Vec::new() })?;
+        self.repaired.insert(*id, empty);
+        Ok(())
+    }
+
+    /// A file's node with its damage repaired, or `None` when the mode leaves it out.
+    fn repaired_file(&mut self, mut node: Node, at: &Place) -> Result<Option<Node>> {
+        let NodeKind::File { content } = &node.kind else {
+            return Ok(Some(node));
         };
-        let Some(tree) = tree else {
-            observer.warning(
-                std::path::Path::new(path),
-                "directory listing lost: restored as an empty directory",
-            );
-            self.counts.directories += 1;
-            return self.store(&Tree { nodes: Vec::new() });
+        let Some(runs) = self.lost_runs(content, node.size)? else {
+            return Ok(Some(node));
         };
-        let mut nodes = Vec::with_capacity(tree.nodes.len());
-        for mut node in tree.nodes.clone() {
-            let child = format!(
-                "{}/{}",
-                path.trim_end_matches('/'),
-                String::from_utf8_lossy(&node.name)
-            );
-            match &node.kind {
-                NodeKind::Directory { subtree } => {
-                    let repaired = self.tree(subtree, &child, observer)?;
-                    node.kind = NodeKind::Directory { subtree: repaired };
-                }
-                NodeKind::File { content } => {
-                    let Some(runs) = self.lost_runs(content, node.size)? else {
-                        nodes.push(node);
-                        continue;
-                    };
-                    let lost: u64 = runs.iter().map(|(_, length)| length).sum();
-                    self.counts.files += 1;
-                    self.counts.bytes += lost;
-                    observer.warning(
-                        std::path::Path::new(&child),
-                        &format!("{lost} bytes lost; {}", self.mode.describe()),
-                    );
-                    if !self.repair_file(&mut node, &runs)? {
-                        continue;
-                    }
-                }
-                _ => {}
-            }
-            nodes.push(node);
-        }
-        let repaired = Tree { nodes };
-        if repaired == tree {
-            self.clean_trees.insert(*id);
-            return Ok(*id);
-        }
-        self.store(&repaired)
+        let lost: u64 = runs.iter().map(|(_, length)| length).sum();
+        self.counts.files += 1;
+        self.counts.bytes += lost;
+        let path = at.path().join(OsStr::from_bytes(&node.name));
+        (self.observer).warning(
+            &path,
+            &format!("{lost} bytes lost; {}", self.mode.describe()),
+        );
+        Ok(self.repair_file(&mut node, &runs)?.then_some(node))
     }
 
     /// The lost byte ranges (offset, length) of a file, or `None` when nothing is lost.
@@ -445,6 +446,49 @@ impl Rewriter<'_> {
         let id = self.repo.key().blob_id(&bytes);
         self.writer.add(BlobKind::Tree, id, move || bytes)?;
         Ok(id)
+    }
+}
+
+/// Repairs each tree after its subtrees; clean trees are remembered and skipped, damaged ones
+/// are walked again in each snapshot that has them (each snapshot counts its own damage).
+impl Visitor for Rewriter<'_> {
+    fn reach(&mut self, id: &BlobId, _: Listing, _: bool, at: &Place) -> Result<bool> {
+        if self.clean_trees.contains(id) {
+            return Ok(false);
+        }
+        if self.is_lost(id)? {
+            self.lost_directory(id, at)?;
+            return Ok(false);
+        }
+        Ok(true)
+    }
+
+    fn node(&mut self, node: &Node, _: &Place) -> Result<bool> {
+        Ok(matches!(node.kind, NodeKind::Directory { .. }))
+    }
+
+    fn leave(&mut self, id: &BlobId, tree: &Tree, at: &Place) -> Result<()> {
+        let mut nodes = Vec::with_capacity(tree.nodes.len());
+        for mut node in tree.nodes.iter().cloned() {
+            if let NodeKind::Directory { subtree } = &node.kind {
+                node.kind = NodeKind::Directory {
+                    subtree: self.repaired_id(subtree),
+                };
+            }
+            nodes.extend(self.repaired_file(node, at)?);
+        }
+        let repaired = Tree { nodes };
+        if repaired == *tree {
+            self.clean_trees.insert(*id);
+        } else {
+            let new = self.store(&repaired)?;
+            self.repaired.insert(*id, new);
+        }
+        Ok(())
+    }
+
+    fn failed(&mut self, id: &BlobId, _: Listing, _: Error, at: &Place) -> Result<()> {
+        self.lost_directory(id, at)
     }
 }
 

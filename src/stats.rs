@@ -7,12 +7,13 @@
 
 use std::collections::{HashMap, HashSet};
 
-use anyhow::{Context, Result};
-use cairn_format::content::{Content, ContentEntry};
+use anyhow::{Context, Result, bail};
 use cairn_format::snapshot::Snapshot;
-use cairn_format::tree::NodeKind;
-use cairn_format::{BlobId, Repository, SnapshotId};
+use cairn_format::tree::{Node, NodeKind, Tree};
+use cairn_format::{BlobId, Error, Repository, SnapshotId};
 use serde::Serialize;
+
+use crate::walk::{Listing, Place, Visitor, Walker};
 
 /// What to count.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -53,100 +54,84 @@ pub fn stats(
     snapshots: &[(SnapshotId, Snapshot)],
     mode: StatsMode,
 ) -> Result<Stats> {
-    let mut walker = Walker {
-        repo,
+    let mut sizer = Sizer {
         sizes: HashMap::new(),
-        blobs: (mode == StatsMode::RawData).then(HashSet::new),
+        raw: mode == StatsMode::RawData,
     };
+    let mut walker = Walker::new(repo);
     let mut out = Stats {
         snapshots: snapshots.len() as u64,
         ..Stats::default()
     };
     for (_, snapshot) in snapshots {
-        let size = walker.tree(&snapshot.tree)?;
+        walker.walk(&snapshot.tree, &mut sizer)?;
+        let size = sizer.size(&snapshot.tree);
         out.files += size.files;
         out.restore_size += size.bytes;
     }
-    if let Some(blobs) = walker.blobs {
-        let (mut raw, mut stored) = (0u64, 0u64);
-        let ids: Vec<BlobId> = blobs.into_iter().collect();
-        for chunk in ids.chunks(1024) {
-            for (id, location) in chunk.iter().zip(repo.index().lookup_many(chunk)?) {
-                let location = location.with_context(|| format!("blob {id} is not indexed"))?;
-                raw += u64::from(location.raw_length);
-                stored += u64::from(location.length);
-            }
-        }
-        out.blobs = Some(ids.len() as u64);
-        out.raw_size = Some(raw);
-        out.stored_size = Some(stored);
-        out.compression_ratio = Some(raw as f64 / stored.max(1) as f64);
-        out.dedup_ratio = Some(out.restore_size as f64 / raw.max(1) as f64);
+    if sizer.raw {
+        add_raw_sizes(repo, walker.seen(), &mut out)?;
     }
     Ok(out)
 }
 
-struct Walker<'a> {
-    repo: &'a Repository,
-    sizes: HashMap<BlobId, Size>,
-    /// Every referenced blob, in raw-data mode.
-    blobs: Option<HashSet<BlobId>>,
+/// Adds the plaintext and stored sizes of `blobs`, each counted once.
+fn add_raw_sizes(repo: &Repository, blobs: &HashSet<BlobId>, out: &mut Stats) -> Result<()> {
+    let (mut raw, mut stored) = (0u64, 0u64);
+    let ids: Vec<BlobId> = blobs.iter().copied().collect();
+    for chunk in ids.chunks(1024) {
+        for (id, location) in chunk.iter().zip(repo.index().lookup_many(chunk)?) {
+            let location = location.with_context(|| format!("blob {id} is not indexed"))?;
+            raw += u64::from(location.raw_length);
+            stored += u64::from(location.length);
+        }
+    }
+    out.blobs = Some(ids.len() as u64);
+    out.raw_size = Some(raw);
+    out.stored_size = Some(stored);
+    out.compression_ratio = Some(raw as f64 / stored.max(1) as f64);
+    out.dedup_ratio = Some(out.restore_size as f64 / raw.max(1) as f64);
+    Ok(())
 }
 
-impl Walker<'_> {
-    fn tree(&mut self, id: &BlobId) -> Result<Size> {
-        if let Some(size) = self.sizes.get(id) {
-            return Ok(*size);
-        }
-        self.note(id);
-        let tree = self
-            .repo
-            .load_tree(id)
-            .with_context(|| format!("tree {id}: run `cairn check`"))?;
+/// Sums each tree once, after its subtrees; walks file contents only in raw-data mode.
+struct Sizer {
+    sizes: HashMap<BlobId, Size>,
+    raw: bool,
+}
+
+impl Sizer {
+    fn size(&self, tree: &BlobId) -> Size {
+        self.sizes.get(tree).copied().unwrap_or_default()
+    }
+}
+
+impl Visitor for Sizer {
+    fn node(&mut self, node: &Node, _: &Place) -> Result<bool> {
+        Ok(self.raw || !matches!(node.kind, NodeKind::File { .. }))
+    }
+
+    fn leave(&mut self, id: &BlobId, tree: &Tree, _: &Place) -> Result<()> {
         let mut size = Size::default();
         for node in &tree.nodes {
             match &node.kind {
                 NodeKind::Directory { subtree } => {
-                    let below = self.tree(subtree)?;
+                    let below = self.size(subtree);
                     size.files += below.files;
                     size.bytes += below.bytes;
                 }
-                NodeKind::File { content } => {
+                NodeKind::File { .. } => {
                     size.files += 1;
                     size.bytes += node.size;
-                    if self.blobs.is_some() {
-                        self.content(content)?;
-                    }
                 }
                 _ => {}
             }
         }
         self.sizes.insert(*id, size);
-        Ok(size)
+        Ok(())
     }
 
-    fn note(&mut self, id: &BlobId) -> bool {
-        self.blobs.as_mut().is_some_and(|blobs| blobs.insert(*id))
-    }
-
-    fn content(&mut self, content: &Content) -> Result<()> {
-        let Some(blobs) = self.blobs.as_mut() else {
-            return Ok(());
-        };
-        let (mut data, mut failure) = (Vec::new(), None);
-        content.visit_blobs(
-            &|id| self.repo.read_blob(id),
-            &mut |id| blobs.insert(*id),
-            &mut |entry| {
-                if let ContentEntry::Data { id, .. } = entry {
-                    data.push(*id);
-                }
-            },
-            &mut |id, error| {
-                failure.get_or_insert_with(|| anyhow::anyhow!("content node {id}: {error}"));
-            },
-        );
-        blobs.extend(data);
-        failure.map_or(Ok(()), Err)
+    fn failed(&mut self, id: &BlobId, listing: Listing, error: Error, _: &Place) -> Result<()> {
+        bail!("{} {id}: {error}; run `cairn check`", listing.name())
     }
 }

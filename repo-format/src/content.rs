@@ -239,26 +239,21 @@ impl Content {
         }
     }
 
-    /// Visits every blob a content list references, for walks over whole repositories
-    /// (check, prune, stats): `node` for each content-node blob, returning whether to descend
-    /// into it (false for one already seen), `entry` for each entry of a visited leaf, and
-    /// `failed` for a node that cannot be loaded or decoded, whose subtree is then skipped.
-    pub fn visit_blobs(
+    /// Visits every blob a content list references, depth first in file order, for walks
+    /// over whole repositories (the engine's reachability walk): see [`BlobVisitor`]. A node
+    /// that cannot be loaded or decoded goes to `failed` and its subtree is skipped; an error
+    /// from the visitor stops the visit.
+    pub fn visit_blobs<E>(
         &self,
         load: &LoadNode<'_>,
-        node: &mut dyn FnMut(&BlobId) -> bool,
-        entry: &mut dyn FnMut(&ContentEntry),
-        failed: &mut dyn FnMut(&BlobId, Error),
-    ) {
+        visitor: &mut dyn BlobVisitor<E>,
+    ) -> Result<(), E> {
         let mut pending = match self {
-            Content::Inline(entries) => {
-                entries.iter().for_each(entry);
-                return;
-            }
+            Content::Inline(entries) => return entries.iter().try_for_each(|e| visitor.entry(e)),
             Content::Indirect { root, depth } => vec![(*root, *depth)],
         };
         while let Some((id, depth)) = pending.pop() {
-            if !node(&id) {
+            if !visitor.node(&id)? {
                 continue;
             }
             let name = id.to_hex();
@@ -266,14 +261,17 @@ impl Content {
                 .and_then(|_| load(&id))
                 .and_then(|bytes| ContentNode::decode(&bytes, &name));
             match (decoded, depth) {
-                (Ok(ContentNode::Leaf(entries)), 0) => entries.iter().for_each(&mut *entry),
+                (Ok(ContentNode::Leaf(entries)), 0) => {
+                    entries.iter().try_for_each(|e| visitor.entry(e))?;
+                }
                 (Ok(ContentNode::Inner(children)), d) if d > 0 => {
                     pending.extend(children.iter().rev().map(|c| (c.blob, d - 1)));
                 }
-                (Ok(_), _) => failed(&id, depth_mismatch(&name)),
-                (Err(e), _) => failed(&id, e),
+                (Ok(_), _) => visitor.failed(&id, depth_mismatch(&name))?,
+                (Err(e), _) => visitor.failed(&id, e)?,
             }
         }
+        Ok(())
     }
 
     /// All entries in order (loads every node: for restore-sized work, not random access).
@@ -325,6 +323,16 @@ impl Content {
         }
         Ok(depth)
     }
+}
+
+/// What [`Content::visit_blobs`] reports, with the visitor's own error type.
+pub trait BlobVisitor<E> {
+    /// A content-list node blob; the answer is whether to load it and go inside.
+    fn node(&mut self, id: &BlobId) -> Result<bool, E>;
+    /// An entry of a visited leaf (or of an inline list), in file order.
+    fn entry(&mut self, entry: &ContentEntry) -> Result<(), E>;
+    /// A node that cannot be loaded or decoded; what is under it is skipped.
+    fn failed(&mut self, id: &BlobId, error: Error) -> Result<(), E>;
 }
 
 /// Consecutive entries of a content list and the file offset of each.

@@ -2,113 +2,118 @@
 //! no longer be restored completely. Subtrees known to contain no loss are skipped in later
 //! snapshots, so a repository of many similar snapshots is walked about once.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 
-use cairn_format::content::ContentEntry;
-use cairn_format::tree::NodeKind;
-use cairn_format::{BlobId, Repository, SnapshotId};
+use anyhow::Result;
+use cairn_format::tree::{Node, Tree};
+use cairn_format::{BlobId, Error, Repository, SnapshotId};
 
 use super::Affected;
+use crate::walk::{Listing, Place, Visitor, Walker};
 
 /// Files and directories of each snapshot that touch a lost blob.
 pub(super) fn affected_paths(
     repo: &Repository,
     snapshots: &[(SnapshotId, BlobId)],
     lost: &HashSet<BlobId>,
-) -> Vec<Affected> {
+) -> Result<Vec<Affected>> {
     let mut mapper = Mapper {
-        repo,
+        snapshot: None,
         lost,
-        clean_trees: HashMap::new(),
+        clean: HashSet::new(),
+        dirty: HashSet::new(),
+        file: LostInFile::default(),
         out: Vec::new(),
     };
+    let mut walker = Walker::with_paths(repo);
     for (snapshot, tree) in snapshots {
-        mapper.tree(*snapshot, tree, "/");
+        mapper.snapshot = Some(*snapshot);
+        walker.walk(tree, &mut mapper)?;
     }
-    mapper.out
+    Ok(mapper.out)
 }
 
 struct Mapper<'a> {
-    repo: &'a Repository,
+    snapshot: Option<SnapshotId>,
     lost: &'a HashSet<BlobId>,
-    /// Trees already walked, and whether they hold no loss.
-    clean_trees: HashMap<BlobId, bool>,
+    /// Trees walked to the end with no loss under them: skipped from then on.
+    clean: HashSet<BlobId>,
+    /// Trees with a loss under them.
+    dirty: HashSet<BlobId>,
+    /// The file being walked.
+    file: LostInFile,
     out: Vec<Affected>,
 }
 
+/// What a file's walk found lost.
+#[derive(Default)]
+struct LostInFile {
+    bytes: u64,
+    /// Part of its content list is lost: where the rest lies is then unknown.
+    list: bool,
+}
+
 impl Mapper<'_> {
-    /// Walks a tree, reporting losses under `path`; returns whether it holds none.
-    fn tree(&mut self, snapshot: SnapshotId, id: &BlobId, path: &str) -> bool {
-        if self.clean_trees.get(id) == Some(&true) {
-            return true;
+    fn report(&mut self, at: &Place, lost_bytes: u64, kind: &'static str) {
+        self.dirty.extend(at.trees());
+        let snapshot = self.snapshot.expect("set before each walk");
+        self.out.push(Affected {
+            snapshot,
+            path: at.path().to_string_lossy().into_owned(),
+            lost_bytes,
+            kind,
+        });
+    }
+}
+
+impl Visitor for Mapper<'_> {
+    fn reach(&mut self, id: &BlobId, listing: Listing, _: bool, at: &Place) -> Result<bool> {
+        let lost = self.lost.contains(id);
+        match listing {
+            Listing::Tree if lost => self.report(at, 0, "directory"),
+            Listing::Tree => return Ok(!self.clean.contains(id)),
+            Listing::ContentNode => self.file.list |= lost,
         }
-        let tree = if self.lost.contains(id) {
-            None
-        } else {
-            self.repo.load_tree(id).ok()
-        };
-        let Some(tree) = tree else {
-            self.out.push(Affected {
-                snapshot,
-                path: path.to_string(),
-                lost_bytes: 0,
-                kind: "directory",
-            });
-            self.clean_trees.insert(*id, false);
-            return false;
-        };
-        let mut clean = true;
-        for node in &tree.nodes {
-            let child = format!(
-                "{}/{}",
-                path.trim_end_matches('/'),
-                String::from_utf8_lossy(&node.name)
-            );
-            match &node.kind {
-                NodeKind::Directory { subtree } => clean &= self.tree(snapshot, subtree, &child),
-                NodeKind::File { content } => {
-                    let lost_bytes = self.lost_in_file(content, node.size);
-                    if lost_bytes > 0 {
-                        clean = false;
-                        self.out.push(Affected {
-                            snapshot,
-                            path: child,
-                            lost_bytes,
-                            kind: "file",
-                        });
-                    }
-                }
-                _ => {}
-            }
-        }
-        self.clean_trees.insert(*id, clean);
-        clean
+        Ok(!lost)
     }
 
-    /// Bytes of a file that cannot be restored: its lost chunks, or all of it when part of
-    /// its content list is lost (where the rest lies is then unknown).
-    fn lost_in_file(&self, content: &cairn_format::content::Content, size: u64) -> u64 {
-        let (mut lost_bytes, list_lost) = (0, std::cell::Cell::new(false));
-        content.visit_blobs(
-            &|id| self.repo.read_blob(id),
-            &mut |node| {
-                let lost = self.lost.contains(node);
-                list_lost.set(list_lost.get() || lost);
-                !lost
-            },
-            &mut |entry| {
-                if let ContentEntry::Data { id, length } = entry
-                    && self.lost.contains(id)
-                {
-                    lost_bytes += u64::from(*length);
-                }
-            },
-            &mut |_, _| list_lost.set(true),
-        );
-        if list_lost.get() {
-            size.max(1)
-        } else {
-            lost_bytes
+    fn data(&mut self, id: &BlobId, length: u32, _: bool, _: &Place) -> Result<()> {
+        if self.lost.contains(id) {
+            self.file.bytes += u64::from(length);
         }
+        Ok(())
+    }
+
+    fn node(&mut self, _: &Node, _: &Place) -> Result<bool> {
+        self.file = LostInFile::default();
+        Ok(true)
+    }
+
+    fn file_done(&mut self, node: &Node, at: &Place) -> Result<()> {
+        let file = std::mem::take(&mut self.file);
+        let lost_bytes = if file.list {
+            node.size.max(1)
+        } else {
+            file.bytes
+        };
+        if lost_bytes > 0 {
+            self.report(at, lost_bytes, "file");
+        }
+        Ok(())
+    }
+
+    fn leave(&mut self, id: &BlobId, _: &Tree, _: &Place) -> Result<()> {
+        if !self.dirty.contains(id) {
+            self.clean.insert(*id);
+        }
+        Ok(())
+    }
+
+    fn failed(&mut self, _: &BlobId, listing: Listing, _: Error, at: &Place) -> Result<()> {
+        match listing {
+            Listing::Tree => self.report(at, 0, "directory"),
+            Listing::ContentNode => self.file.list = true,
+        }
+        Ok(())
     }
 }

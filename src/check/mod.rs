@@ -166,7 +166,7 @@ pub fn check(
     let mut lost = resolve_losses(repo, &indexed, &walk.referenced, &mut report)?;
     lost.extend(walk.unindexed.iter().copied());
     if !lost.is_empty() {
-        report.affected = damage::affected_paths(repo, &walk.snapshots, &lost);
+        report.affected = damage::affected_paths(repo, &walk.snapshots, &lost)?;
     }
     Ok(report)
 }

@@ -201,24 +201,9 @@ fn read_in_parallel(
     std::thread::scope(|scope| {
         for _ in 0..readers {
             scope.spawn(|| {
-                // One pack-sized buffer per reader, reused: fresh 16 MiB buffers cost a page
-                // fault per 4 KiB.
-                let mut buffer = Vec::new();
-                while !options.interrupt.load(Ordering::Relaxed) {
-                    let Some((id, size)) = queue.lock().expect("queue").pop() else {
-                        break;
-                    };
-                    progress.set_current(std::path::Path::new(&format!("pack {id}")));
-                    match verify_pack(repo, &id, &indexed.packs[&id], &mut buffer) {
-                        Ok(verdict) => {
-                            progress.add_done(1, size);
-                            results.lock().expect("results").push((id, size, verdict));
-                        }
-                        Err(e) => {
-                            failure.lock().expect("failure").get_or_insert(e);
-                            break;
-                        }
-                    }
+                let read = read_from_queue(&queue, repo, indexed, options, progress, &results);
+                if let Err(e) = read {
+                    failure.lock().expect("failure").get_or_insert(e);
                 }
             });
         }
@@ -228,6 +213,31 @@ fn read_in_parallel(
     }
     let complete = queue.into_inner().expect("queue").is_empty();
     Ok((results.into_inner().expect("results"), complete))
+}
+
+/// One reader thread: takes packs off the queue until it is empty, the check is interrupted,
+/// or a pack fails to read at all.
+fn read_from_queue(
+    queue: &Mutex<Vec<(PackId, u64)>>,
+    repo: &Repository,
+    indexed: &IndexedPacks,
+    options: &CheckOptions,
+    progress: &Progress,
+    results: &Mutex<Vec<PackRead>>,
+) -> Result<()> {
+    // One pack-sized buffer per reader, reused: fresh 16 MiB buffers cost a page fault per
+    // 4 KiB.
+    let mut buffer = Vec::new();
+    while !options.interrupt.load(Ordering::Relaxed) {
+        let Some((id, size)) = queue.lock().expect("queue").pop() else {
+            break;
+        };
+        progress.set_current(std::path::Path::new(&format!("pack {id}")));
+        let verdict = verify_pack(repo, &id, &indexed.packs[&id], &mut buffer)?;
+        progress.add_done(1, size);
+        results.lock().expect("results").push((id, size, verdict));
+    }
+    Ok(())
 }
 
 /// Adds a pack that did not verify completely to the report.
@@ -273,7 +283,14 @@ fn verify_pack(
         }
         Err(e) => bail!("cannot read pack {id}: {e}"),
     }
-    let bytes = &buffer[..];
+    let verdict = verify_bytes(repo, id, info, buffer);
+    repo.index()
+        .record_verification(id, now(), &verdict.damaged_blobs)?;
+    Ok(verdict)
+}
+
+/// Checks a pack's bytes: its name, its header against the index, and every blob.
+fn verify_bytes(repo: &Repository, id: &PackId, info: &IndexedPackInfo, bytes: &[u8]) -> Verdict {
     let mut reasons = Vec::new();
     if PackId::hash_of(bytes) != *id {
         reasons.push("contents do not hash to the pack's name".to_string());
@@ -308,9 +325,7 @@ fn verify_pack(
         ));
     }
     verdict.reason = (!reasons.is_empty()).then(|| reasons.join("; "));
-    repo.index()
-        .record_verification(id, now(), &verdict.damaged_blobs)?;
-    Ok(verdict)
+    verdict
 }
 
 fn whole_pack_lost(info: &IndexedPackInfo, reason: &str) -> Verdict {

@@ -6,11 +6,10 @@ use std::collections::{HashMap, HashSet};
 use std::fmt::Display;
 
 use anyhow::Result;
-use cairn_format::content::{Content, ContentEntry};
-use cairn_format::tree::NodeKind;
-use cairn_format::{BlobId, PackId, Repository, SnapshotId};
+use cairn_format::{BlobId, Error, PackId, Repository, SnapshotId};
 
 use super::{CheckReport, DamagedPack, IndexedPackInfo, IndexedPacks, Problem};
+use crate::walk::{Listing, Place, Visitor, Walker};
 
 fn problem(what: &'static str, name: impl Display, error: impl Display) -> Problem {
     Problem {
@@ -72,33 +71,11 @@ pub(super) fn check_packs(
     }
     let listed: HashMap<PackId, u64> = listing.packs.into_iter().collect();
     for (id, info) in &indexed.packs {
-        let damaged = match listed.get(id) {
-            // Prune deleted it; the index forgets it at the next prune.
-            None if indexed.marked.contains(id) => None,
-            None => Some(("missing".to_string(), info.entries.clone())),
-            Some(&size) if size != info.size => Some((
-                format!("{size} bytes, the index says {}", info.size),
-                info.entries
-                    .iter()
-                    .filter(|e| u64::from(e.offset) + u64::from(e.length) > size)
-                    .copied()
-                    .collect(),
-            )),
-            Some(_) => None,
-        };
-        if let Some((reason, entries)) = damaged {
-            report.damaged_packs.push(DamagedPack {
-                pack: *id,
-                reason,
-                structural: true,
-                damaged_blobs: entries.iter().map(|e| e.id).collect(),
-                lost_blobs: Vec::new(),
-                harmless: false,
-            });
+        if let Some(damaged) = listing_damage(id, info, listed.get(id), indexed) {
+            report.damaged_packs.push(damaged);
         }
     }
-    let mut unindexed: Vec<PackId> = listed
-        .keys()
+    let mut unindexed: Vec<PackId> = (listed.keys())
         .filter(|id| !indexed.packs.contains_key(id))
         .copied()
         .collect();
@@ -108,6 +85,36 @@ pub(super) fn check_packs(
     report.leftovers = leftovers.len() as u64;
     report.leftover_bytes = leftovers.iter().map(|l| l.size).sum();
     Ok(listed)
+}
+
+/// An indexed pack that is missing from the listing, or listed at another size.
+fn listing_damage(
+    id: &PackId,
+    info: &IndexedPackInfo,
+    listed_size: Option<&u64>,
+    indexed: &IndexedPacks,
+) -> Option<DamagedPack> {
+    let (reason, entries) = match listed_size {
+        // Prune deleted it; the index forgets it at the next prune.
+        None if indexed.marked.contains(id) => return None,
+        None => ("missing".to_string(), info.entries.clone()),
+        Some(&size) if size != info.size => (
+            format!("{size} bytes, the index says {}", info.size),
+            (info.entries.iter())
+                .filter(|e| u64::from(e.offset) + u64::from(e.length) > size)
+                .copied()
+                .collect(),
+        ),
+        Some(_) => return None,
+    };
+    Some(DamagedPack {
+        pack: *id,
+        reason,
+        structural: true,
+        damaged_blobs: entries.iter().map(|e| e.id).collect(),
+        lost_blobs: Vec::new(),
+        harmless: false,
+    })
 }
 
 /// What walking the snapshots found.
@@ -144,67 +151,57 @@ pub(super) fn check_snapshots(
     }
     walk.snapshots.sort();
     report.snapshots = walk.snapshots.len() as u64;
-    let mut pending: Vec<BlobId> = walk.snapshots.iter().map(|(_, tree)| *tree).collect();
-    while let Some(tree_id) = pending.pop() {
-        if !walk.referenced.insert(tree_id) {
-            continue;
-        }
-        report.trees += 1;
-        if !is_indexed(repo, &tree_id, &mut walk, report)? {
-            continue;
-        }
-        let tree = match repo.load_tree(&tree_id) {
-            Ok(tree) => tree,
-            Err(e) => {
-                report.problems.push(problem("tree", tree_id, e));
-                continue;
-            }
-        };
-        for node in tree.nodes {
-            match node.kind {
-                NodeKind::Directory { subtree } => pending.push(subtree),
-                NodeKind::File { content } => check_content(repo, &content, &mut walk, report)?,
-                _ => {}
-            }
-        }
+    let roots: Vec<BlobId> = walk.snapshots.iter().map(|(_, tree)| *tree).collect();
+    let mut walker = Walker::new(repo);
+    let mut visitor = Structure {
+        repo,
+        walk: &mut walk,
+        report,
+    };
+    for root in &roots {
+        walker.walk(root, &mut visitor)?;
     }
+    walk.referenced = walker.into_seen();
     report.referenced_blobs = walk.referenced.len() as u64;
     Ok(walk)
 }
 
-fn check_content(
-    repo: &Repository,
-    content: &Content,
-    walk: &mut Walk,
-    report: &mut CheckReport,
-) -> Result<()> {
-    let (mut nodes, mut data, mut failed) = (Vec::new(), Vec::new(), Vec::new());
-    content.visit_blobs(
-        &|id| repo.read_blob(id),
-        &mut |node| {
-            let new = walk.referenced.insert(*node);
-            if new {
-                nodes.push(*node);
+/// Checks that every reachable blob is indexed in a listed pack and every listing decodes.
+struct Structure<'a> {
+    repo: &'a Repository,
+    walk: &'a mut Walk,
+    report: &'a mut CheckReport,
+}
+
+impl Visitor for Structure<'_> {
+    fn reach(&mut self, id: &BlobId, listing: Listing, first: bool, _: &Place) -> Result<bool> {
+        if !first {
+            return Ok(false);
+        }
+        let indexed = is_indexed(self.repo, id, self.walk, self.report)?;
+        // An unindexed tree is not loaded; a content node is, and fails to load as well.
+        match listing {
+            Listing::Tree => {
+                self.report.trees += 1;
+                Ok(indexed)
             }
-            new
-        },
-        &mut |entry| {
-            if let ContentEntry::Data { id, .. } = entry {
-                data.push(*id);
-            }
-        },
-        &mut |node, error| failed.push(problem("content node", node, error)),
-    );
-    report.problems.extend(failed);
-    for id in nodes {
-        is_indexed(repo, &id, walk, report)?;
-    }
-    for id in data {
-        if walk.referenced.insert(id) {
-            is_indexed(repo, &id, walk, report)?;
+            Listing::ContentNode => Ok(true),
         }
     }
-    Ok(())
+
+    fn data(&mut self, id: &BlobId, _: u32, first: bool, _: &Place) -> Result<()> {
+        if first {
+            is_indexed(self.repo, id, self.walk, self.report)?;
+        }
+        Ok(())
+    }
+
+    fn failed(&mut self, id: &BlobId, listing: Listing, error: Error, _: &Place) -> Result<()> {
+        self.report
+            .problems
+            .push(problem(listing.name(), id, error));
+        Ok(())
+    }
 }
 
 fn is_indexed(

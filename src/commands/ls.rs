@@ -1,13 +1,12 @@
 //! `cairn ls`
 
-use std::ffi::OsStr;
 use std::io::{IsTerminal, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
-use anyhow::Result;
-use cairn_format::Repository;
-use cairn_format::tree::{Node, NodeKind, Tree};
+use anyhow::{Result, bail};
+use cairn_format::tree::{Node, NodeKind};
+use cairn_format::{BlobId, Error};
 
 use super::open;
 use super::snapshots::snapshot_json;
@@ -16,6 +15,7 @@ use crate::cli::{Global, LsArgs};
 use crate::dump::find_node;
 use crate::exit::Exit;
 use crate::select::{SnapshotFilter, resolve};
+use crate::walk::{Listing, Place, Visitor, Walker};
 
 pub fn run(global: &Global, args: &LsArgs) -> Result<Exit> {
     let repo = open(global)?;
@@ -28,18 +28,19 @@ pub fn run(global: &Global, args: &LsArgs) -> Result<Exit> {
         writeln!(out, "{head}")?;
     }
     let prefix = PathBuf::from("/").join(start.strip_prefix("/").unwrap_or(start));
-    let printer = Printer {
-        repo: &repo,
+    let mut printer = Printer {
+        out: &mut out,
         long: args.long,
         json: global.json,
         escape: std::io::stdout().is_terminal(),
     };
+    let mut walker = Walker::with_paths(&repo);
     match find_node(&repo, &snapshot, start)? {
-        None => printer.tree(&mut out, &repo.load_tree(&snapshot.tree)?, &prefix)?,
+        None => walker.walk(&snapshot.tree, &mut printer)?,
         Some(node) => {
-            printer.node(&mut out, &node, &prefix)?;
+            printer.print(&node, &prefix)?;
             if let NodeKind::Directory { subtree } = &node.kind {
-                printer.tree(&mut out, &repo.load_tree(subtree)?, &prefix)?;
+                walker.walk_at(subtree, &prefix, &mut printer)?;
             }
         }
     }
@@ -48,7 +49,7 @@ pub fn run(global: &Global, args: &LsArgs) -> Result<Exit> {
 }
 
 struct Printer<'a> {
-    repo: &'a Repository,
+    out: &'a mut dyn Write,
     long: bool,
     json: bool,
     /// On a terminal, names are escaped so that a newline or an escape sequence in one shows
@@ -56,19 +57,28 @@ struct Printer<'a> {
     escape: bool,
 }
 
-impl Printer<'_> {
-    fn tree(&self, out: &mut dyn Write, tree: &Tree, dir: &Path) -> Result<()> {
-        for node in &tree.nodes {
-            let path = dir.join(OsStr::from_bytes(&node.name));
-            self.node(out, node, &path)?;
-            if let NodeKind::Directory { subtree } = &node.kind {
-                self.tree(out, &self.repo.load_tree(subtree)?, &path)?;
-            }
-        }
-        Ok(())
+/// Prints every node, parents before children, every copy of a directory stored twice.
+impl Visitor for Printer<'_> {
+    fn reach(&mut self, _: &BlobId, _: Listing, _: bool, _: &Place) -> Result<bool> {
+        Ok(true)
     }
 
-    fn node(&self, out: &mut dyn Write, node: &Node, path: &Path) -> Result<()> {
+    fn node(&mut self, node: &Node, at: &Place) -> Result<bool> {
+        self.print(node, at.path())?;
+        Ok(matches!(node.kind, NodeKind::Directory { .. }))
+    }
+
+    fn failed(&mut self, id: &BlobId, _: Listing, error: Error, at: &Place) -> Result<()> {
+        bail!(
+            "directory {} (tree {id}) does not read: {error}",
+            at.path().display()
+        )
+    }
+}
+
+impl Printer<'_> {
+    fn print(&mut self, node: &Node, path: &Path) -> Result<()> {
+        let out = &mut *self.out;
         if self.json {
             writeln!(out, "{}", node_json(node, path))?;
         } else {

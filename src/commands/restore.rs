@@ -11,10 +11,9 @@ use super::report::{CliObserver, Reporter};
 use super::table::bytes;
 use super::{interrupt_flag, open, print_json};
 use crate::cli::{Global, OverwriteArg, RestoreArgs};
-use crate::dump::write_to_target;
 use crate::exit::Exit;
 use crate::progress::Progress;
-use crate::restore::{Overwrite, RestoreOptions, RestoreSummary, restore};
+use crate::restore::{Overwrite, RestoreOptions, RestoreSummary, restore, write_to_target};
 use crate::select::{SnapshotFilter, resolve, split_reference};
 
 pub fn run(global: &Global, args: &RestoreArgs) -> Result<Exit> {
@@ -67,20 +66,7 @@ fn into_directory(
     subpath: Option<&Path>,
     target: &Path,
 ) -> Result<Exit> {
-    let options = RestoreOptions {
-        target: target.to_path_buf(),
-        subpath: subpath.map(Path::to_path_buf),
-        includes: args.includes.clone(),
-        excludes: args.excludes.clone(),
-        overwrite: match args.overwrite {
-            OverwriteArg::Always => Overwrite::Always,
-            OverwriteArg::IfChanged => Overwrite::IfChanged,
-            OverwriteArg::Never => Overwrite::Never,
-        },
-        verify: args.verify,
-        interrupt: interrupt_flag()?,
-        sink: crate::restore::Sink::default(),
-    };
+    let options = restore_options(args, subpath, target)?;
     let progress = Arc::new(Progress::default());
     let reporter = Reporter::start(global, progress.clone(), "restore");
     let summary = restore(
@@ -104,6 +90,27 @@ fn into_directory(
         );
     }
     Ok(Exit::Ok)
+}
+
+fn restore_options(
+    args: &RestoreArgs,
+    subpath: Option<&Path>,
+    target: &Path,
+) -> Result<RestoreOptions> {
+    Ok(RestoreOptions {
+        target: target.to_path_buf(),
+        subpath: subpath.map(Path::to_path_buf),
+        includes: args.includes.clone(),
+        excludes: args.excludes.clone(),
+        overwrite: match args.overwrite {
+            OverwriteArg::Always => Overwrite::Always,
+            OverwriteArg::IfChanged => Overwrite::IfChanged,
+            OverwriteArg::Never => Overwrite::Never,
+        },
+        verify: args.verify,
+        interrupt: interrupt_flag()?,
+        sink: crate::restore::Sink::default(),
+    })
 }
 
 fn print_summary(summary: &RestoreSummary, id: &SnapshotId, target: &Path, verified: bool) {

@@ -7,6 +7,7 @@ mod check;
 mod cli;
 mod crash;
 mod dedup;
+mod deep;
 mod engine;
 mod forget;
 mod image;

@@ -48,14 +48,14 @@ fn is_mounted(dir: &Path) -> bool {
 }
 
 /// A running `cairn mount`, unmounted (and waited for) when dropped.
-struct Mounted {
+pub struct Mounted {
     child: Option<Child>,
     dir: PathBuf,
     log: PathBuf,
 }
 
 impl Mounted {
-    fn start(s: &Scratch, name: &str, extra: &[&str]) -> Self {
+    pub fn start(s: &Scratch, name: &str, extra: &[&str]) -> Self {
         let dir = s.path(name);
         fs::create_dir_all(&dir).unwrap();
         let log = s.path(&format!("{name}.log"));
@@ -85,7 +85,7 @@ impl Mounted {
         }
     }
 
-    fn path(&self, inside: &str) -> PathBuf {
+    pub fn path(&self, inside: &str) -> PathBuf {
         self.dir.join(inside.trim_start_matches('/'))
     }
 

@@ -3,17 +3,14 @@
 
 use std::fs;
 use std::path::Path;
-use std::sync::Arc;
 
-use cairn_format::Repository;
-use cairn_format::backend::LocalBackend;
 use cairn_format::content::{Content, ContentEntry};
-use cairn_format::pack::BlobKind;
 use cairn_format::packer::{BlobWriter, WriterOptions};
-use cairn_format::snapshot::Snapshot;
-use cairn_format::tree::{Node, NodeKind, Tree};
+use cairn_format::tree::{Node, NodeKind};
 
-use crate::util::{PASSWORD, Scratch, assert_same_tree, describe, noise};
+use crate::util::{
+    Scratch, assert_same_tree, describe, library_repo, node, noise, save_snapshot, store_tree,
+};
 
 const MARKER: &str = "CAIRN-SECRET-MARKER-7f3a9";
 
@@ -136,43 +133,16 @@ fn wrong_password_exits_12_and_missing_repository_exits_10() {
 /// Writes a snapshot whose root tree holds `nodes`, through the library (the CLI never
 /// produces hostile names, an attacker with the key can).
 fn write_hostile_snapshot(s: &Scratch, nodes: Vec<Node>) -> String {
-    let backend = Arc::new(LocalBackend::new(s.repo()));
-    let repo = Arc::new(Repository::open(backend, PASSWORD.as_bytes(), &s.path("cache")).unwrap());
+    let repo = library_repo(s);
     let writer = BlobWriter::new(repo.clone(), WriterOptions::for_repository(&repo));
-    let bytes = Tree { nodes }.encode();
-    let tree = repo.key().blob_id(&bytes);
-    writer.add(BlobKind::Tree, tree, || bytes).unwrap();
+    let tree = store_tree(&repo, &writer, nodes);
     writer.finish().unwrap();
-    let snapshot = Snapshot {
-        time_ns: 1,
-        tree,
-        paths: vec!["/".into()],
-        hostname: "evil".into(),
-        ..Snapshot::default()
-    };
-    repo.save_snapshot(&snapshot).unwrap().to_hex()
+    save_snapshot(&repo, tree, "evil")
 }
 
 fn file_node(name: &[u8]) -> Node {
-    Node {
-        name: name.to_vec(),
-        kind: NodeKind::File {
-            content: Content::Inline(vec![ContentEntry::Zero { length: 5 }]),
-        },
-        mode: 0o644,
-        uid: 0,
-        gid: 0,
-        user: String::new(),
-        group: String::new(),
-        mtime_ns: 0,
-        atime_ns: 0,
-        ctime_ns: 0,
-        inode: 1,
-        device: 1,
-        nlink: 1,
-        size: 5,
-        xattrs: vec![],
-    }
+    let content = Content::Inline(vec![ContentEntry::Zero { length: 5 }]);
+    node(name, NodeKind::File { content }, 5)
 }
 
 #[test]

@@ -9,6 +9,12 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use cairn_format::backend::LocalBackend;
+use cairn_format::pack::BlobKind;
+use cairn_format::packer::BlobWriter;
+use cairn_format::snapshot::Snapshot;
+use cairn_format::tree::{Node, NodeKind, Tree};
+use cairn_format::{BlobId, Repository};
 use serde_json::Value;
 
 pub const PASSWORD: &str = "correct horse battery staple";
@@ -126,6 +132,55 @@ impl Scratch {
         let mut out = Vec::new();
         walk_files(&self.repo(), &mut out);
         out
+    }
+}
+
+/// The scratch repository opened through the library, for writing what the CLI never would
+/// (hostile names, absurd depths).
+pub fn library_repo(s: &Scratch) -> std::sync::Arc<Repository> {
+    let backend = std::sync::Arc::new(LocalBackend::new(s.repo()));
+    let repo = Repository::open(backend, PASSWORD.as_bytes(), &s.path("cache")).unwrap();
+    std::sync::Arc::new(repo)
+}
+
+/// Stores a tree of `nodes` through `writer`; returns its id.
+pub fn store_tree(repo: &Repository, writer: &BlobWriter, nodes: Vec<Node>) -> BlobId {
+    let bytes = Tree { nodes }.encode();
+    let id = repo.key().blob_id(&bytes);
+    writer.add(BlobKind::Tree, id, || bytes).unwrap();
+    id
+}
+
+/// Saves a snapshot of the tree `tree` from the host `host`; returns its id in hex.
+pub fn save_snapshot(repo: &Repository, tree: BlobId, host: &str) -> String {
+    let snapshot = Snapshot {
+        time_ns: 1_700_000_000_000_000_000,
+        tree,
+        paths: vec!["/".into()],
+        hostname: host.into(),
+        ..Snapshot::default()
+    };
+    repo.save_snapshot(&snapshot).unwrap().to_hex()
+}
+
+/// A node with neutral metadata (root's, mode 0644, times zero).
+pub fn node(name: &[u8], kind: NodeKind, size: u64) -> Node {
+    Node {
+        name: name.to_vec(),
+        kind,
+        mode: 0o644,
+        uid: 0,
+        gid: 0,
+        user: String::new(),
+        group: String::new(),
+        mtime_ns: 0,
+        atime_ns: 0,
+        ctime_ns: 0,
+        inode: 0,
+        device: 0,
+        nlink: 1,
+        size,
+        xattrs: Vec::new(),
     }
 }
 
