@@ -78,14 +78,7 @@ pub fn node_from(
     names: &NameCache,
 ) -> Node {
     let mtime_ns = mtime_ns(meta);
-    if mtime_ns == i64::MAX || mtime_ns == i64::MIN {
-        // Nodes record ns in an i64: 1677-09-21 to 2262-04-11.
-        tracing::warn!(
-            path = %path.display(),
-            "modification time outside 1677-2262 cannot be stored exactly; recorded as the \
-             nearest time that can"
-        );
-    }
+    warn_if_clamped(path, mtime_ns);
     // Listing a directory updates its atime, so recording it would make every tree blob new
     // on every run; a directory's atime is recorded as its mtime instead.
     let atime_ns = match kind {
@@ -113,6 +106,17 @@ pub fn node_from(
         nlink: meta.nlink(),
         size,
         xattrs: read_xattrs(path),
+    }
+}
+
+/// Nodes record ns in an i64: 1677-09-21 to 2262-04-11; a time outside is clamped.
+fn warn_if_clamped(path: &Path, mtime_ns: i64) {
+    if mtime_ns == i64::MAX || mtime_ns == i64::MIN {
+        tracing::warn!(
+            path = %path.display(),
+            "modification time outside 1677-2262 cannot be stored exactly; recorded as the \
+             nearest time that can"
+        );
     }
 }
 

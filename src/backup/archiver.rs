@@ -22,7 +22,7 @@ use rayon::iter::{IntoParallelIterator, ParallelIterator};
 use super::chunk::{ChunkContext, Job, PieceAction, Plan, ReadStats, Run};
 use super::extent::{self, ChangedRanges, Piece, RangeReader};
 use super::hint;
-use super::{BackupOptions, Excludes, is_root, scan};
+use super::{BackupOptions, Excludes, StdinSource, is_root, scan};
 use crate::metadata::{NameCache, node_from};
 use crate::outcome::Interrupted;
 use crate::progress::{Observer, Progress};
@@ -85,14 +85,7 @@ pub(super) fn run(
     let options = &*options;
     let done = AtomicBool::new(false);
     let names = NameCache::default();
-    // The walk runs on a work-stealing pool: each directory's entries are handled in
-    // parallel, and a thread waiting for a subdirectory takes other work meanwhile.
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(std::thread::available_parallelism().map_or(2, usize::from))
-        .stack_size(WALKER_STACK)
-        .thread_name(|i| format!("walker-{i}"))
-        .build()
-        .map_err(|e| anyhow!("cannot start the walker threads: {e}"))?;
+    let pool = walker_pool()?;
     std::thread::scope(|scope| {
         if stdin.is_none() && options.scan_totals {
             scope.spawn(|| {
@@ -118,14 +111,7 @@ pub(super) fn run(
                 reads: ReadStats::default(),
                 hint_mismatches: 0,
             };
-            let root = match stdin {
-                Some(source) => archiver.save_stdin(&source.filename, source.reader),
-                None if options.paths.iter().any(|p| is_root(p)) => {
-                    let meta = fs::symlink_metadata("/")?;
-                    archiver.save_dir(Path::new("/"), &meta, parent, meta.dev())
-                }
-                None => archiver.save_planned(Path::new("/"), &plan(&options.paths), parent),
-            };
+            let root = archiver.save_root(stdin, parent);
             done.store(true, Ordering::Relaxed);
             Ok(Walked {
                 root: root?,
@@ -134,6 +120,17 @@ pub(super) fn run(
             })
         })
     })
+}
+
+/// The walk runs on a work-stealing pool: each directory's entries are handled in parallel,
+/// and a thread waiting for a subdirectory takes other work meanwhile.
+fn walker_pool() -> Result<rayon::ThreadPool> {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(std::thread::available_parallelism().map_or(2, usize::from))
+        .stack_size(WALKER_STACK)
+        .thread_name(|i| format!("walker-{i}"))
+        .build()
+        .map_err(|e| anyhow!("cannot start the walker threads: {e}"))
 }
 
 struct Archiver<'a> {
@@ -164,6 +161,20 @@ struct Tallies {
 }
 
 impl<'a> Archiver<'a> {
+    /// The snapshot's root tree: stdin as one file, the whole file system, or the backed-up
+    /// paths under the directories above them.
+    fn save_root(&mut self, stdin: Option<StdinSource>, parent: Option<&Tree>) -> Result<BlobId> {
+        let paths = &self.options.paths;
+        match stdin {
+            Some(source) => self.save_stdin(&source.filename, source.reader),
+            None if paths.iter().any(|p| is_root(p)) => {
+                let meta = fs::symlink_metadata("/")?;
+                self.save_dir(Path::new("/"), &meta, parent, meta.dev())
+            }
+            None => self.save_planned(Path::new("/"), &plan(paths), parent),
+        }
+    }
+
     /// A walker for one entry handled in parallel: the same repository, writer and options,
     /// its own counters.
     fn fork(&self) -> Archiver<'a> {
@@ -287,39 +298,61 @@ impl Archiver<'_> {
         if self.excludes.matches_path(path) {
             return Ok(None);
         }
-        let name = path.file_name().unwrap_or(path.as_os_str());
         let file_type = meta.file_type();
+        if file_type.is_file() || self.reads_as_file(meta) {
+            return self.save_file_node(path, meta, parent);
+        }
         let kind = if file_type.is_dir() {
             let parent_tree = self.load_parent_tree(parent);
             let subtree = self.save_dir(path, meta, parent_tree.as_ref(), root_dev)?;
             self.count_dir(parent, &subtree);
             NodeKind::Directory { subtree }
-        } else if file_type.is_file() || self.reads_as_file(meta) {
-            let Some(content) = self.save_file(path, meta, parent)? else {
+        } else {
+            let Some(kind) = self.special_kind(path, meta) else {
                 return Ok(None);
             };
-            let mut node = node_from(
-                path,
-                name,
-                meta,
-                NodeKind::File { content: content.0 },
-                self.names,
-            );
-            node.size = content.1;
-            // Reading a file (by anyone) moves its atime; for an unchanged file keep the one
-            // recorded before, so reads alone never make its tree new.
-            if let Some(old) = parent.filter(|p| looks_unchanged(p, meta)) {
-                node.atime_ns = old.atime_ns;
-            }
-            return Ok(Some(node));
-        } else if file_type.is_symlink() {
+            self.progress.add_done(1, 0);
+            kind
+        };
+        Ok(Some(self.node(path, meta, kind)))
+    }
+
+    fn node(&self, path: &Path, meta: &Metadata, kind: NodeKind) -> Node {
+        let name = path.file_name().unwrap_or(path.as_os_str());
+        node_from(path, name, meta, kind, self.names)
+    }
+
+    /// A file (or a device or fifo read as one) with its content.
+    fn save_file_node(
+        &mut self,
+        path: &Path,
+        meta: &Metadata,
+        parent: Option<&Node>,
+    ) -> Result<Option<Node>> {
+        let Some((content, size)) = self.save_file(path, meta, parent)? else {
+            return Ok(None);
+        };
+        let mut node = self.node(path, meta, NodeKind::File { content });
+        node.size = size;
+        // Reading a file (by anyone) moves its atime; for an unchanged file keep the one
+        // recorded before, so reads alone never make its tree new.
+        if let Some(old) = parent.filter(|p| looks_unchanged(p, meta)) {
+            node.atime_ns = old.atime_ns;
+        }
+        Ok(Some(node))
+    }
+
+    /// Symlinks, devices, fifos and sockets; `None` for a symlink that does not read.
+    fn special_kind(&mut self, path: &Path, meta: &Metadata) -> Option<NodeKind> {
+        let file_type = meta.file_type();
+        Some(if file_type.is_symlink() {
             match fs::read_link(path) {
                 Ok(target) => NodeKind::Symlink {
                     target: target.as_os_str().as_bytes().to_vec(),
                 },
                 Err(e) => {
                     self.warn(path, &format!("cannot read symlink: {e}"));
-                    return Ok(None);
+                    return None;
                 }
             }
         } else if file_type.is_block_device() {
@@ -330,11 +363,7 @@ impl Archiver<'_> {
             NodeKind::Fifo
         } else {
             NodeKind::Socket
-        };
-        if !file_type.is_dir() {
-            self.progress.add_done(1, 0);
-        }
-        Ok(Some(node_from(path, name, meta, kind, self.names)))
+        })
     }
 
     fn count_dir(&mut self, parent: Option<&Node>, subtree: &BlobId) {
@@ -427,22 +456,8 @@ impl Archiver<'_> {
         self.progress.set_current(path);
         // A file `repair snapshots` marked has zeros where data was lost: never reuse it.
         let parent = parent.filter(|node| !crate::repair::is_marked_damaged(node));
-        let special = !meta.file_type().is_file();
-        // --verify-unchanged means every byte is read, metadata shortcuts included.
-        let verify_all = self
-            .options
-            .changed_ranges
-            .as_ref()
-            .is_some_and(|r| r.verify);
-        if !special
-            && !verify_all
-            && let Some(content) = self.unchanged_content(meta, parent)?
-        {
-            self.counts.files_unmodified += 1;
-            self.counts.total_files_processed += 1;
-            self.counts.total_bytes_processed += meta.size();
-            self.progress.add_done(1, meta.size());
-            return Ok(Some((content, meta.size())));
+        if let Some(reused) = self.reuse_unchanged(meta, parent)? {
+            return Ok(Some(reused));
         }
         let file = match open_for_reading(path) {
             Ok(file) => file,
@@ -451,19 +466,65 @@ impl Archiver<'_> {
                 return Ok(None);
             }
         };
+        let mismatches_before = self.hint_mismatches;
+        let saved = self.read_file(&file, meta, parent);
+        self.warn_hint_mismatches(path, self.hint_mismatches - mismatches_before);
+        match saved {
+            Ok(saved) => {
+                self.count_saved(parent.is_some(), saved.1);
+                Ok(Some(saved))
+            }
+            Err(e) if e.is::<std::io::Error>() => {
+                self.warn(path, &format!("cannot read: {e}"));
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The parent's content, counted, when the file is a regular one that looks unchanged
+    /// (never with --verify-unchanged, which means every byte is read).
+    fn reuse_unchanged(
+        &mut self,
+        meta: &Metadata,
+        parent: Option<&Node>,
+    ) -> Result<Option<(Content, u64)>> {
+        let verify_all = (self.options.changed_ranges.as_ref()).is_some_and(|r| r.verify);
+        if !meta.file_type().is_file() || verify_all {
+            return Ok(None);
+        }
+        let Some(content) = self.unchanged_content(meta, parent)? else {
+            return Ok(None);
+        };
+        self.counts.files_unmodified += 1;
+        self.counts.total_files_processed += 1;
+        self.counts.total_bytes_processed += meta.size();
+        self.progress.add_done(1, meta.size());
+        Ok(Some((content, meta.size())))
+    }
+
+    /// Reads an open file, device or fifo into a content list.
+    fn read_file(
+        &mut self,
+        file: &File,
+        meta: &Metadata,
+        parent: Option<&Node>,
+    ) -> Result<(Content, u64)> {
         let parent_content = parent.and_then(|node| match &node.kind {
             NodeKind::File { content } => Some(content),
             _ => None,
         });
-        let mismatches_before = self.hint_mismatches;
-        let saved = if meta.file_type().is_block_device() {
-            device_size(&file).and_then(|size| self.save_regular_file(&file, size, parent_content))
-        } else if special {
-            self.save_content(&file)
+        if meta.file_type().is_block_device() {
+            let size = device_size(file)?;
+            self.save_regular_file(file, size, parent_content)
+        } else if !meta.file_type().is_file() {
+            self.save_content(file)
         } else {
-            self.save_regular_file(&file, meta.size(), parent_content)
-        };
-        let lied = self.hint_mismatches - mismatches_before;
+            self.save_regular_file(file, meta.size(), parent_content)
+        }
+    }
+
+    fn warn_hint_mismatches(&mut self, path: &Path, lied: u64) {
         if lied > 0 {
             self.warn(
                 path,
@@ -473,23 +534,17 @@ impl Archiver<'_> {
                 ),
             );
         }
-        let saved = match saved {
-            Ok(saved) => saved,
-            Err(e) if e.is::<std::io::Error>() => {
-                self.warn(path, &format!("cannot read: {e}"));
-                return Ok(None);
-            }
-            Err(e) => return Err(e),
-        };
-        if parent.is_some() {
+    }
+
+    fn count_saved(&mut self, had_parent: bool, bytes: u64) {
+        if had_parent {
             self.counts.files_changed += 1;
         } else {
             self.counts.files_new += 1;
         }
         self.counts.total_files_processed += 1;
-        self.counts.total_bytes_processed += saved.1;
+        self.counts.total_bytes_processed += bytes;
         self.progress.add_done(1, 0);
-        Ok(Some(saved))
     }
 
     /// The parent's content list when the file looks unchanged and its blobs are all present.
@@ -525,72 +580,84 @@ impl Archiver<'_> {
         parent: Option<&Content>,
     ) -> Result<(Content, u64)> {
         let pieces = extent::pieces(file, size);
-        let data_pieces = pieces
-            .iter()
+        let data_pieces = (pieces.iter())
             .filter(|p| matches!(p, Piece::Data { .. }))
             .count();
         let hint = self.options.changed_ranges.as_ref().zip(parent);
         if data_pieces <= 1 && hint.is_none() {
-            return self.save_runs(
-                Some(size),
-                pieces.into_iter().map(|piece| {
-                    Ok(match piece {
-                        Piece::Hole(length) => Run::Hole(length),
-                        Piece::Data { start, length } => {
-                            Run::Data(RangeReader::new(file, start, length))
-                        }
-                    })
-                }),
-            );
+            let runs = pieces.into_iter().map(|piece| {
+                Ok(match piece {
+                    Piece::Hole(length) => Run::Hole(length),
+                    Piece::Data { start, length } => {
+                        Run::Data(RangeReader::new(file, start, length))
+                    }
+                })
+            });
+            return self.save_runs(Some(size), runs);
         }
         let context = self.chunk_context(Some(size));
         let workers = std::thread::available_parallelism().map_or(2, usize::from);
-        let verify = hint.is_some_and(|(ranges, _)| ranges.verify);
         let (mut builder, mut store) = (ContentBuilder::default(), self.tree_store());
         let mut total = 0;
         for window in pieces.chunks(2 * workers) {
-            let mut jobs = Vec::new();
-            let plans: Vec<Plan> = window
-                .iter()
-                .map(|&piece| match self.plan(piece, hint) {
-                    PieceAction::Reuse(entries) if verify => {
-                        jobs.push(Job::Read(piece));
-                        Plan::Check(entries)
-                    }
-                    PieceAction::Reuse(entries) => Plan::Reuse(entries),
-                    PieceAction::Job(job) => {
-                        jobs.push(job);
-                        Plan::Take
-                    }
-                })
-                .collect();
+            let (plans, jobs) = self.plan_window(window, hint);
             let ranges = hint.map(|(ranges, _)| ranges);
             let mut results = context.pieces(file, &jobs, ranges, workers)?.into_iter();
             for (piece, plan) in window.iter().zip(plans) {
-                let entries = match plan {
-                    Plan::Reuse(entries) => {
-                        self.reads.bytes_unchanged += piece.length();
-                        self.progress.add_unchanged(piece.length());
-                        entries
-                    }
-                    Plan::Check(_) | Plan::Take => {
-                        let (fresh, reads) = results.next().expect("one result per job");
-                        self.reads.add(&reads);
-                        if let Plan::Check(old) = plan
-                            && !hint::same_bytes(&old, &fresh)
-                        {
-                            self.hint_mismatches += 1;
-                        }
-                        fresh
-                    }
-                };
                 total += piece.length();
-                for entry in entries {
+                for entry in self.entries_of(*piece, plan, &mut results) {
                     builder.push(entry, &mut store)?;
                 }
             }
         }
         Ok((builder.finish(&mut store)?, total))
+    }
+
+    /// How each piece of a window is saved, and the chunking jobs that needs (with
+    /// --verify-unchanged, pieces that could be reused are read and compared).
+    fn plan_window(
+        &self,
+        window: &[Piece],
+        hint: Option<(&ChangedRanges, &Content)>,
+    ) -> (Vec<Plan>, Vec<Job>) {
+        let verify = hint.is_some_and(|(ranges, _)| ranges.verify);
+        let mut jobs = Vec::new();
+        let plans = (window.iter())
+            .map(|&piece| match self.plan(piece, hint) {
+                PieceAction::Reuse(entries) if verify => {
+                    jobs.push(Job::Read(piece));
+                    Plan::Check(entries)
+                }
+                PieceAction::Reuse(entries) => Plan::Reuse(entries),
+                PieceAction::Job(job) => {
+                    jobs.push(job);
+                    Plan::Take
+                }
+            })
+            .collect();
+        (plans, jobs)
+    }
+
+    /// The entries of a planned piece: the parent's, or the next chunking result.
+    fn entries_of(
+        &mut self,
+        piece: Piece,
+        plan: Plan,
+        results: &mut impl Iterator<Item = (Vec<ContentEntry>, ReadStats)>,
+    ) -> Vec<ContentEntry> {
+        if let Plan::Reuse(entries) = plan {
+            self.reads.bytes_unchanged += piece.length();
+            self.progress.add_unchanged(piece.length());
+            return entries;
+        }
+        let (fresh, reads) = results.next().expect("one result per job");
+        self.reads.add(&reads);
+        if let Plan::Check(old) = plan
+            && !hint::same_bytes(&old, &fresh)
+        {
+            self.hint_mismatches += 1;
+        }
+        fresh
     }
 
     /// What to do with one piece given a `--changed-ranges` hint: reuse the parent's entries

@@ -23,7 +23,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
 use anyhow::{Context, Result};
-use cairn_format::packer::{BlobWriter, WriterOptions};
+use cairn_format::packer::{BlobWriter, WriteStats, WriterOptions};
 use cairn_format::snapshot::Chunking;
 use cairn_format::snapshot::{BackupSummary, Snapshot};
 use cairn_format::tree::Tree;
@@ -171,24 +171,16 @@ pub fn backup(
     );
     // Flush what was uploaded even when the walk failed or was interrupted.
     let stats = writer.finish();
-    let archiver::Walked {
-        root,
-        counts,
-        reads,
-    } = walked?;
-    let stats = stats?;
-    let summary = BackupSummary {
-        start_ns: started.timestamp_nanos_opt().unwrap_or_default(),
-        end_ns: chrono::Local::now()
-            .timestamp_nanos_opt()
-            .unwrap_or_default(),
-        data_blobs_added: stats.data_blobs,
-        tree_blobs_added: stats.tree_blobs,
-        bytes_added: stats.bytes_raw,
-        bytes_added_stored: stats.bytes_stored,
-        ..counts
-    };
-    let snapshot = new_snapshot(repo, &options, time, root, parent_id, summary.clone())?;
+    let walked = walked?;
+    let summary = summary(started, &walked.counts, &stats?);
+    let snapshot = new_snapshot(
+        repo,
+        &options,
+        time,
+        walked.root,
+        parent_id,
+        summary.clone(),
+    )?;
     let id = if options.dry_run {
         None
     } else {
@@ -198,8 +190,27 @@ pub fn backup(
         id,
         snapshot,
         summary,
-        reads,
+        reads: walked.reads,
     })
+}
+
+/// What the walk counted, with what the writer stored and when the backup ran.
+fn summary(
+    started: DateTime<FixedOffset>,
+    counts: &BackupSummary,
+    stored: &WriteStats,
+) -> BackupSummary {
+    BackupSummary {
+        start_ns: started.timestamp_nanos_opt().unwrap_or_default(),
+        end_ns: chrono::Local::now()
+            .timestamp_nanos_opt()
+            .unwrap_or_default(),
+        data_blobs_added: stored.data_blobs,
+        tree_blobs_added: stored.tree_blobs,
+        bytes_added: stored.bytes_raw,
+        bytes_added_stored: stored.bytes_stored,
+        ..*counts
+    }
 }
 
 /// How this backup stores blobs: the repository's settings, `--dry-run` and `--compression`.

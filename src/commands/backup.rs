@@ -11,7 +11,8 @@ use super::report::{CliObserver, Reporter};
 use super::table::bytes;
 use super::{hostname, interrupt_flag, open_unsynced, print_json};
 use crate::backup::{
-    BackupOptions, BackupOutcome, ChangedRanges, Excludes, ParentChoice, StdinSource, backup,
+    BackupOptions, BackupOutcome, ChangedRanges, Excludes, ParentChoice, ReadStats, StdinSource,
+    backup,
 };
 use crate::cli::{BackupArgs, Global};
 use crate::exit::Exit;
@@ -147,42 +148,51 @@ pub fn parse_time(text: &str) -> Result<DateTime<FixedOffset>> {
 }
 
 fn print_summary(global: &Global, outcome: &BackupOutcome) -> Result<()> {
-    let s: &BackupSummary = &outcome.summary;
-    let id = outcome.id.map(|id| id.to_hex());
     if global.json {
-        return print_json(&serde_json::json!({
-            "message_type": "summary",
-            "snapshot_id": id,
-            "parent": outcome.snapshot.parent,
-            "hostname": outcome.snapshot.hostname,
-            "paths": outcome.snapshot.paths,
-            "tags": outcome.snapshot.tags,
-            "dry_run": outcome.id.is_none(),
-            "backup_start": super::table::time_with_offset(s.start_ns, 0).to_rfc3339(),
-            "backup_end": super::table::time_with_offset(s.end_ns, 0).to_rfc3339(),
-            "total_duration": (s.end_ns - s.start_ns) as f64 / 1e9,
-            "files_new": s.files_new,
-            "files_changed": s.files_changed,
-            "files_unmodified": s.files_unmodified,
-            "dirs_new": s.dirs_new,
-            "dirs_changed": s.dirs_changed,
-            "dirs_unmodified": s.dirs_unmodified,
-            "total_files_processed": s.total_files_processed,
-            "total_bytes_processed": s.total_bytes_processed,
-            "data_blobs": s.data_blobs_added,
-            "tree_blobs": s.tree_blobs_added,
-            "data_added": s.bytes_added,
-            "data_added_packed": s.bytes_added_stored,
-            "bytes_read": outcome.reads.bytes_read,
-            "bytes_holes": outcome.reads.bytes_holes,
-            "bytes_zero": outcome.reads.bytes_zero,
-            "bytes_unchanged": outcome.reads.bytes_unchanged,
-            "error_count": s.errors,
-        }));
+        return print_json(&summary_json(outcome));
     }
-    if global.quiet {
-        return Ok(());
+    if !global.quiet {
+        print_summary_text(outcome);
     }
+    Ok(())
+}
+
+/// The summary as restic's `backup --json` prints it, with cairn's read counters added.
+fn summary_json(outcome: &BackupOutcome) -> serde_json::Value {
+    let s: &BackupSummary = &outcome.summary;
+    serde_json::json!({
+        "message_type": "summary",
+        "snapshot_id": outcome.id.map(|id| id.to_hex()),
+        "parent": outcome.snapshot.parent,
+        "hostname": outcome.snapshot.hostname,
+        "paths": outcome.snapshot.paths,
+        "tags": outcome.snapshot.tags,
+        "dry_run": outcome.id.is_none(),
+        "backup_start": super::table::time_with_offset(s.start_ns, 0).to_rfc3339(),
+        "backup_end": super::table::time_with_offset(s.end_ns, 0).to_rfc3339(),
+        "total_duration": (s.end_ns - s.start_ns) as f64 / 1e9,
+        "files_new": s.files_new,
+        "files_changed": s.files_changed,
+        "files_unmodified": s.files_unmodified,
+        "dirs_new": s.dirs_new,
+        "dirs_changed": s.dirs_changed,
+        "dirs_unmodified": s.dirs_unmodified,
+        "total_files_processed": s.total_files_processed,
+        "total_bytes_processed": s.total_bytes_processed,
+        "data_blobs": s.data_blobs_added,
+        "tree_blobs": s.tree_blobs_added,
+        "data_added": s.bytes_added,
+        "data_added_packed": s.bytes_added_stored,
+        "bytes_read": outcome.reads.bytes_read,
+        "bytes_holes": outcome.reads.bytes_holes,
+        "bytes_zero": outcome.reads.bytes_zero,
+        "bytes_unchanged": outcome.reads.bytes_unchanged,
+        "error_count": s.errors,
+    })
+}
+
+fn print_summary_text(outcome: &BackupOutcome) {
+    let s: &BackupSummary = &outcome.summary;
     println!(
         "Files:       {} new, {} changed, {} unmodified",
         s.files_new, s.files_changed, s.files_unmodified
@@ -196,7 +206,17 @@ fn print_summary(global: &Global, outcome: &BackupOutcome) -> Result<()> {
         bytes(s.bytes_added),
         bytes(s.bytes_added_stored)
     );
-    let r = &outcome.reads;
+    print_reads(&outcome.reads);
+    println!(
+        "Processed:   {} files, {} in {:.1}s",
+        s.total_files_processed,
+        bytes(s.total_bytes_processed),
+        (s.end_ns - s.start_ns) as f64 / 1e9
+    );
+    print_saved(outcome);
+}
+
+fn print_reads(r: &ReadStats) {
     let unchanged = if r.bytes_unchanged > 0 {
         format!(
             ", {} taken unread from the parent (--changed-ranges)",
@@ -211,18 +231,14 @@ fn print_summary(global: &Global, outcome: &BackupOutcome) -> Result<()> {
         bytes(r.bytes_zero),
         bytes(r.bytes_holes)
     );
-    println!(
-        "Processed:   {} files, {} in {:.1}s",
-        s.total_files_processed,
-        bytes(s.total_bytes_processed),
-        (s.end_ns - s.start_ns) as f64 / 1e9
-    );
-    match (&id, &outcome.snapshot.parent) {
+}
+
+fn print_saved(outcome: &BackupOutcome) {
+    match (outcome.id, &outcome.snapshot.parent) {
         (Some(id), Some(parent)) => {
-            println!("snapshot {} saved (parent {})", &id[..8], parent.short());
+            println!("snapshot {} saved (parent {})", id.short(), parent.short());
         }
-        (Some(id), None) => println!("snapshot {} saved", &id[..8]),
+        (Some(id), None) => println!("snapshot {} saved", id.short()),
         (None, _) => println!("dry run: nothing was written"),
     }
-    Ok(())
 }

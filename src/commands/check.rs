@@ -8,7 +8,9 @@ use anyhow::Result;
 use super::report::Reporter;
 use super::table::{bytes, render};
 use super::{interrupt_flag, open_unsynced, print_json};
-use crate::check::{CheckOptions, CheckReport, affected_by_snapshot, check};
+use crate::check::{
+    CheckOptions, CheckReport, DamagedPack, ReadSummary, affected_by_snapshot, check,
+};
 use crate::cli::{CheckArgs, Global};
 use crate::exit::Exit;
 use crate::progress::Progress;
@@ -54,27 +56,48 @@ fn print_text(report: &CheckReport) {
         report.snapshots, report.trees, report.referenced_blobs, report.indexed_packs
     );
     if let Some(read) = &report.read {
+        print_read(read);
+    }
+    print_notes(report);
+    for problem in &report.problems {
         println!(
-            "read {} of {} packs ({}), {} blobs verified{}{}",
-            read.packs_read,
-            read.packs_in_repository,
-            bytes(read.bytes_read),
-            read.blobs_verified,
-            if read.packs_skipped_recent > 0 {
-                format!(
-                    "; {} skipped, verified within --max-age",
-                    read.packs_skipped_recent
-                )
-            } else {
-                String::new()
-            },
-            if read.complete {
-                ""
-            } else {
-                "; INTERRUPTED: run again with --max-age to continue"
-            },
+            "error: {} {}: {}",
+            problem.what, problem.name, problem.error
         );
     }
+    print_damage(report);
+    if report.is_clean() {
+        println!("no errors were found");
+    } else {
+        print_advice(report);
+    }
+}
+
+fn print_read(read: &ReadSummary) {
+    let skipped = if read.packs_skipped_recent > 0 {
+        format!(
+            "; {} skipped, verified within --max-age",
+            read.packs_skipped_recent
+        )
+    } else {
+        String::new()
+    };
+    let interrupted = if read.complete {
+        ""
+    } else {
+        "; INTERRUPTED: run again with --max-age to continue"
+    };
+    println!(
+        "read {} of {} packs ({}), {} blobs verified{skipped}{interrupted}",
+        read.packs_read,
+        read.packs_in_repository,
+        bytes(read.bytes_read),
+        read.blobs_verified,
+    );
+}
+
+/// What is not damage but worth knowing: leftovers of interrupted runs, unused data.
+fn print_notes(report: &CheckReport) {
     if !report.unindexed_packs.is_empty() {
         println!(
             "note: {} packs are in no index segment (left by an interrupted backup; the next \
@@ -99,40 +122,13 @@ fn print_text(report: &CheckReport) {
             report.unused_packs.len()
         );
     }
-    for problem in &report.problems {
-        println!(
-            "error: {} {}: {}",
-            problem.what, problem.name, problem.error
-        );
-    }
-    print_damage(report);
-    if report.is_clean() {
-        println!("no errors were found");
-    } else {
-        print_advice(report);
-    }
 }
 
 fn print_damage(report: &CheckReport) {
     if report.damaged_packs.is_empty() {
         return;
     }
-    let rows: Vec<Vec<String>> = report
-        .damaged_packs
-        .iter()
-        .map(|d| {
-            vec![
-                d.pack.short(),
-                d.damaged_blobs.len().to_string(),
-                match (d.harmless, d.lost_blobs.len()) {
-                    (true, 0) => "0 (intact copies elsewhere)".into(),
-                    (true, n) => format!("{n}, unreferenced: harmless"),
-                    (false, n) => n.to_string(),
-                },
-                d.reason.clone(),
-            ]
-        })
-        .collect();
+    let rows: Vec<Vec<String>> = (report.damaged_packs.iter()).map(damage_row).collect();
     println!(
         "\ndamaged packs:\n{}",
         render(
@@ -140,6 +136,24 @@ fn print_damage(report: &CheckReport) {
             &rows
         )
     );
+    print_affected(report);
+}
+
+fn damage_row(d: &DamagedPack) -> Vec<String> {
+    vec![
+        d.pack.short(),
+        d.damaged_blobs.len().to_string(),
+        match (d.harmless, d.lost_blobs.len()) {
+            (true, 0) => "0 (intact copies elsewhere)".into(),
+            (true, n) => format!("{n}, unreferenced: harmless"),
+            (false, n) => n.to_string(),
+        },
+        d.reason.clone(),
+    ]
+}
+
+/// The paths each snapshot loses.
+fn print_affected(report: &CheckReport) {
     let by_snapshot = affected_by_snapshot(report);
     if by_snapshot.is_empty() {
         return;

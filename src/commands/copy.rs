@@ -8,10 +8,11 @@ use super::report::Reporter;
 use super::table::bytes;
 use super::{interrupt_flag, open_source, open_unsynced, print_json};
 use crate::cli::{CopyArgs, Global};
-use crate::copy::copy;
+use crate::copy::{CopySummary, copy};
 use crate::exit::Exit;
 use crate::progress::Progress;
 use crate::select::{SnapshotFilter, choose};
+use cairn_format::Repository;
 use cairn_format::lock::LockKind;
 
 pub fn run(global: &Global, args: &CopyArgs) -> Result<Exit> {
@@ -40,28 +41,7 @@ pub fn run(global: &Global, args: &CopyArgs) -> Result<Exit> {
     if global.json {
         print_json(&serde_json::json!({"message_type": "copy", "summary": summary}))?;
     } else if !global.quiet {
-        let verb = if summary.dry_run {
-            "would copy"
-        } else {
-            "copied"
-        };
-        for (from, to) in &summary.copied {
-            println!("{verb} snapshot {} as {}", from.short(), to.short());
-        }
-        for id in &summary.already_present {
-            println!(
-                "snapshot {} is already in {}",
-                id.short(),
-                target.location()
-            );
-        }
-        println!(
-            "{} snapshots {verb}, {} already present; {} blobs ({}) transferred",
-            summary.copied.len(),
-            summary.already_present.len(),
-            summary.blobs_copied,
-            bytes(summary.bytes_copied)
-        );
+        print_text(&summary, &target);
     }
     for (id, reason) in &summary.failed {
         eprintln!(
@@ -75,4 +55,29 @@ pub fn run(global: &Global, args: &CopyArgs) -> Result<Exit> {
     } else {
         Exit::Incomplete
     })
+}
+
+fn print_text(summary: &CopySummary, target: &Repository) {
+    let verb = if summary.dry_run {
+        "would copy"
+    } else {
+        "copied"
+    };
+    for (from, to) in &summary.copied {
+        println!("{verb} snapshot {} as {}", from.short(), to.short());
+    }
+    for id in &summary.already_present {
+        println!(
+            "snapshot {} is already in {}",
+            id.short(),
+            target.location()
+        );
+    }
+    println!(
+        "{} snapshots {verb}, {} already present; {} blobs ({}) transferred",
+        summary.copied.len(),
+        summary.already_present.len(),
+        summary.blobs_copied,
+        bytes(summary.bytes_copied)
+    );
 }

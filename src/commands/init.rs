@@ -33,33 +33,7 @@ pub fn run(global: &Global, args: &InitArgs) -> Result<Exit> {
         &format!("new password for {location}: "),
         true,
     )?)?;
-    let (now_ns, username) = creation_stamp();
-    let (chunker, image_chunking) = match &source {
-        Some(source) => (source.config().chunker, source.config().image_chunking),
-        None => (
-            chunker_params(args.chunk_size),
-            ImageChunking {
-                chunker: chunker_params(args.image_chunk_size),
-                from_size: args.image_min_size,
-            },
-        ),
-    };
-    let options = InitOptions {
-        chunker,
-        image_chunking,
-        pack_size: args.pack_size * 1024 * 1024,
-        compression_level: args.compression,
-        image_compression_level: args.image_compression,
-        kdf: KdfParams {
-            memory_kib: args.argon2_memory,
-            iterations: args.argon2_iterations,
-            parallelism: 1,
-        },
-        hostname: hostname(),
-        username,
-        now_ns,
-        ids_from: source.as_ref().map(|s| s.key().clone()),
-    };
+    let options = init_options(args, source.as_deref());
     let repo = Repository::init(backend, password.as_bytes(), &options, &cache_root(global)?)
         .with_context(|| format!("cannot create a repository at {location}"))?;
     if global.json {
@@ -76,4 +50,36 @@ pub fn run(global: &Global, args: &InitArgs) -> Result<Exit> {
         println!("Keep the password safe: without it the data cannot be read, by anyone.");
     }
     Ok(Exit::Ok)
+}
+
+/// The new repository's settings: chunking from the source repository when copying its
+/// parameters, else from the flags.
+fn init_options(args: &InitArgs, source: Option<&Repository>) -> InitOptions {
+    let (now_ns, username) = creation_stamp();
+    let (chunker, image_chunking) = match source {
+        Some(source) => (source.config().chunker, source.config().image_chunking),
+        None => (
+            chunker_params(args.chunk_size),
+            ImageChunking {
+                chunker: chunker_params(args.image_chunk_size),
+                from_size: args.image_min_size,
+            },
+        ),
+    };
+    InitOptions {
+        chunker,
+        image_chunking,
+        pack_size: args.pack_size * 1024 * 1024,
+        compression_level: args.compression,
+        image_compression_level: args.image_compression,
+        kdf: KdfParams {
+            memory_kib: args.argon2_memory,
+            iterations: args.argon2_iterations,
+            parallelism: 1,
+        },
+        hostname: hostname(),
+        username,
+        now_ns,
+        ids_from: source.map(|s| s.key().clone()),
+    }
 }

@@ -1,8 +1,8 @@
 //! `cairn key list|add|remove|passwd`
 
 use anyhow::Result;
-use cairn_format::KeyId;
 use cairn_format::crypto::KdfParams;
+use cairn_format::{KeyId, Repository};
 
 use super::table::{local_time, render};
 use super::{creation_stamp, hostname, open_unsynced, print_json};
@@ -13,35 +13,7 @@ use crate::password::{Password, PasswordSource, prompt_new};
 pub fn run(global: &Global, args: KeyArgs) -> Result<Exit> {
     let repo = open_unsynced(global)?;
     match args.action {
-        KeyAction::List => {
-            let keys = repo.keys()?;
-            if global.json {
-                let list: Vec<_> = keys
-                    .iter()
-                    .map(|(id, k)| {
-                        serde_json::json!({
-                            "id": id, "current": *id == repo.key_id(), "hostname": k.hostname,
-                            "username": k.username, "created_ns": k.created_ns, "kdf": k.kdf,
-                        })
-                    })
-                    .collect();
-                print_json(&list)?;
-            } else {
-                let rows: Vec<Vec<String>> = keys
-                    .iter()
-                    .map(|(id, k)| {
-                        let mark = if *id == repo.key_id() { "*" } else { " " };
-                        vec![
-                            format!("{mark}{}", id.short()),
-                            k.username.clone(),
-                            k.hostname.clone(),
-                            local_time(k.created_ns),
-                        ]
-                    })
-                    .collect();
-                println!("{}", render(&[" ID", "User", "Host", "Created"], &rows));
-            }
-        }
+        KeyAction::List => list(global, &repo)?,
         KeyAction::Add(new) => {
             let id = add(&repo, &new)?;
             report(global, "added", &id)?;
@@ -52,19 +24,53 @@ pub fn run(global: &Global, args: KeyArgs) -> Result<Exit> {
             report(global, "removed", &id)?;
         }
         KeyAction::Passwd(new) => {
-            let password = new_password(&new)?;
-            let (now, user) = creation_stamp();
-            let id = repo.change_password(
-                password.as_bytes(),
-                KdfParams::default(),
-                hostname(),
-                user,
-                now,
-            )?;
+            let id = change_password(&repo, &new)?;
             report(global, "password changed; new key", &id)?;
         }
     }
     Ok(Exit::Ok)
+}
+
+fn list(global: &Global, repo: &Repository) -> Result<()> {
+    let keys = repo.keys()?;
+    let current = repo.key_id();
+    if global.json {
+        let list: Vec<_> = (keys.iter())
+            .map(|(id, k)| {
+                serde_json::json!({
+                    "id": id, "current": *id == current, "hostname": k.hostname,
+                    "username": k.username, "created_ns": k.created_ns, "kdf": k.kdf,
+                })
+            })
+            .collect();
+        return print_json(&list);
+    }
+    let rows: Vec<Vec<String>> = (keys.iter())
+        .map(|(id, k)| {
+            let mark = if *id == current { "*" } else { " " };
+            vec![
+                format!("{mark}{}", id.short()),
+                k.username.clone(),
+                k.hostname.clone(),
+                local_time(k.created_ns),
+            ]
+        })
+        .collect();
+    println!("{}", render(&[" ID", "User", "Host", "Created"], &rows));
+    Ok(())
+}
+
+fn change_password(repo: &Repository, new: &NewPasswordArgs) -> Result<KeyId> {
+    let password = new_password(new)?;
+    let (now, user) = creation_stamp();
+    let id = repo.change_password(
+        password.as_bytes(),
+        KdfParams::default(),
+        hostname(),
+        user,
+        now,
+    )?;
+    Ok(id)
 }
 
 fn new_password(args: &NewPasswordArgs) -> Result<Password> {

@@ -3,6 +3,7 @@
 //! serves the filesystem in the foreground until SIGINT, SIGTERM or `fusermount3 -u`.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
@@ -24,22 +25,8 @@ pub fn run(global: &Global, args: &MountArgs) -> Result<Exit> {
     check_mountpoint(&args.mountpoint)?;
     crate::allocator::limit_arenas();
     let repo = open(global)?;
-    let filter = SnapshotFilter::from(&args.filter);
-    let root = match &args.snapshot {
-        Some(reference) => MountRoot::Directory(snapshot_directory(&repo, reference, &filter)?),
-        None => MountRoot::Repository(LiveCatalog::load(
-            repo.clone(),
-            Box::new(move |snapshot| filter.matches(snapshot)),
-            CATALOG_TTL,
-        )?),
-    };
-    let cores = std::thread::available_parallelism().map_or(2, usize::from);
-    let options = FsOptions {
-        cache_bytes: args.cache_size,
-        prefetch_workers: (2 * cores).max(4),
-        uid: nix::unistd::geteuid().as_raw(),
-        gid: nix::unistd::getegid().as_raw(),
-    };
+    let root = mount_root(&repo, args)?;
+    let options = fs_options(args);
     let location = repo.location();
     let fs = CairnFs::new(repo, root, options).context("cannot start the mount's threads")?;
     let mount_options = MountOptions {
@@ -56,6 +43,30 @@ pub fn run(global: &Global, args: &MountArgs) -> Result<Exit> {
         .run()
         .with_context(|| format!("serving the mount on {mountpoint}"))?;
     Ok(Exit::Ok)
+}
+
+/// One snapshot (or a path in it) at the root, or every snapshot under `snapshots/` and
+/// the other listings, kept up to date.
+fn mount_root(repo: &Arc<Repository>, args: &MountArgs) -> Result<MountRoot> {
+    let filter = SnapshotFilter::from(&args.filter);
+    Ok(match &args.snapshot {
+        Some(reference) => MountRoot::Directory(snapshot_directory(repo, reference, &filter)?),
+        None => MountRoot::Repository(LiveCatalog::load(
+            repo.clone(),
+            Box::new(move |snapshot| filter.matches(snapshot)),
+            CATALOG_TTL,
+        )?),
+    })
+}
+
+fn fs_options(args: &MountArgs) -> FsOptions {
+    let cores = std::thread::available_parallelism().map_or(2, usize::from);
+    FsOptions {
+        cache_bytes: args.cache_size,
+        prefetch_workers: (2 * cores).max(4),
+        uid: nix::unistd::geteuid().as_raw(),
+        gid: nix::unistd::getegid().as_raw(),
+    }
 }
 
 /// Why the kernel mount failed, and what to do about it.

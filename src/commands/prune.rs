@@ -63,6 +63,15 @@ fn print_report(r: &PruneReport) {
         r.packs_repacked,
         bytes(r.bytes_repacked)
     );
+    print_leftovers(r);
+    if r.dry_run {
+        println!("dry run: nothing changed ({verb} mark and repack the packs above)");
+        return;
+    }
+    print_freed(r);
+}
+
+fn print_leftovers(r: &PruneReport) {
     if r.leftovers_removed + r.leftovers_kept > 0 {
         println!(
             "temporary files of interrupted writes: {} {} ({}), {} kept (a running backup may \
@@ -73,10 +82,9 @@ fn print_report(r: &PruneReport) {
             r.leftovers_kept
         );
     }
-    if r.dry_run {
-        println!("dry run: nothing changed ({verb} mark and repack the packs above)");
-        return;
-    }
+}
+
+fn print_freed(r: &PruneReport) {
     println!(
         "deleted {} packs, freed {}; repository {} -> {} ({} -> {} packs)",
         r.packs_deleted,

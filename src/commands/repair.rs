@@ -11,7 +11,8 @@ use crate::cli::{DamagedFilesArg, Global, RepairCommand, RepairSnapshotsArgs};
 use crate::exit::Exit;
 use crate::progress::Progress;
 use crate::repair::{
-    DamagedFiles, SnapshotRepair, SnapshotRepairOptions, repair_index, repair_snapshots,
+    DamagedFiles, IndexRepair, SnapshotRepair, SnapshotRepairOptions, repair_index,
+    repair_snapshots,
 };
 use cairn_format::lock::LockKind;
 
@@ -29,26 +30,7 @@ fn index(global: &Global) -> Result<Exit> {
     let reporter = Reporter::counting(global, progress.clone(), "repair index", "packs");
     let outcome = repair_index(&repo, &progress)?;
     reporter.finish();
-    if global.json {
-        print_json(&serde_json::json!({
-            "message_type": "repair_index",
-            "packs_indexed": outcome.packs_indexed,
-            "blobs_indexed": outcome.blobs_indexed,
-            "segments_written": outcome.segments_written,
-            "segments_removed": outcome.segments_removed,
-            "unreadable_packs": outcome.unreadable_packs.iter()
-                .map(|(id, e)| serde_json::json!({"pack": id, "error": e}))
-                .collect::<Vec<_>>(),
-        }))?;
-    } else if !global.quiet {
-        println!(
-            "indexed {} blobs in {} packs: {} segments written, {} old ones removed",
-            outcome.blobs_indexed,
-            outcome.packs_indexed,
-            outcome.segments_written,
-            outcome.segments_removed
-        );
-    }
+    print_index_outcome(global, &outcome)?;
     for (pack, error) in &outcome.unreadable_packs {
         eprintln!("warning: pack {pack}: header unreadable, its blobs are not indexed: {error}");
     }
@@ -57,6 +39,31 @@ fn index(global: &Global) -> Result<Exit> {
     } else {
         Exit::Incomplete
     })
+}
+
+fn print_index_outcome(global: &Global, outcome: &IndexRepair) -> Result<()> {
+    if global.json {
+        return print_json(&serde_json::json!({
+            "message_type": "repair_index",
+            "packs_indexed": outcome.packs_indexed,
+            "blobs_indexed": outcome.blobs_indexed,
+            "segments_written": outcome.segments_written,
+            "segments_removed": outcome.segments_removed,
+            "unreadable_packs": outcome.unreadable_packs.iter()
+                .map(|(id, e)| serde_json::json!({"pack": id, "error": e}))
+                .collect::<Vec<_>>(),
+        }));
+    }
+    if !global.quiet {
+        println!(
+            "indexed {} blobs in {} packs: {} segments written, {} old ones removed",
+            outcome.blobs_indexed,
+            outcome.packs_indexed,
+            outcome.segments_written,
+            outcome.segments_removed
+        );
+    }
+    Ok(())
 }
 
 fn snapshots(global: &Global, args: &RepairSnapshotsArgs) -> Result<Exit> {

@@ -41,32 +41,30 @@ pub fn run(global: &Global, args: &SnapshotsArgs) -> Result<Exit> {
         print_json(&values)?;
         return Ok(Exit::Ok);
     }
-    let rows: Vec<Vec<String>> = list
-        .iter()
-        .map(|(id, s)| {
-            vec![
-                id.short(),
-                local_time(s.time_ns),
-                s.hostname.clone(),
-                if s.protected {
-                    format!("{} [protected]", s.tags.join(","))
-                        .trim_start()
-                        .to_string()
-                } else {
-                    s.tags.join(",")
-                },
-                s.paths.join(" "),
-                s.summary
-                    .as_ref()
-                    .map(|x| bytes(x.total_bytes_processed))
-                    .unwrap_or_default(),
-            ]
-        })
-        .collect();
+    let rows: Vec<Vec<String>> = list.iter().map(|(id, s)| row(id, s)).collect();
     println!(
         "{}",
         render(&["ID", "Time", "Host", "Tags", "Paths", "Size"], &rows)
     );
     println!("{} snapshots", list.len());
     Ok(Exit::Ok)
+}
+
+/// A snapshot as a line of the table.
+fn row(id: &SnapshotId, s: &Snapshot) -> Vec<String> {
+    let tags = s.tags.join(",");
+    vec![
+        id.short(),
+        local_time(s.time_ns),
+        s.hostname.clone(),
+        if s.protected {
+            format!("{tags} [protected]").trim_start().to_string()
+        } else {
+            tags
+        },
+        s.paths.join(" "),
+        (s.summary.as_ref())
+            .map(|x| bytes(x.total_bytes_processed))
+            .unwrap_or_default(),
+    ]
 }

@@ -141,47 +141,69 @@ pub fn apply(policy: &Policy, group: &[(SnapshotId, Snapshot)]) -> Vec<Decision>
     let mut snapshots: Vec<&(SnapshotId, Snapshot)> = group.iter().collect();
     snapshots.sort_by(|a, b| b.1.time_ns.cmp(&a.1.time_ns).then(b.0.cmp(&a.0)));
     let newest = snapshots.first().map(|(_, s)| local_time(s));
-    let within_since = newest
-        .zip(policy.within)
-        .and_then(|(t, span)| span.before(t));
-    let mut rules = [
-        CalendarRule::new(Reason::Hourly, policy.hourly, hour_of),
-        CalendarRule::new(Reason::Daily, policy.daily, day_of),
-        CalendarRule::new(Reason::Weekly, policy.weekly, iso_week_of),
-        CalendarRule::new(Reason::Monthly, policy.monthly, month_of),
-        CalendarRule::new(Reason::Yearly, policy.yearly, year_of),
-    ];
-    let mut last_left = policy.last;
-    snapshots
-        .into_iter()
+    let mut keeper = Keeper::new(policy, newest);
+    (snapshots.into_iter())
         .map(|(id, snapshot)| {
             let time = local_time(snapshot);
-            let mut reasons = Vec::new();
-            if snapshot.protected {
-                reasons.push(Reason::Protected);
-            }
-            if last_left != 0 {
-                reasons.push(Reason::Last);
-                last_left -= 1;
-            }
-            for rule in &mut rules {
-                if rule.keeps(&time) {
-                    reasons.push(rule.reason);
-                }
-            }
-            if within_since.is_some_and(|since| time >= since) {
-                reasons.push(Reason::Within);
-            }
-            if policy.tags.iter().any(|t| snapshot.tags.contains(t)) {
-                reasons.push(Reason::Tag);
-            }
             Decision {
                 id: *id,
                 time,
-                reasons,
+                reasons: keeper.reasons(snapshot, &time),
             }
         })
         .collect()
+}
+
+/// The policy's rules with what they have kept so far, asked newest snapshot first.
+struct Keeper<'a> {
+    policy: &'a Policy,
+    rules: [CalendarRule; 5],
+    last_left: i64,
+    /// `--keep-within`: snapshots at or after this time are kept.
+    within_since: Option<DateTime<FixedOffset>>,
+}
+
+impl<'a> Keeper<'a> {
+    fn new(policy: &'a Policy, newest: Option<DateTime<FixedOffset>>) -> Self {
+        Keeper {
+            policy,
+            rules: [
+                CalendarRule::new(Reason::Hourly, policy.hourly, hour_of),
+                CalendarRule::new(Reason::Daily, policy.daily, day_of),
+                CalendarRule::new(Reason::Weekly, policy.weekly, iso_week_of),
+                CalendarRule::new(Reason::Monthly, policy.monthly, month_of),
+                CalendarRule::new(Reason::Yearly, policy.yearly, year_of),
+            ],
+            last_left: policy.last,
+            within_since: newest
+                .zip(policy.within)
+                .and_then(|(t, span)| span.before(t)),
+        }
+    }
+
+    /// Why the next snapshot (older than every one asked before) is kept; empty: it is not.
+    fn reasons(&mut self, snapshot: &Snapshot, time: &DateTime<FixedOffset>) -> Vec<Reason> {
+        let mut reasons = Vec::new();
+        if snapshot.protected {
+            reasons.push(Reason::Protected);
+        }
+        if self.last_left != 0 {
+            reasons.push(Reason::Last);
+            self.last_left -= 1;
+        }
+        for rule in &mut self.rules {
+            if rule.keeps(time) {
+                reasons.push(rule.reason);
+            }
+        }
+        if self.within_since.is_some_and(|since| *time >= since) {
+            reasons.push(Reason::Within);
+        }
+        if self.policy.tags.iter().any(|t| snapshot.tags.contains(t)) {
+            reasons.push(Reason::Tag);
+        }
+        reasons
+    }
 }
 
 /// A calendar rule while it walks a group newest first: it keeps the first snapshot of each
