@@ -6,7 +6,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use cairn::backup::{BackupOptions, ParentChoice, backup};
+use cairn::check::{CheckOptions, check};
+use cairn::copy::copy;
 use cairn::progress::{Observer, Progress};
+use cairn::prune::{PruneOptions, prune};
+use cairn::repair::{SnapshotRepairOptions, repair_index, repair_snapshots};
+use cairn::restore::{RestoreOptions, restore};
 use cairn_format::backend::{Backend, FaultyBackend, MemoryBackend};
 use cairn_format::crypto::KdfParams;
 use cairn_format::{InitOptions, Repository};
@@ -427,4 +432,78 @@ fn packs_upload_in_parallel_when_the_backend_asks_for_it() {
     backup(&repo, options(vec![src]), &Progress::default(), &observer).unwrap();
     let most = probe.most.load(Ordering::SeqCst);
     assert!((2..=3).contains(&most), "{most} pack uploads at once");
+}
+
+/// Records the name of every span opened.
+struct SpanNames(Arc<std::sync::Mutex<Vec<&'static str>>>);
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for SpanNames {
+    fn on_new_span(
+        &self,
+        attrs: &tracing::span::Attributes<'_>,
+        _: &tracing::span::Id,
+        _: tracing_subscriber::layer::Context<'_, S>,
+    ) {
+        self.0.lock().unwrap().push(attrs.metadata().name());
+    }
+}
+
+/// Issue #16: every public operation runs in a span named after it (STYLE.md rule 15), so a
+/// log line says which operation it came from.
+#[test]
+fn each_engine_operation_runs_in_its_own_span() {
+    use tracing_subscriber::layer::SubscriberExt;
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src");
+    std::fs::create_dir(&src).unwrap();
+    std::fs::write(src.join("f"), noise(5, 1 << 20)).unwrap();
+    let repo = Arc::new(init(
+        Arc::new(MemoryBackend::new()),
+        &dir.path().join("cache"),
+    ));
+    let target = Arc::new(init(
+        Arc::new(MemoryBackend::new()),
+        &dir.path().join("cache2"),
+    ));
+    let names = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let subscriber = tracing_subscriber::registry().with(SpanNames(names.clone()));
+    let (progress, observer) = (Progress::default(), CountingObserver(AtomicUsize::new(0)));
+    tracing::subscriber::with_default(subscriber, || {
+        let outcome = backup(&repo, options(vec![src.clone()]), &progress, &observer).unwrap();
+        let restore_options = RestoreOptions {
+            target: dir.path().join("restored"),
+            ..RestoreOptions::default()
+        };
+        restore(
+            &repo,
+            &outcome.snapshot,
+            &restore_options,
+            &progress,
+            &observer,
+        )
+        .unwrap();
+        let snapshots = vec![(outcome.id.unwrap(), outcome.snapshot.clone())];
+        let interrupt = AtomicBool::new(false);
+        copy(&repo, &target, &snapshots, false, &progress, &interrupt).unwrap();
+        let repair = SnapshotRepairOptions::default();
+        repair_snapshots(&repo, &repair, &observer, &progress).unwrap();
+        repair_index(&repo, &progress).unwrap();
+        check(&repo, &CheckOptions::default(), &progress).unwrap();
+        prune(&repo, &PruneOptions::default(), "test", &progress).unwrap();
+    });
+    let names = names.lock().unwrap();
+    for operation in [
+        "backup",
+        "restore",
+        "copy",
+        "repair_snapshots",
+        "repair_index",
+        "check",
+        "prune",
+    ] {
+        assert!(
+            names.contains(&operation),
+            "no {operation} span in {names:?}"
+        );
+    }
 }
