@@ -7,8 +7,8 @@ use cairn_format::Repository;
 use cairn_format::snapshot::BackupSummary;
 use chrono::{DateTime, FixedOffset, Local, NaiveDateTime, TimeZone};
 
-use super::report::{CliObserver, Reporter};
-use super::table::bytes;
+use super::output::report::{CliObserver, Reporter};
+use super::output::table::bytes;
 use super::{hostname, interrupt_flag, open_unsynced, print_json};
 use crate::backup::{
     BackupOptions, BackupOutcome, ChangedRanges, Excludes, ParentChoice, ReadStats, StdinSource,
@@ -168,8 +168,8 @@ fn summary_json(outcome: &BackupOutcome) -> serde_json::Value {
         "paths": outcome.snapshot.paths,
         "tags": outcome.snapshot.tags,
         "dry_run": outcome.id.is_none(),
-        "backup_start": super::table::time_with_offset(s.start_ns, 0).to_rfc3339(),
-        "backup_end": super::table::time_with_offset(s.end_ns, 0).to_rfc3339(),
+        "backup_start": super::output::table::time_with_offset(s.start_ns, 0).to_rfc3339(),
+        "backup_end": super::output::table::time_with_offset(s.end_ns, 0).to_rfc3339(),
         "total_duration": (s.end_ns - s.start_ns) as f64 / 1e9,
         "files_new": s.files_new,
         "files_changed": s.files_changed,

@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use anyhow::Result;
 
-use super::report::Reporter;
-use super::table::{bytes, render};
+use super::output::report::Reporter;
+use super::output::table::{bytes, render};
 use super::{interrupt_flag, open_unsynced, print_json};
 use crate::check::{
     CheckOptions, CheckReport, DamagedPack, ReadSummary, affected_by_snapshot, check,

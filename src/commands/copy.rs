@@ -4,8 +4,8 @@ use std::sync::Arc;
 
 use anyhow::Result;
 
-use super::report::Reporter;
-use super::table::bytes;
+use super::output::report::Reporter;
+use super::output::table::bytes;
 use super::{interrupt_flag, open_source, open_unsynced, print_json};
 use crate::cli::{CopyArgs, Global};
 use crate::copy::{CopySummary, copy};

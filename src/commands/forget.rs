@@ -7,8 +7,8 @@ use anyhow::{Result, bail};
 use cairn_format::snapshot::Snapshot;
 use cairn_format::{Repository, SnapshotId};
 
-use super::report::Reporter;
-use super::table::{local_time, render};
+use super::output::report::Reporter;
+use super::output::table::{local_time, render};
 use super::{open_unsynced, print_json};
 use crate::cli::{ForgetArgs, Global};
 use crate::exit::Exit;

@@ -4,7 +4,7 @@ use anyhow::Result;
 use cairn_format::crypto::KdfParams;
 use cairn_format::{KeyId, Repository};
 
-use super::table::{local_time, render};
+use super::output::table::{local_time, render};
 use super::{creation_stamp, hostname, open_unsynced, print_json};
 use crate::cli::{Global, KeyAction, KeyArgs, NewPasswordArgs};
 use crate::exit::Exit;

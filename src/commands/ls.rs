@@ -9,8 +9,8 @@ use cairn_format::tree::{Node, NodeKind};
 use cairn_format::{BlobId, Error};
 
 use super::open;
+use super::output::table::local_time;
 use super::snapshots::snapshot_json;
-use super::table::local_time;
 use crate::cli::{Global, LsArgs};
 use crate::dump::find_node;
 use crate::exit::Exit;
@@ -197,7 +197,7 @@ fn node_json(node: &Node, path: &Path) -> serde_json::Value {
         "user": node.user,
         "group": node.group,
         "size": node.size,
-        "mtime": super::table::time_with_offset(node.mtime_ns, 0).to_rfc3339(),
+        "mtime": super::output::table::time_with_offset(node.mtime_ns, 0).to_rfc3339(),
         "inode": node.inode,
         "links": node.nlink,
     });

@@ -11,13 +11,12 @@ mod init;
 mod key;
 mod ls;
 mod mount;
+mod output;
 mod prune;
 mod repair;
-mod report;
 mod restore;
 mod snapshots;
 mod stats;
-mod table;
 mod tag;
 
 use std::path::PathBuf;

@@ -6,8 +6,8 @@ use anyhow::Result;
 use cairn_format::lock::LockKind;
 use cairn_format::{Repository, SnapshotId};
 
-use super::report::Reporter;
-use super::table::bytes;
+use super::output::report::Reporter;
+use super::output::table::bytes;
 use super::{hostname, open_unsynced, print_json};
 use crate::cli::{Global, PruneArgs, PruneTuning, UnlockArgs};
 use crate::exit::Exit;

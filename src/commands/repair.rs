@@ -4,8 +4,8 @@ use std::sync::Arc;
 
 use anyhow::Result;
 
-use super::report::{CliObserver, Reporter};
-use super::table::bytes;
+use super::output::report::{CliObserver, Reporter};
+use super::output::table::bytes;
 use super::{open_unsynced, print_json};
 use crate::cli::{DamagedFilesArg, Global, RepairCommand, RepairSnapshotsArgs};
 use crate::exit::Exit;

@@ -7,8 +7,8 @@ use anyhow::{Result, bail};
 use cairn_format::snapshot::Snapshot;
 use cairn_format::{Repository, SnapshotId};
 
-use super::report::{CliObserver, Reporter};
-use super::table::bytes;
+use super::output::report::{CliObserver, Reporter};
+use super::output::table::bytes;
 use super::{interrupt_flag, open, print_json};
 use crate::cli::{Global, OverwriteArg, RestoreArgs};
 use crate::exit::Exit;

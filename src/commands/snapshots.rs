@@ -4,7 +4,7 @@ use anyhow::Result;
 use cairn_format::SnapshotId;
 use cairn_format::snapshot::Snapshot;
 
-use super::table::{bytes, local_time, render, time_with_offset};
+use super::output::table::{bytes, local_time, render, time_with_offset};
 use super::{open_unsynced, print_json};
 use crate::cli::{Global, SnapshotsArgs};
 use crate::exit::Exit;

@@ -2,7 +2,7 @@
 
 use anyhow::Result;
 
-use super::table::bytes;
+use super::output::table::bytes;
 use super::{open, print_json};
 use crate::cli::{Global, StatsArgs, StatsModeArg};
 use crate::exit::Exit;
