@@ -301,3 +301,201 @@ impl BlobVisitor<anyhow::Error> for ContentWalk<'_, '_> {
             .failed(id, Listing::ContentNode, error, &self.place)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use cairn_format::backend::MemoryBackend;
+    use cairn_format::content::Content;
+    use cairn_format::crypto::KdfParams;
+    use cairn_format::pack::BlobKind;
+    use cairn_format::packer::{BlobWriter, WriterOptions};
+    use cairn_format::{Error, InitOptions};
+
+    use super::*;
+
+    fn repository(cache: &Path) -> Arc<Repository> {
+        let options = InitOptions {
+            kdf: KdfParams {
+                memory_kib: 64,
+                iterations: 1,
+                parallelism: 1,
+            },
+            ..InitOptions::default()
+        };
+        let backend = Arc::new(MemoryBackend::new());
+        Arc::new(Repository::init(backend, b"pw", &options, cache).unwrap())
+    }
+
+    fn node(name: &str, kind: NodeKind) -> Node {
+        Node {
+            name: name.as_bytes().to_vec(),
+            kind,
+            mode: 0o755,
+            uid: 0,
+            gid: 0,
+            user: String::new(),
+            group: String::new(),
+            mtime_ns: 0,
+            atime_ns: 0,
+            ctime_ns: 0,
+            inode: 0,
+            device: 0,
+            nlink: 1,
+            size: 0,
+            xattrs: Vec::new(),
+        }
+    }
+
+    fn store(repo: &Repository, writer: &BlobWriter, kind: BlobKind, bytes: Vec<u8>) -> BlobId {
+        let id = repo.key().blob_id(&bytes);
+        writer.add(kind, id, || bytes).unwrap();
+        id
+    }
+
+    /// `/a` and `/b` are the same directory (one file `g`), `/f` a file, `/lost` a directory
+    /// whose tree is not in the repository.
+    fn fixture(repo: &Arc<Repository>) -> (BlobId, BlobId, BlobId) {
+        let writer = BlobWriter::new(repo.clone(), WriterOptions::for_repository(repo));
+        let data = store(repo, &writer, BlobKind::Data, b"data".to_vec());
+        let file = || NodeKind::File {
+            content: Content::Inline(vec![ContentEntry::Data {
+                id: data,
+                length: 4,
+            }]),
+        };
+        let inner = Tree {
+            nodes: vec![node("g", file())],
+        };
+        let shared = store(repo, &writer, BlobKind::Tree, inner.encode());
+        let lost = repo.key().blob_id(b"never stored");
+        let dir = |subtree| NodeKind::Directory { subtree };
+        let nodes = vec![
+            node("a", dir(shared)),
+            node("b", dir(shared)),
+            node("f", file()),
+            node("lost", dir(lost)),
+        ];
+        let root = store(repo, &writer, BlobKind::Tree, Tree { nodes }.encode());
+        writer.finish().unwrap();
+        repo.sync_index().unwrap();
+        (root, shared, data)
+    }
+
+    /// Every call, with the place's path and depth.
+    #[derive(Default)]
+    struct Recorder(Vec<String>);
+
+    impl Recorder {
+        fn note(&mut self, what: &str, at: &Place) {
+            let path = at.path().display();
+            self.0.push(format!("{what} {path} {}", at.trees().len()));
+        }
+    }
+
+    impl Visitor for Recorder {
+        fn reach(&mut self, _: &BlobId, listing: Listing, first: bool, at: &Place) -> Result<bool> {
+            self.note(&format!("reach {} first={first}", listing.name()), at);
+            Ok(first)
+        }
+
+        fn data(&mut self, _: &BlobId, length: u32, first: bool, at: &Place) -> Result<()> {
+            self.note(&format!("data {length} first={first}"), at);
+            Ok(())
+        }
+
+        fn node(&mut self, node: &Node, at: &Place) -> Result<bool> {
+            self.note(&format!("node {}", String::from_utf8_lossy(&node.name)), at);
+            Ok(true)
+        }
+
+        fn file_done(&mut self, _: &Node, at: &Place) -> Result<()> {
+            self.note("file done", at);
+            Ok(())
+        }
+
+        fn leave(&mut self, _: &BlobId, tree: &Tree, at: &Place) -> Result<()> {
+            self.note(&format!("leave {} nodes", tree.nodes.len()), at);
+            Ok(())
+        }
+
+        fn failed(&mut self, _: &BlobId, listing: Listing, _: Error, at: &Place) -> Result<()> {
+            self.note(&format!("failed {}", listing.name()), at);
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn walks_depth_first_in_order_once_per_blob_with_paths_and_failures() {
+        let cache = tempfile::tempdir().unwrap();
+        let repo = repository(cache.path());
+        let (root, shared, data) = fixture(&repo);
+        let mut walker = Walker::with_paths(&repo);
+        let mut recorder = Recorder::default();
+        walker.walk(&root, &mut recorder).unwrap();
+        let expected = [
+            "reach tree first=true / 0",
+            "node a /a 1",
+            "reach tree first=true /a 1",
+            "node g /a/g 2",
+            "data 4 first=true /a/g 2",
+            "file done /a/g 2",
+            "leave 1 nodes /a 2",
+            "node b /b 1",
+            "reach tree first=false /b 1",
+            "node f /f 1",
+            "data 4 first=false /f 1",
+            "file done /f 1",
+            "node lost /lost 1",
+            "reach tree first=true /lost 1",
+            "failed tree /lost 1",
+            "leave 4 nodes / 1",
+        ];
+        assert_eq!(recorder.0, expected);
+        for id in [root, shared, data] {
+            assert!(walker.seen().contains(&id));
+        }
+        // A second root through the same walker: everything is reached again, but not first.
+        let mut again = Recorder::default();
+        walker.walk(&root, &mut again).unwrap();
+        assert_eq!(again.0, ["reach tree first=false / 0"]);
+    }
+
+    /// Stops at the first failure.
+    struct Strict;
+
+    impl Visitor for Strict {
+        fn failed(&mut self, id: &BlobId, _: Listing, _: Error, _: &Place) -> Result<()> {
+            anyhow::bail!("{id} does not read")
+        }
+    }
+
+    #[test]
+    fn a_failure_the_visitor_refuses_stops_the_walk_and_says_where() {
+        let cache = tempfile::tempdir().unwrap();
+        let repo = repository(cache.path());
+        let (root, _, _) = fixture(&repo);
+        let mut walker = Walker::new(&repo);
+        assert!(walker.walk(&root, &mut Strict).is_err());
+        assert_eq!(walker.open_trees(), [root]);
+    }
+
+    #[test]
+    fn depth_costs_heap_not_stack() {
+        let cache = tempfile::tempdir().unwrap();
+        let repo = repository(cache.path());
+        let writer = BlobWriter::new(repo.clone(), WriterOptions::for_repository(&repo));
+        let mut below = store(&repo, &writer, BlobKind::Tree, Tree::default().encode());
+        for _ in 0..30_000 {
+            let nodes = vec![node("d", NodeKind::Directory { subtree: below })];
+            below = store(&repo, &writer, BlobKind::Tree, Tree { nodes }.encode());
+        }
+        writer.finish().unwrap();
+        repo.sync_index().unwrap();
+        // A test thread's stack is 2 MiB: a recursive walk overflows it long before this.
+        let mut walker = Walker::new(&repo);
+        walker.walk(&below, &mut Strict).unwrap();
+        assert_eq!(walker.seen().len(), 30_001);
+    }
+}
