@@ -306,46 +306,16 @@ impl BlobVisitor<anyhow::Error> for ContentWalk<'_, '_> {
 mod tests {
     use std::sync::Arc;
 
-    use cairn_format::backend::MemoryBackend;
+    use cairn_format::Error;
     use cairn_format::content::Content;
-    use cairn_format::crypto::KdfParams;
     use cairn_format::pack::BlobKind;
     use cairn_format::packer::{BlobWriter, WriterOptions};
-    use cairn_format::{Error, InitOptions};
+    use cairn_format::testing::memory_repository;
 
     use super::*;
 
-    fn repository(cache: &Path) -> Arc<Repository> {
-        let options = InitOptions {
-            kdf: KdfParams {
-                memory_kib: 64,
-                iterations: 1,
-                parallelism: 1,
-            },
-            ..InitOptions::default()
-        };
-        let backend = Arc::new(MemoryBackend::new());
-        Arc::new(Repository::init(backend, b"pw", &options, cache).unwrap())
-    }
-
     fn node(name: &str, kind: NodeKind) -> Node {
-        Node {
-            name: name.as_bytes().to_vec(),
-            kind,
-            mode: 0o755,
-            uid: 0,
-            gid: 0,
-            user: String::new(),
-            group: String::new(),
-            mtime_ns: 0,
-            atime_ns: 0,
-            ctime_ns: 0,
-            inode: 0,
-            device: 0,
-            nlink: 1,
-            size: 0,
-            xattrs: Vec::new(),
-        }
+        cairn_format::testing::node(name.as_bytes(), kind, 0)
     }
 
     fn store(repo: &Repository, writer: &BlobWriter, kind: BlobKind, bytes: Vec<u8>) -> BlobId {
@@ -429,7 +399,7 @@ mod tests {
     #[test]
     fn walks_depth_first_in_order_once_per_blob_with_paths_and_failures() {
         let cache = tempfile::tempdir().unwrap();
-        let repo = repository(cache.path());
+        let repo = memory_repository(cache.path());
         let (root, shared, data) = fixture(&repo);
         let mut walker = Walker::with_paths(&repo);
         let mut recorder = Recorder::default();
@@ -474,7 +444,7 @@ mod tests {
     #[test]
     fn a_failure_the_visitor_refuses_stops_the_walk_and_says_where() {
         let cache = tempfile::tempdir().unwrap();
-        let repo = repository(cache.path());
+        let repo = memory_repository(cache.path());
         let (root, _, _) = fixture(&repo);
         let mut walker = Walker::new(&repo);
         assert!(walker.walk(&root, &mut Strict).is_err());
@@ -484,7 +454,7 @@ mod tests {
     #[test]
     fn depth_costs_heap_not_stack() {
         let cache = tempfile::tempdir().unwrap();
-        let repo = repository(cache.path());
+        let repo = memory_repository(cache.path());
         let writer = BlobWriter::new(repo.clone(), WriterOptions::for_repository(&repo));
         let mut below = store(&repo, &writer, BlobKind::Tree, Tree::default().encode());
         for _ in 0..30_000 {

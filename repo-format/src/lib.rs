@@ -23,6 +23,8 @@ pub mod reader;
 pub mod repository;
 pub mod segment;
 pub mod snapshot;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 pub mod tree;
 
 pub use error::{Error, Result};

@@ -115,24 +115,8 @@ pub fn is_safe_name(name: &[u8]) -> bool {
 mod tests {
     use super::*;
 
-    pub(crate) fn node(name: &[u8]) -> Node {
-        Node {
-            name: name.to_vec(),
-            kind: NodeKind::Fifo,
-            mode: 0o644,
-            uid: 0,
-            gid: 0,
-            user: String::new(),
-            group: String::new(),
-            mtime_ns: 0,
-            atime_ns: 0,
-            ctime_ns: 0,
-            inode: 0,
-            device: 0,
-            nlink: 1,
-            size: 0,
-            xattrs: Vec::new(),
-        }
+    fn node(name: &[u8]) -> Node {
+        crate::testing::node(name, NodeKind::Fifo, 0)
     }
 
     #[test]

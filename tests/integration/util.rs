@@ -13,7 +13,8 @@ use cairn_format::backend::LocalBackend;
 use cairn_format::pack::BlobKind;
 use cairn_format::packer::BlobWriter;
 use cairn_format::snapshot::Snapshot;
-use cairn_format::tree::{Node, NodeKind, Tree};
+pub use cairn_format::testing::node;
+use cairn_format::tree::{Node, Tree};
 use cairn_format::{BlobId, Repository};
 use serde_json::Value;
 
@@ -161,27 +162,6 @@ pub fn save_snapshot(repo: &Repository, tree: BlobId, host: &str) -> String {
         ..Snapshot::default()
     };
     repo.save_snapshot(&snapshot).unwrap().to_hex()
-}
-
-/// A node with neutral metadata (root's, mode 0644, times zero).
-pub fn node(name: &[u8], kind: NodeKind, size: u64) -> Node {
-    Node {
-        name: name.to_vec(),
-        kind,
-        mode: 0o644,
-        uid: 0,
-        gid: 0,
-        user: String::new(),
-        group: String::new(),
-        mtime_ns: 0,
-        atime_ns: 0,
-        ctime_ns: 0,
-        inode: 0,
-        device: 0,
-        nlink: 1,
-        size,
-        xattrs: Vec::new(),
-    }
 }
 
 /// The JSON a `--json` command printed last (after any status lines).
