@@ -563,9 +563,6 @@ fn listing_name(listing: &Listing) -> String {
 mod tests {
     use std::time::Duration;
 
-    use cairn_format::InitOptions;
-    use cairn_format::backend::MemoryBackend;
-    use cairn_format::crypto::KdfParams;
     use cairn_format::pack::BlobKind;
     use cairn_format::packer::{BlobWriter, WriterOptions};
 
@@ -573,16 +570,7 @@ mod tests {
     use crate::inode::ROOT;
 
     fn mounted(cache: &std::path::Path) -> CairnFs {
-        let options = InitOptions {
-            kdf: KdfParams {
-                memory_kib: 64,
-                iterations: 1,
-                parallelism: 1,
-            },
-            ..InitOptions::default()
-        };
-        let backend = Arc::new(MemoryBackend::new());
-        let repo = Arc::new(Repository::init(backend, b"pw", &options, cache).unwrap());
+        let repo = cairn_format::testing::memory_repository(cache);
         let tree = Tree { nodes: Vec::new() }.encode();
         let id = repo.key().blob_id(&tree);
         let writer = BlobWriter::new(repo.clone(), WriterOptions::for_repository(&repo));

@@ -50,6 +50,25 @@ fn make_chain(src: &Path, room: usize) -> (PathBuf, usize) {
     (bottom, depth)
 }
 
+/// Copies every snapshot of `source` into a twin (same chunking and ids) and into an
+/// unrelated repository (ids rewritten); each copy must check clean, then `more` looks at it.
+fn copy_both_ways(source: &Scratch, more: impl Fn(&Scratch)) {
+    for init_args in [&["--copy-chunker-params"][..], &[]] {
+        let target = Scratch::new();
+        let out = copy_into(&target, source, init_args);
+        assert!(
+            out.status.success(),
+            "copy {init_args:?}: {}",
+            describe(&out)
+        );
+        let report = json_output(&String::from_utf8_lossy(&out.stdout));
+        assert_eq!(report["summary"]["copied"].as_array().unwrap().len(), 1);
+        let check = target.ok(&["check", "--read-data"]);
+        assert!(check.contains("no errors"), "{check}");
+        more(&target);
+    }
+}
+
 fn copy_into(target: &Scratch, source: &Scratch, init_args: &[&str]) -> Output {
     let from = |args: &[&str]| {
         let mut cmd = target.cmd(args);
@@ -96,20 +115,9 @@ fn a_tree_as_deep_as_paths_allow_backs_up_restores_copies_checks_prunes_and_moun
     fs::remove_dir_all(s.path("restored")).unwrap();
     on_big_stack(|| s.restore_latest_and_compare(&src));
 
-    for init_args in [&["--copy-chunker-params"][..], &[]] {
-        let target = Scratch::new();
-        let out = copy_into(&target, &s, init_args);
-        assert!(
-            out.status.success(),
-            "copy {init_args:?}: {}",
-            describe(&out)
-        );
-        let report = json_output(&String::from_utf8_lossy(&out.stdout));
-        assert_eq!(report["summary"]["copied"].as_array().unwrap().len(), 1);
-        let check = target.ok(&["check", "--read-data"]);
-        assert!(check.contains("no errors"), "{check}");
+    copy_both_ways(&s, |target| {
         on_big_stack(|| target.restore_latest_and_compare(&src));
-    }
+    });
 
     if fuse_usable() {
         let m = Mounted::start(&s, "mnt", &[]);
@@ -153,17 +161,8 @@ fn a_snapshot_deeper_than_any_stack_is_checked_counted_copied_and_pruned() {
     let check = s.ok(&["check", "--read-data"]);
     assert!(check.contains("no errors"), "after prune {pruned}: {check}");
 
-    for init_args in [&["--copy-chunker-params"][..], &[]] {
-        let target = Scratch::new();
-        let out = copy_into(&target, &s, init_args);
-        assert!(
-            out.status.success(),
-            "copy {init_args:?}: {}",
-            describe(&out)
-        );
-        let check = target.ok(&["check", "--read-data"]);
-        assert!(check.contains("no errors"), "{check}");
+    copy_both_ways(&s, |target| {
         let stats = target.json(&["stats", "--mode", "raw-data"]);
         assert_eq!(stats["stats"]["blobs"], DEPTH as u64 + 2, "{stats}");
-    }
+    });
 }
