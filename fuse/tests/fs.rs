@@ -7,12 +7,11 @@ use std::time::Duration;
 
 use cairn_format::backend::{Backend, MemoryBackend};
 use cairn_format::content::{Content, ContentEntry};
-use cairn_format::crypto::KdfParams;
 use cairn_format::pack::BlobKind;
 use cairn_format::packer::{BlobWriter, WriterOptions};
 use cairn_format::snapshot::Snapshot;
 use cairn_format::tree::{Node, NodeKind, Tree, Xattr};
-use cairn_format::{BlobId, InitOptions, Repository};
+use cairn_format::{BlobId, Repository};
 use cairn_fuse::fs::{FileKind, Ino, ROOT, XattrReply};
 use cairn_fuse::{CairnFs, FsError, FsOptions, LiveCatalog, MountRoot};
 
@@ -26,14 +25,7 @@ impl Fixture {
     fn new() -> Self {
         let backend = Arc::new(MemoryBackend::new());
         let cache = tempfile::tempdir().unwrap();
-        let options = InitOptions {
-            kdf: KdfParams {
-                memory_kib: 64,
-                iterations: 1,
-                parallelism: 1,
-            },
-            ..InitOptions::default()
-        };
+        let options = cairn_format::testing::cheap_options();
         let repo = Repository::init(backend.clone(), b"pw", &options, cache.path()).unwrap();
         Self {
             backend,

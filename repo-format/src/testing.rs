@@ -10,18 +10,24 @@ use crate::crypto::KdfParams;
 use crate::tree::{Node, NodeKind};
 use crate::{InitOptions, Repository};
 
-/// A new repository in memory (password `pw`, 64 KiB of Argon2 memory), its cache in `cache`.
-pub fn memory_repository(cache: &Path) -> Arc<Repository> {
-    let options = InitOptions {
+/// Default repository settings with a key derivation cheap enough for tests (64 KiB, one
+/// pass).
+pub fn cheap_options() -> InitOptions {
+    InitOptions {
         kdf: KdfParams {
             memory_kib: 64,
             iterations: 1,
             parallelism: 1,
         },
         ..InitOptions::default()
-    };
+    }
+}
+
+/// A new repository in memory (password `pw`, [`cheap_options`]), its cache in `cache`.
+pub fn memory_repository(cache: &Path) -> Arc<Repository> {
     let backend = Arc::new(MemoryBackend::new());
-    Arc::new(Repository::init(backend, b"pw", &options, cache).expect("a repository in memory"))
+    let repo = Repository::init(backend, b"pw", &cheap_options(), cache);
+    Arc::new(repo.expect("a repository in memory"))
 }
 
 /// A node named `name` with root's ownership, mode 0644, times and inode zero, one link.

@@ -13,7 +13,6 @@ use cairn::prune::{PruneOptions, prune};
 use cairn::repair::{SnapshotRepairOptions, repair_index, repair_snapshots};
 use cairn::restore::{RestoreOptions, restore};
 use cairn_format::backend::{Backend, FaultyBackend, MemoryBackend};
-use cairn_format::crypto::KdfParams;
 use cairn_format::{InitOptions, Repository};
 
 use crate::util::noise;
@@ -50,12 +49,7 @@ fn options(paths: Vec<PathBuf>) -> BackupOptions {
 fn init(backend: Arc<dyn Backend>, cache: &std::path::Path) -> Repository {
     let options = InitOptions {
         pack_size: 1 << 20,
-        kdf: KdfParams {
-            memory_kib: 64,
-            iterations: 1,
-            parallelism: 1,
-        },
-        ..InitOptions::default()
+        ..cairn_format::testing::cheap_options()
     };
     Repository::init(backend, b"pw", &options, cache).unwrap()
 }
@@ -295,13 +289,8 @@ fn copy_reads_the_data_it_transfers_pack_by_pack() {
         chunker: source.config().chunker,
         image_chunking: source.config().image_chunking,
         pack_size: 1 << 20,
-        kdf: KdfParams {
-            memory_kib: 64,
-            iterations: 1,
-            parallelism: 1,
-        },
         ids_from: Some(source.key().clone()),
-        ..InitOptions::default()
+        ..cairn_format::testing::cheap_options()
     };
     let twin_backend: Arc<dyn Backend> = Arc::new(MemoryBackend::new());
     let twin = Arc::new(
