@@ -229,7 +229,11 @@ fn needed_copies(
     used: &HashSet<BlobId>,
 ) -> Result<HashMap<BlobId, PackId>> {
     let mut needed: HashMap<BlobId, (PackId, bool)> = HashMap::new();
-    for (id, state) in packs.iter().filter(|(_, s)| s.present) {
+    // In pack-id order, not the map's random one: the same repository gives the same choice,
+    // so a prune right after another finds nothing newly unused.
+    let mut present: Vec<_> = packs.iter().filter(|(_, s)| s.present).collect();
+    present.sort_unstable_by_key(|(id, _)| **id);
+    for (id, state) in present {
         for entry in state.entries.iter().filter(|e| used.contains(&e.id)) {
             let unmarked = state.marked_since.is_none();
             let better = needed
