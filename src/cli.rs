@@ -5,12 +5,25 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-const EXIT_CODES: &str = "\
+const AFTER_HELP: &str = "\
+Environment:
+  CAIRN_REPOSITORY          the repository, as -r/--repo
+  CAIRN_PASSWORD            the password itself
+  CAIRN_PASSWORD_FILE       as --password-file
+  CAIRN_PASSWORD_COMMAND    as --password-command
+  CAIRN_CACHE_DIR           as --cache-dir
+  CAIRN_FROM_REPOSITORY, CAIRN_FROM_PASSWORD, CAIRN_FROM_PASSWORD_FILE,
+  CAIRN_FROM_PASSWORD_COMMAND   the same for the --from-repo repository (copy, init)
+  RUST_LOG                  log filter, overriding -v and -q
+
 Exit codes:
-  0    success
+  0    success (also when the reader of the output went away, as in `| head`)
   1    error (the message says what failed and what to do)
-  3    backup written with warnings: unreadable files left out, or a --changed-ranges
-       map that missed changes (--verify-unchanged)
+  2    wrong command line: unknown option, missing or malformed argument
+  3    done with warnings: a backup left out what it could not read (a path that does
+       not exist, an unreadable file) or found a --changed-ranges map to have missed
+       changes; a command skipped a damaged snapshot or index segment, or could not
+       restore every file
   10   repository does not exist
   11   repository is locked
   12   wrong password
@@ -18,7 +31,7 @@ Exit codes:
 
 /// Deduplicated, compressed, encrypted backups.
 #[derive(Parser, Debug)]
-#[command(name = "cairn", version, after_help = EXIT_CODES, max_term_width = 100)]
+#[command(name = "cairn", version, after_help = AFTER_HELP, max_term_width = 100)]
 pub struct Cli {
     #[command(flatten)]
     pub global: Global,
@@ -28,6 +41,7 @@ pub struct Cli {
 
 /// Options every command takes.
 #[derive(Args, Debug, Clone)]
+#[command(next_help_heading = "Global options")]
 pub struct Global {
     /// Repository location: a local directory, s3:https://HOST[:PORT]/BUCKET[/PREFIX] or
     /// sftp:[USER@]HOST:/PATH
@@ -70,14 +84,14 @@ pub struct RemoteArgs {
     /// with exponential backoff and jitter
     #[arg(long, global = true, env = "CAIRN_RETRIES", default_value_t = 8)]
     pub retries: u32,
-    /// Upload limit in KiB/s
-    #[arg(long, global = true, value_name = "KIB_PER_S",
-          value_parser = clap::value_parser!(u64).range(1..))]
-    pub limit_upload: Option<u64>,
-    /// Download limit in KiB/s
-    #[arg(long, global = true, value_name = "KIB_PER_S",
-          value_parser = clap::value_parser!(u64).range(1..))]
-    pub limit_download: Option<u64>,
+    /// Upload limit per second (10MiB; a bare number is KiB/s, as restic's)
+    #[arg(long, global = true, value_name = "SIZE",
+          value_parser = |t: &str| units(t, 1 << 10, 1..=u32::MAX.into()))]
+    pub limit_upload: Option<u32>,
+    /// Download limit per second (10MiB; a bare number is KiB/s, as restic's)
+    #[arg(long, global = true, value_name = "SIZE",
+          value_parser = |t: &str| units(t, 1 << 10, 1..=u32::MAX.into()))]
+    pub limit_download: Option<u32>,
     /// S3 region [default: AWS_REGION, AWS_DEFAULT_REGION, the profile's, else us-east-1]
     #[arg(long, global = true, env = "CAIRN_S3_REGION")]
     pub s3_region: Option<String>,
@@ -126,6 +140,8 @@ pub enum Command {
     Copy(CopyArgs),
     /// Sizes: what the snapshots restore to, and what they take in the repository
     Stats(StatsArgs),
+    /// Print the version of cairn and the platform it was built for
+    Version,
 }
 
 #[derive(Args, Debug)]
@@ -160,7 +176,7 @@ pub struct PruneTuning {
     /// Repack a pack when more than this share of it is unused (a percentage)
     #[arg(long, default_value = "5%", value_parser = parse_percent, value_name = "PERCENT")]
     pub max_unused: f64,
-    /// Repack at most this much per run (K, M, G, T)
+    /// Repack at most this much per run (500MiB, 2GiB)
     #[arg(long, value_parser = crate::size::parse_size, value_name = "SIZE")]
     pub max_repack_size: Option<u64>,
 }
@@ -170,6 +186,12 @@ pub struct UnlockArgs {
     /// Remove every lock, not only stale ones (only when no other cairn process runs)
     #[arg(long)]
     pub all: bool,
+}
+
+/// A size option counted in `unit` bytes (see [`crate::size::parse_in_units`]).
+fn units(text: &str, unit: u64, range: std::ops::RangeInclusive<u64>) -> Result<u32, String> {
+    let units = crate::size::parse_in_units(text, unit, range)?;
+    u32::try_from(units).map_err(|_| format!("{text:?} is too large"))
 }
 
 /// `5%` -> 0.05.
@@ -194,13 +216,13 @@ pub struct ForgetArgs {
     /// Keep the newest snapshot of each of the last N days that have one (-1: every day)
     #[arg(long, value_name = "N", allow_negative_numbers = true)]
     pub keep_daily: Option<i64>,
-    /// Keep the newest snapshot of each of the last N ISO weeks that have one
+    /// Keep the newest snapshot of each of the last N ISO weeks that have one (-1: every week)
     #[arg(long, value_name = "N", allow_negative_numbers = true)]
     pub keep_weekly: Option<i64>,
-    /// Keep the newest snapshot of each of the last N months that have one
+    /// Keep the newest snapshot of each of the last N months that have one (-1: every month)
     #[arg(long, value_name = "N", allow_negative_numbers = true)]
     pub keep_monthly: Option<i64>,
-    /// Keep the newest snapshot of each of the last N years that have one
+    /// Keep the newest snapshot of each of the last N years that have one (-1: every year)
     #[arg(long, value_name = "N", allow_negative_numbers = true)]
     pub keep_yearly: Option<i64>,
     /// Keep every snapshot within this span of the group's newest (1y6m, 14d, 36h)
@@ -308,26 +330,27 @@ pub struct FromRepoArgs {
 
 #[derive(Args, Debug)]
 pub struct InitArgs {
-    /// Target pack size in MiB
-    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    /// Target pack size (1MiB to 1GiB; a bare number is MiB)
+    #[arg(long, default_value = "16MiB", value_parser = |t: &str| units(t, 1 << 20, 1..=1024))]
     pub pack_size: u32,
     /// Default zstd level for new data (0 = no compression)
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(i32).range(0..=22))]
     pub compression: i32,
-    /// Average chunk size in KiB, a power of two (chunks range from a quarter to four times it)
-    #[arg(long, default_value_t = 512, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    /// Average chunk size, a power of two (chunks range from a quarter to four times it; a
+    /// bare number is KiB)
+    #[arg(long, default_value = "512KiB", value_parser = |t: &str| units(t, 1 << 10, 1..=4096))]
     pub chunk_size: u32,
-    /// Average chunk size in KiB for large files (VM images) and streams
-    #[arg(long, default_value_t = 128, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    /// Average chunk size for large files (VM images) and streams (a bare number is KiB)
+    #[arg(long, default_value = "128KiB", value_parser = |t: &str| units(t, 1 << 10, 1..=4096))]
     pub image_chunk_size: u32,
-    /// Files of at least this size are cut with --image-chunk-size (K, M, G suffixes)
-    #[arg(long, default_value = "1G", value_parser = crate::size::parse_size)]
+    /// Files of at least this size are cut with --image-chunk-size
+    #[arg(long, default_value = "1GiB", value_parser = crate::size::parse_size)]
     pub image_min_size: u64,
     /// Default zstd level for the data of such files and of streams (0 = no compression)
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(i32).range(0..=22))]
     pub image_compression: i32,
-    /// Argon2id memory in KiB for the password key
-    #[arg(long, default_value_t = 65536)]
+    /// Argon2id memory for the password key (a bare number is KiB)
+    #[arg(long, default_value = "64MiB", value_parser = |t: &str| units(t, 1 << 10, 8..=(4 << 20)))]
     pub argon2_memory: u32,
     /// Cut and name data exactly as the --from-repo repository does (its chunker parameters
     /// and keys), so `copy` between the two transfers blobs unchanged and they deduplicate
@@ -401,6 +424,9 @@ pub struct BackupArgs {
     /// Do everything except writing to the repository
     #[arg(short = 'n', long)]
     pub dry_run: bool,
+    /// Save no snapshot when nothing changed since the parent snapshot
+    #[arg(long)]
+    pub skip_if_unchanged: bool,
     /// zstd level for all data of this backup [default: the repository's, for files and images]
     #[arg(long, value_parser = clap::value_parser!(i32).range(0..=22))]
     pub compression: Option<i32>,
@@ -408,11 +434,16 @@ pub struct BackupArgs {
 
 #[derive(Args, Debug)]
 pub struct SnapshotsArgs {
+    /// Only these snapshots (ids, unique prefixes or `latest`) [default: all the filter selects]
+    pub snapshots: Vec<String>,
     #[command(flatten)]
     pub filter: FilterArgs,
-    /// Only the newest N snapshots
-    #[arg(long)]
+    /// Only the newest N snapshots of each host and set of paths
+    #[arg(long, value_name = "N")]
     pub latest: Option<usize>,
+    /// One line per snapshot: id, time, host and tags, without paths and size
+    #[arg(short, long)]
+    pub compact: bool,
 }
 
 #[derive(Args, Debug)]
@@ -439,6 +470,7 @@ pub enum CatKind {
 
 #[derive(Args, Debug)]
 pub struct CatArgs {
+    /// What kind of object to print
     pub kind: CatKind,
     /// Object id (snapshots also take a prefix or `latest`)
     pub id: Option<String>,
@@ -487,14 +519,15 @@ pub struct CopyArgs {
     #[command(flatten)]
     pub from: FromRepoArgs,
     /// Say what would be copied, write nothing
-    #[arg(long)]
+    #[arg(short = 'n', long)]
     pub dry_run: bool,
 }
 
 #[derive(Args, Debug)]
 pub struct DumpArgs {
+    /// Snapshot: an id, a unique id prefix, or `latest`
     pub snapshot: String,
-    /// Path inside the snapshot
+    /// Path inside the snapshot: a file is written as it is, a directory as a tar stream
     pub path: PathBuf,
     #[command(flatten)]
     pub filter: FilterArgs,
@@ -512,8 +545,8 @@ pub struct MountArgs {
     /// Let other users use the mount (non-root users need user_allow_other in /etc/fuse.conf)
     #[arg(long)]
     pub allow_other: bool,
-    /// Memory for decrypted chunks, in bytes or with a K, M, G suffix (powers of 1024)
-    #[arg(long, default_value = "256M", value_parser = crate::size::parse_size)]
+    /// Memory for decrypted chunks (256MiB, 1GiB)
+    #[arg(long, default_value = "256MiB", value_parser = crate::size::parse_size)]
     pub cache_size: u64,
 }
 
@@ -586,4 +619,43 @@ pub struct NewPasswordArgs {
     /// Read the new password from this file
     #[arg(long, env = "CAIRN_NEW_PASSWORD_FILE")]
     pub new_password_file: Option<PathBuf>,
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::Cli;
+
+    /// Issue #17: `--help` describes every argument of every command.
+    #[test]
+    fn every_argument_is_described() {
+        let mut missing = Vec::new();
+        let mut stack = vec![(String::from("cairn"), Cli::command())];
+        while let Some((name, command)) = stack.pop() {
+            for arg in command.get_arguments() {
+                let builtin = ["help", "version"].contains(&arg.get_id().as_str());
+                if arg.get_help().is_none() && !builtin {
+                    missing.push(format!("{name} {}", arg.get_id()));
+                }
+            }
+            for sub in command.get_subcommands() {
+                stack.push((format!("{name} {}", sub.get_name()), sub.clone()));
+            }
+        }
+        assert!(missing.is_empty(), "arguments without help: {missing:?}");
+    }
+
+    /// Options that an environment variable can give are never shown as required.
+    #[test]
+    fn no_option_with_an_environment_variable_is_required() {
+        let mut stack = vec![Cli::command()];
+        while let Some(command) = stack.pop() {
+            for arg in command.get_arguments() {
+                let env = arg.get_env().is_some();
+                assert!(!(env && arg.is_required_set()), "{}", arg.get_id());
+            }
+            stack.extend(command.get_subcommands().cloned());
+        }
+    }
 }

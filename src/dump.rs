@@ -7,7 +7,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::sync::Arc;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use cairn_format::reader::FileReader;
 use cairn_format::snapshot::Snapshot;
 use cairn_format::tree::{Node, NodeKind};
@@ -15,10 +15,23 @@ use cairn_format::{BlobId, Error, Repository};
 
 use crate::walk::{Listing, Place, Visitor, Walker};
 
+/// A path that a snapshot does not hold (the CLI says which snapshot `latest` was, and what
+/// to try instead).
+#[derive(Debug, thiserror::Error)]
+#[error("{} is not in the snapshot", path.display())]
+pub struct NotInSnapshot {
+    pub path: std::path::PathBuf,
+}
+
 /// Finds the node at `path` ("/" is the snapshot root, returned as `None`).
 /// Names are bytes: a path need not be UTF-8.
 pub fn find_node(repo: &Repository, snapshot: &Snapshot, path: &Path) -> Result<Option<Node>> {
-    let mut tree = repo.load_tree(&snapshot.tree)?;
+    find_node_in(repo, &snapshot.tree, path)
+}
+
+/// [`find_node`] below the root tree `root`.
+pub fn find_node_in(repo: &Repository, root: &BlobId, path: &Path) -> Result<Option<Node>> {
+    let mut tree = repo.load_tree(root)?;
     let mut found = None;
     let components = path.components().filter_map(|c| match c {
         std::path::Component::Normal(name) => Some(name.as_bytes()),
@@ -34,54 +47,85 @@ pub fn find_node(repo: &Repository, snapshot: &Snapshot, path: &Path) -> Result<
         } else if found.is_some() {
             bail!("{}: a component is not a directory", path.display());
         }
-        found = Some(
-            tree.find(component)
-                .cloned()
-                .with_context(|| format!("{} is not in the snapshot", path.display()))?,
-        );
+        found = Some(tree.find(component).cloned().ok_or_else(|| NotInSnapshot {
+            path: path.to_path_buf(),
+        })?);
     }
     Ok(found)
 }
 
-/// Writes the file at `path`, or the directory as tar, to `out`.
+/// Writes the file at `path`, or the directory as tar, to `out`; with `refuse_tar` (output
+/// to a terminal) a directory is an error instead of a screen of binary.
 pub fn dump(
     repo: &Arc<Repository>,
     snapshot: &Snapshot,
     path: &Path,
     out: &mut dyn Write,
+    refuse_tar: bool,
 ) -> Result<()> {
-    match find_node(repo, snapshot, path)? {
+    let node = find_node(repo, snapshot, path)?;
+    if refuse_tar
+        && !matches!(
+            &node,
+            Some(Node {
+                kind: NodeKind::File { .. },
+                ..
+            })
+        )
+    {
+        bail!(
+            "{} is a directory: dump writes it as a tar stream, which a terminal cannot show; \
+             redirect it (`> dir.tar`) or pipe it (`| tar -t`)",
+            path.display()
+        );
+    }
+    match node {
         Some(Node {
             kind: NodeKind::File { content },
             ..
         }) => {
             io::copy(&mut FileReader::new(repo, &content)?, out)?;
         }
-        Some(Node {
-            kind: NodeKind::Directory { subtree },
-            name,
-            ..
-        }) => {
-            write_tar(repo, &subtree, Path::new(OsStr::from_bytes(&name)), out)?;
-        }
-        None => write_tar(repo, &snapshot.tree, Path::new(""), out)?,
+        Some(
+            top @ Node {
+                kind: NodeKind::Directory { .. },
+                ..
+            },
+        ) => write_tar(repo, Some(&top), &snapshot.tree, out)?,
+        None => write_tar(repo, None, &snapshot.tree, out)?,
         Some(_) => bail!("{} is neither a file nor a directory", path.display()),
     }
     out.flush()?;
     Ok(())
 }
 
+/// The tar of a directory: its own entry first (as tar of a directory has it), then what is
+/// in it under its name; of the whole snapshot (`top` is `None`) its contents.
 fn write_tar(
     repo: &Arc<Repository>,
-    tree: &BlobId,
-    prefix: &Path,
+    top: Option<&Node>,
+    root: &BlobId,
     out: &mut dyn Write,
 ) -> Result<()> {
     let mut tar = TarWriter {
         repo,
         builder: tar::Builder::new(out),
     };
-    Walker::with_paths(repo).walk_at(tree, prefix, &mut tar)?;
+    let mut walker = Walker::with_paths(repo);
+    match top {
+        Some(
+            node @ Node {
+                kind: NodeKind::Directory { subtree },
+                ..
+            },
+        ) => {
+            let name = Path::new(OsStr::from_bytes(&node.name));
+            let header = &mut header_for(node);
+            tar.builder.append_data(header, name, io::empty())?;
+            walker.walk_at(subtree, name, &mut tar)?;
+        }
+        _ => walker.walk_at(root, Path::new(""), &mut tar)?,
+    }
     tar.builder.finish()?;
     Ok(())
 }

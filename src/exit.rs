@@ -5,11 +5,21 @@ use cairn_format::Error as FormatError;
 
 use crate::outcome::{Interrupted, is_partial};
 
+/// Context of an error opening the other repository (`copy --from-repo`), so that the hint
+/// names the source's options instead of `-r`'s.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot open the source repository {location} (--from-repo)")]
+pub struct SourceRepository {
+    pub location: String,
+}
+
 /// Every exit status cairn uses.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Exit {
     Ok = 0,
     Error = 1,
+    /// The command line is wrong: an unknown option, a missing or malformed argument.
+    Usage = 2,
     /// Done, with warnings: a backup wrote a snapshot but left unreadable files out (or found
     /// a `--changed-ranges` map to have missed changes); any command skipped a damaged
     /// snapshot or index segment, or could not restore every file.
@@ -35,6 +45,9 @@ impl Exit {
     /// The exit status for an error, from the first cause in its chain that decides one.
     pub fn for_error(error: &anyhow::Error) -> Exit {
         for cause in error.chain() {
+            if closed_pipe(cause) {
+                return Exit::Ok;
+            }
             if cause.is::<Interrupted>() {
                 return Exit::Interrupted;
             }
@@ -50,6 +63,26 @@ impl Exit {
         Exit::Error
     }
 
+    /// Whether an error only says that the reader of stdout went away (`| head`): not a
+    /// failure, the command stops quietly with success.
+    pub fn is_closed_pipe(error: &anyhow::Error) -> bool {
+        error.chain().any(closed_pipe)
+    }
+
+    /// The hint for `error`: about `--from-repo` and its password when the source repository
+    /// of `copy` is the one that failed to open.
+    pub fn hint_for(self, error: &anyhow::Error) -> Option<&'static str> {
+        let source = error.downcast_ref::<SourceRepository>().is_some();
+        match (self, source) {
+            (Exit::WrongPassword, true) => Some(
+                "that is the source repository's password: check CAIRN_FROM_PASSWORD, \
+                 --from-password-file or --from-password-command",
+            ),
+            (Exit::NoRepository, true) => Some("check --from-repo and CAIRN_FROM_REPOSITORY"),
+            _ => self.hint(),
+        }
+    }
+
     /// A hint printed after the error message, telling the user what to do next.
     pub fn hint(self) -> Option<&'static str> {
         match self {
@@ -62,4 +95,11 @@ impl Exit {
             _ => None,
         }
     }
+}
+
+/// A broken pipe after stdout's reader went away; one from a network backend is an error.
+fn closed_pipe(cause: &(dyn std::error::Error + 'static)) -> bool {
+    crate::commands::output::stdout_closed()
+        && (cause.downcast_ref::<std::io::Error>())
+            .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
 }

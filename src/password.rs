@@ -59,9 +59,16 @@ impl PasswordSource<'_> {
                 prompt_once(prompt)
             };
         }
-        bail!(
-            "no password given: set CAIRN_PASSWORD, --password-file or --password-command (no terminal to ask on)"
-        )
+        match self.env {
+            Some(variable) => bail!(
+                "no password given for the source repository: set {variable}, \
+                 --from-password-file or --from-password-command (no terminal to ask on)"
+            ),
+            None => bail!(
+                "no password given: set CAIRN_PASSWORD, --password-file or --password-command \
+                 (no terminal to ask on)"
+            ),
+        }
     }
 }
 

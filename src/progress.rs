@@ -17,6 +17,7 @@ pub struct Progress {
     /// Where the done bytes of a backup came from (all within `bytes_done` except `new`).
     pub sources: ByteSources<AtomicU64>,
     current: Mutex<String>,
+    phase: Mutex<&'static str>,
 }
 
 /// How a backup got through its bytes: read, skipped as holes, read and found zero, taken
@@ -40,6 +41,8 @@ pub struct ProgressSample {
     pub errors: u64,
     pub sources: ByteSources<u64>,
     pub current: String,
+    /// What the operation is doing while its totals are unknown ("scanning", "planning").
+    pub phase: &'static str,
 }
 
 impl Progress {
@@ -93,6 +96,13 @@ impl Progress {
         }
     }
 
+    /// Says what is happening before the totals are known ("scanning", "planning").
+    pub fn set_phase(&self, phase: &'static str) {
+        if let Ok(mut current) = self.phase.lock() {
+            *current = phase;
+        }
+    }
+
     pub fn sample(&self) -> ProgressSample {
         ProgressSample {
             files_done: self.files_done.load(Ordering::Relaxed),
@@ -108,6 +118,7 @@ impl Progress {
                 new: self.sources.new.load(Ordering::Relaxed),
             },
             current: self.current.lock().map(|c| c.clone()).unwrap_or_default(),
+            phase: self.phase.lock().map(|p| *p).unwrap_or_default(),
         }
     }
 }
@@ -116,6 +127,18 @@ impl Progress {
 pub trait Observer: Sync {
     /// Something was skipped or could not be done; the operation continues.
     fn warning(&self, path: &Path, message: &str);
+
+    /// A backup saved a file (or a directory, `is_dir`): new, changed since the parent
+    /// snapshot, or unmodified (`backup -v`, `-vv`).
+    fn saved(&self, _path: &Path, _change: Change, _is_dir: bool) {}
+}
+
+/// How a saved file or directory compares with the parent snapshot's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Change {
+    New,
+    Changed,
+    Unmodified,
 }
 
 /// An observer that logs warnings through `tracing`.

@@ -21,6 +21,17 @@ pub struct SnapshotFilter {
     pub paths: Vec<String>,
 }
 
+/// The filter as the options that set it: `--host web --tag daily` (empty for none).
+impl std::fmt::Display for SnapshotFilter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let options = (self.hosts.iter().map(|h| ("host", h)))
+            .chain(self.tags.iter().map(|t| ("tag", t)))
+            .chain(self.paths.iter().map(|p| ("path", p)));
+        let words: Vec<String> = options.map(|(o, v)| format!("--{o} {v}")).collect();
+        f.write_str(&words.join(" "))
+    }
+}
+
 impl SnapshotFilter {
     pub fn matches(&self, snapshot: &Snapshot) -> bool {
         let host_ok = self.hosts.is_empty() || self.hosts.contains(&snapshot.hostname);
@@ -107,12 +118,17 @@ pub fn resolve(
     filter: &SnapshotFilter,
 ) -> Result<(SnapshotId, Snapshot)> {
     if reference == "latest" {
-        return filter.apply(repo)?.pop().ok_or_else(|| {
-            Error::SnapshotNotFound {
-                reference: format!("latest (with filter {filter:?})"),
-            }
-            .into()
-        });
+        return filter
+            .apply(repo)?
+            .pop()
+            .ok_or_else(|| match filter.to_string() {
+                options if options.is_empty() => {
+                    anyhow::anyhow!("latest: the repository has no snapshots yet")
+                }
+                options => anyhow::anyhow!(
+                    "latest: no snapshot matches {options}; `cairn snapshots` lists what there is"
+                ),
+            });
     }
     let id = resolve_id(repo, reference)?;
     let snapshot = repo.load_snapshot(&id).map_err(|e| {
@@ -180,6 +196,11 @@ mod tests {
         assert!(!f(&[], &["daily,weekly"], &[]).matches(&s));
         assert!(!f(&["db1"], &[], &[]).matches(&s));
         assert!(!f(&[], &[], &["/etc"]).matches(&s));
+        assert_eq!(
+            f(&["web"], &["daily,db"], &[]).to_string(),
+            "--host web --tag daily,db"
+        );
+        assert_eq!(f(&[], &[], &[]).to_string(), "");
     }
 
     #[test]

@@ -170,7 +170,14 @@ class Tool:
 
     def snapshot_count(self):
         """How many snapshots (borg: archives) the repository holds, as the tool lists them."""
-        listed = json.loads(run(self.list_command(), env=self.env))
+        text = run(self.list_command(), env=self.env)
+        try:
+            listed = json.loads(text)
+        except json.JSONDecodeError:
+            # cairn: JSON Lines, one snapshot per line (an empty repository prints nothing).
+            listed = [json.loads(line) for line in text.splitlines() if line.strip()]
+        if isinstance(listed, dict) and listed.get("message_type") == "snapshot":
+            listed = [listed]  # cairn, one snapshot
         if isinstance(listed, dict):
             listed = listed["archives"]  # borg
         if listed and isinstance(listed[0], dict) and "snapshots" in listed[0]:

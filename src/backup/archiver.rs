@@ -25,7 +25,7 @@ use super::hint;
 use super::{BackupOptions, Excludes, StdinSource, is_root, scan};
 use crate::metadata::{NameCache, node_from};
 use crate::outcome::Interrupted;
-use crate::progress::{Observer, Progress};
+use crate::progress::{Change, Observer, Progress};
 
 /// Deep trees recurse deeply; give the walker room.
 const WALKER_STACK: usize = 256 * 1024 * 1024;
@@ -305,13 +305,12 @@ impl Archiver<'_> {
         let kind = if file_type.is_dir() {
             let parent_tree = self.load_parent_tree(parent);
             let subtree = self.save_dir(path, meta, parent_tree.as_ref(), root_dev)?;
-            self.count_dir(parent, &subtree);
+            self.count_dir(path, parent, &subtree);
             NodeKind::Directory { subtree }
         } else {
             let Some(kind) = self.special_kind(path, meta) else {
                 return Ok(None);
             };
-            self.progress.add_done(1, 0);
             kind
         };
         Ok(Some(self.node(path, meta, kind)))
@@ -366,14 +365,22 @@ impl Archiver<'_> {
         })
     }
 
-    fn count_dir(&mut self, parent: Option<&Node>, subtree: &BlobId) {
-        match parent.map(|n| &n.kind) {
+    fn count_dir(&mut self, path: &Path, parent: Option<&Node>, subtree: &BlobId) {
+        let change = match parent.map(|n| &n.kind) {
             Some(NodeKind::Directory { subtree: old }) if old == subtree => {
                 self.counts.dirs_unmodified += 1;
+                Change::Unmodified
             }
-            Some(NodeKind::Directory { .. }) => self.counts.dirs_changed += 1,
-            _ => self.counts.dirs_new += 1,
-        }
+            Some(NodeKind::Directory { .. }) => {
+                self.counts.dirs_changed += 1;
+                Change::Changed
+            }
+            _ => {
+                self.counts.dirs_new += 1;
+                Change::New
+            }
+        };
+        self.observer.saved(path, change, true);
     }
 
     fn save_dir(
@@ -457,6 +464,7 @@ impl Archiver<'_> {
         // A file `repair snapshots` marked has zeros where data was lost: never reuse it.
         let parent = parent.filter(|node| !crate::repair::is_marked_damaged(node));
         if let Some(reused) = self.reuse_unchanged(meta, parent)? {
+            self.observer.saved(path, Change::Unmodified, false);
             return Ok(Some(reused));
         }
         let file = match open_for_reading(path) {
@@ -471,7 +479,7 @@ impl Archiver<'_> {
         self.warn_hint_mismatches(path, self.hint_mismatches - mismatches_before);
         match saved {
             Ok(saved) => {
-                self.count_saved(parent.is_some(), saved.1);
+                self.count_saved(path, parent.is_some(), saved.1);
                 Ok(Some(saved))
             }
             Err(e) if e.is::<std::io::Error>() => {
@@ -536,12 +544,15 @@ impl Archiver<'_> {
         }
     }
 
-    fn count_saved(&mut self, had_parent: bool, bytes: u64) {
-        if had_parent {
+    fn count_saved(&mut self, path: &Path, had_parent: bool, bytes: u64) {
+        let change = if had_parent {
             self.counts.files_changed += 1;
+            Change::Changed
         } else {
             self.counts.files_new += 1;
-        }
+            Change::New
+        };
+        self.observer.saved(path, change, false);
         self.counts.total_files_processed += 1;
         self.counts.total_bytes_processed += bytes;
         self.progress.add_done(1, 0);

@@ -12,6 +12,7 @@ mod exclude;
 mod extent;
 mod hint;
 mod scan;
+mod unchanged;
 
 pub use chunk::ReadStats;
 pub use exclude::Excludes;
@@ -22,12 +23,12 @@ use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use cairn_format::packer::{BlobWriter, WriteStats, WriterOptions};
 use cairn_format::snapshot::Chunking;
 use cairn_format::snapshot::{BackupSummary, Snapshot};
 use cairn_format::tree::Tree;
-use cairn_format::{Repository, SnapshotId};
+use cairn_format::{BlobId, Repository, SnapshotId};
 use chrono::{DateTime, FixedOffset};
 
 use crate::progress::{Observer, Progress};
@@ -118,6 +119,8 @@ pub struct BackupOptions {
     /// Snapshot time; now when `None`.
     pub time: Option<DateTime<FixedOffset>>,
     pub dry_run: bool,
+    /// Save no snapshot when nothing changed since the parent (restic's flag of that name).
+    pub skip_if_unchanged: bool,
     /// zstd level for this backup; the repository default when `None`.
     pub compression_level: Option<i32>,
     /// Set from a signal handler to stop cleanly.
@@ -136,6 +139,8 @@ pub struct BackupOutcome {
     pub summary: BackupSummary,
     /// Bytes read, skipped as holes, and found zero (reported, not stored in the snapshot).
     pub reads: ReadStats,
+    /// Nothing changed since the parent and `skip_if_unchanged` was set: no snapshot saved.
+    pub unchanged: bool,
 }
 
 /// Runs a backup and writes its snapshot (unless `dry_run`).
@@ -150,10 +155,12 @@ pub fn backup(
     let started = chrono::Local::now().fixed_offset();
     let time = options.time.unwrap_or(started);
     options.paths = normalize_paths(&options.paths)?;
+    let missing = skip_missing(&mut options.paths, observer)?;
     if !options.dry_run {
         repo.adopt_unindexed_packs()?;
     }
-    let (parent_id, parent_tree) = choose_parent(repo, &options)?;
+    progress.set_phase("scanning");
+    let parent = choose_parent(repo, &options)?;
     let writer = BlobWriter::new(repo.clone(), writer_options(repo, &options));
     let excludes = Excludes::new(
         &options.excludes,
@@ -165,23 +172,30 @@ pub fn backup(
         &writer,
         &excludes,
         &mut options,
-        parent_tree.as_ref(),
+        parent.as_ref().map(|p| &p.tree),
         progress,
         observer,
     );
     // Flush what was uploaded even when the walk failed or was interrupted.
     let stats = writer.finish();
     let walked = walked?;
-    let summary = summary(started, &walked.counts, &stats?);
+    let mut summary = summary(started, &walked.counts, &stats?);
+    summary.errors += missing;
     let snapshot = new_snapshot(
         repo,
         &options,
         time,
         walked.root,
-        parent_id,
+        parent.as_ref().map(|p| p.id),
         summary.clone(),
     )?;
-    let id = if options.dry_run {
+    let unchanged = match &parent {
+        Some(p) if options.skip_if_unchanged && !options.dry_run && missing == 0 => {
+            unchanged::same_as_parent(repo, &p.root, &walked.root, &options.paths)?
+        }
+        _ => false,
+    };
+    let id = if options.dry_run || unchanged {
         None
     } else {
         Some(repo.save_snapshot(&snapshot)?)
@@ -191,7 +205,29 @@ pub fn backup(
         snapshot,
         summary,
         reads: walked.reads,
+        unchanged,
     })
+}
+
+/// Leaves out the paths that do not exist, each reported (as restic does: one missing path
+/// does not lose the night's backup of the others); an error when none exists. Returns how
+/// many were left out.
+fn skip_missing(paths: &mut Vec<PathBuf>, observer: &dyn Observer) -> Result<u64> {
+    let before = paths.len();
+    paths.retain(|path| match std::fs::symlink_metadata(path) {
+        Ok(_) => true,
+        Err(e) => {
+            observer.warning(
+                path,
+                &format!("cannot back up: {e}; left out of the snapshot"),
+            );
+            false
+        }
+    });
+    if before > 0 && paths.is_empty() {
+        bail!("none of the paths to back up exists; nothing was saved");
+    }
+    Ok((before - paths.len()) as u64)
 }
 
 /// What the walk counted, with what the writer stored and when the backup ran.
@@ -291,10 +327,15 @@ pub fn normalize_paths(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
     Ok(out)
 }
 
-fn choose_parent(
-    repo: &Repository,
-    options: &BackupOptions,
-) -> Result<(Option<SnapshotId>, Option<Tree>)> {
+/// The snapshot a backup compares with: files that look unchanged are taken from its tree.
+struct Parent {
+    id: SnapshotId,
+    /// Its root tree's id: the same after the walk means nothing changed.
+    root: BlobId,
+    tree: Tree,
+}
+
+fn choose_parent(repo: &Repository, options: &BackupOptions) -> Result<Option<Parent>> {
     let parent = match options.parent {
         ParentChoice::None => None,
         ParentChoice::Snapshot(id) => Some((id, repo.load_snapshot(&id)?)),
@@ -307,13 +348,17 @@ fn choose_parent(
         }
     };
     let Some((id, snapshot)) = parent else {
-        return Ok((None, None));
+        return Ok(None);
     };
     match repo.load_tree(&snapshot.tree) {
-        Ok(tree) => Ok((Some(id), Some(tree))),
+        Ok(tree) => Ok(Some(Parent {
+            id,
+            root: snapshot.tree,
+            tree,
+        })),
         Err(e) => {
             tracing::warn!(parent = %id, error = %e, "parent snapshot unreadable; reading every file");
-            Ok((None, None))
+            Ok(None)
         }
     }
 }
@@ -372,6 +417,7 @@ mod tests {
             parent: ParentChoice::Auto,
             time: None,
             dry_run: false,
+            skip_if_unchanged: false,
             compression_level: None,
             interrupt: Arc::default(),
             scan_totals: false,

@@ -32,9 +32,9 @@ pub(super) fn count(
             if !excludes.skips_directory(&path) {
                 push_children(&path, &mut stack);
             }
-        } else {
-            let bytes = if meta.is_file() { meta.size() } else { 0 };
-            progress.add_total(1, bytes);
+        } else if meta.is_file() {
+            // Only regular files, as the summary's total_files_processed counts them.
+            progress.add_total(1, meta.size());
         }
     }
 }

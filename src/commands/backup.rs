@@ -1,5 +1,7 @@
 //! `cairn backup`
 
+use crate::commands::output::{count, outln};
+use std::fmt::Write as _;
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
@@ -25,12 +27,8 @@ pub fn run(global: &Global, args: &BackupArgs) -> Result<Exit> {
     // this point either is seen by this backup's index, or sees this lock (crate::prune).
     let repo = open_unsynced(global)?;
     let _lock = super::lock(global, &repo, LockKind::Backup, "backup")?;
-    super::sync_tolerant(&repo)?;
+    super::sync_tolerant(global, &repo)?;
     let options = options(global, args, &repo)?;
-    for path in &options.paths {
-        std::fs::symlink_metadata(path)
-            .with_context(|| format!("cannot back up {}", path.display()))?;
-    }
     let progress = Arc::new(Progress::default());
     let reporter = Reporter::start(global, progress.clone(), "backup");
     let outcome = backup(&repo, options, &progress, &CliObserver::new(global));
@@ -38,9 +36,9 @@ pub fn run(global: &Global, args: &BackupArgs) -> Result<Exit> {
     let outcome = outcome?;
     print_summary(global, &outcome)?;
     if outcome.summary.errors > 0 {
-        eprintln!(
-            "warning: {} problems were reported above (unreadable files are not in the snapshot); exit 3",
-            outcome.summary.errors
+        tracing::warn!(
+            "{} reported above (what could not be read is not in the snapshot); exit 3",
+            count(outcome.summary.errors, "problem")
         );
         return Ok(Exit::Incomplete);
     }
@@ -78,6 +76,7 @@ fn options(global: &Global, args: &BackupArgs, repo: &Repository) -> Result<Back
         parent: parent_choice(args, repo)?,
         time: args.time.as_deref().map(parse_time).transpose()?,
         dry_run: args.dry_run,
+        skip_if_unchanged: args.skip_if_unchanged,
         compression_level: args.compression,
         interrupt: interrupt_flag()?,
         scan_totals: Reporter::shows_progress(global),
@@ -159,86 +158,100 @@ fn print_summary(global: &Global, outcome: &BackupOutcome) -> Result<()> {
 
 /// The summary as restic's `backup --json` prints it, with cairn's read counters added.
 fn summary_json(outcome: &BackupOutcome) -> serde_json::Value {
-    let s: &BackupSummary = &outcome.summary;
-    serde_json::json!({
+    let mut line = serde_json::json!({
         "message_type": "summary",
         "snapshot_id": outcome.id.map(|id| id.to_hex()),
         "parent": outcome.snapshot.parent,
         "hostname": outcome.snapshot.hostname,
         "paths": outcome.snapshot.paths,
         "tags": outcome.snapshot.tags,
-        "dry_run": outcome.id.is_none(),
-        "backup_start": super::output::table::time_with_offset(s.start_ns, 0).to_rfc3339(),
-        "backup_end": super::output::table::time_with_offset(s.end_ns, 0).to_rfc3339(),
-        "total_duration": (s.end_ns - s.start_ns) as f64 / 1e9,
-        "files_new": s.files_new,
-        "files_changed": s.files_changed,
-        "files_unmodified": s.files_unmodified,
-        "dirs_new": s.dirs_new,
-        "dirs_changed": s.dirs_changed,
-        "dirs_unmodified": s.dirs_unmodified,
-        "total_files_processed": s.total_files_processed,
-        "total_bytes_processed": s.total_bytes_processed,
-        "data_blobs": s.data_blobs_added,
-        "tree_blobs": s.tree_blobs_added,
-        "data_added": s.bytes_added,
-        "data_added_packed": s.bytes_added_stored,
+        "dry_run": outcome.id.is_none() && !outcome.unchanged,
+        "skipped_unchanged": outcome.unchanged,
         "bytes_read": outcome.reads.bytes_read,
         "bytes_holes": outcome.reads.bytes_holes,
         "bytes_zero": outcome.reads.bytes_zero,
         "bytes_unchanged": outcome.reads.bytes_unchanged,
-        "error_count": s.errors,
-    })
+    });
+    merge(&mut line, super::output::json::summary(&outcome.summary));
+    line
+}
+
+/// Adds the fields of one JSON object to another.
+fn merge(into: &mut serde_json::Value, from: serde_json::Value) {
+    if let (Some(into), serde_json::Value::Object(from)) = (into.as_object_mut(), from) {
+        into.extend(from);
+    }
 }
 
 fn print_summary_text(outcome: &BackupOutcome) {
     let s: &BackupSummary = &outcome.summary;
-    println!(
-        "Files:       {} new, {} changed, {} unmodified",
-        s.files_new, s.files_changed, s.files_unmodified
-    );
-    println!(
-        "Dirs:        {} new, {} changed, {} unmodified",
-        s.dirs_new, s.dirs_changed, s.dirs_unmodified
-    );
-    println!(
-        "Added:       {} ({} stored)",
-        bytes(s.bytes_added),
-        bytes(s.bytes_added_stored)
-    );
+    let changes = |new, changed, unmodified| {
+        [
+            (new, "new"),
+            (changed, "changed"),
+            (unmodified, "unmodified"),
+        ]
+        .into_iter()
+        .filter(|&(n, _)| n > 0)
+        .map(|(n, what)| format!("{n} {what}"))
+        .collect::<Vec<_>>()
+    };
+    let files = changes(s.files_new, s.files_changed, s.files_unmodified);
+    let dirs = changes(s.dirs_new, s.dirs_changed, s.dirs_unmodified);
+    outln!("Files:       {}", or_none(&files));
+    outln!("Dirs:        {}", or_none(&dirs));
+    let stored = match s.bytes_added {
+        0 => String::new(),
+        _ => format!(" ({} stored)", bytes(s.bytes_added_stored)),
+    };
+    outln!("Added:       {}{stored}", bytes(s.bytes_added));
     print_reads(&outcome.reads);
-    println!(
-        "Processed:   {} files, {} in {:.1}s",
-        s.total_files_processed,
+    outln!(
+        "Processed:   {}, {} in {:.1}s",
+        count(s.total_files_processed, "file"),
         bytes(s.total_bytes_processed),
         (s.end_ns - s.start_ns) as f64 / 1e9
     );
     print_saved(outcome);
 }
 
-fn print_reads(r: &ReadStats) {
-    let unchanged = if r.bytes_unchanged > 0 {
-        format!(
-            ", {} taken unread from the parent (--changed-ranges)",
-            bytes(r.bytes_unchanged)
-        )
+fn or_none(parts: &[String]) -> String {
+    if parts.is_empty() {
+        "none".into()
     } else {
-        String::new()
-    };
-    println!(
-        "Read:        {} ({} of it zeros), {} skipped as holes{unchanged}",
-        bytes(r.bytes_read),
-        bytes(r.bytes_zero),
-        bytes(r.bytes_holes)
-    );
+        parts.join(", ")
+    }
+}
+
+/// How the bytes were got through, naming only what happened: "Read: 2.000 GiB (3.000 MiB
+/// of it zeros), 6.000 GiB skipped as holes".
+fn print_reads(r: &ReadStats) {
+    let mut parts = vec![bytes(r.bytes_read)];
+    if r.bytes_zero > 0 {
+        let _ = write!(parts[0], " ({} of it zeros)", bytes(r.bytes_zero));
+    }
+    if r.bytes_holes > 0 {
+        parts.push(format!("{} skipped as holes", bytes(r.bytes_holes)));
+    }
+    if r.bytes_unchanged > 0 {
+        let taken = bytes(r.bytes_unchanged);
+        parts.push(format!(
+            "{taken} taken unread from the parent (--changed-ranges)"
+        ));
+    }
+    outln!("Read:        {}", parts.join(", "));
 }
 
 fn print_saved(outcome: &BackupOutcome) {
     match (outcome.id, &outcome.snapshot.parent) {
         (Some(id), Some(parent)) => {
-            println!("snapshot {} saved (parent {})", id.short(), parent.short());
+            outln!("snapshot {} saved (parent {})", id.short(), parent.short());
         }
-        (Some(id), None) => println!("snapshot {} saved", id.short()),
-        (None, _) => println!("dry run: nothing was written"),
+        (Some(id), None) => outln!("snapshot {} saved", id.short()),
+        (None, Some(parent)) if outcome.unchanged => outln!(
+            "nothing changed since snapshot {}: no snapshot saved (--skip-if-unchanged)",
+            parent.short()
+        ),
+        (None, _) => outln!("dry run: nothing was written"),
     }
 }

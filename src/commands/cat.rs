@@ -6,7 +6,7 @@ use std::io::Write;
 use anyhow::{Context, Result, bail};
 use cairn_format::{BlobId, IndexId, PackId};
 
-use super::snapshots::snapshot_json;
+use super::output::json::snapshot as snapshot_json;
 use super::{open, print_json};
 use crate::cli::{CatArgs, CatKind, Global};
 use crate::exit::Exit;
@@ -35,7 +35,7 @@ pub fn run(global: &Global, args: &CatArgs) -> Result<Exit> {
         }
         CatKind::Blob => {
             let id: BlobId = id()?.parse()?;
-            let mut out = std::io::stdout().lock();
+            let mut out = crate::commands::output::Stdout;
             out.write_all(&repo.read_blob(&id)?)?;
             out.flush()?;
         }

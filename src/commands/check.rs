@@ -1,6 +1,7 @@
 //! `cairn check`: runs the check and prints what it found: problems, damaged packs, and the
 //! snapshots and paths that lose data, with what to do next. Exit 0 only when clean.
 
+use crate::commands::output::{count, outln};
 use std::sync::Arc;
 
 use anyhow::Result;
@@ -51,23 +52,28 @@ pub fn run(global: &Global, args: &CheckArgs) -> Result<Exit> {
 }
 
 fn print_text(report: &CheckReport) {
-    println!(
-        "{} snapshots, {} trees, {} referenced blobs in {} indexed packs",
-        report.snapshots, report.trees, report.referenced_blobs, report.indexed_packs
+    outln!(
+        "{}, {}, {} referenced in {} indexed",
+        count(report.snapshots, "snapshot"),
+        count(report.trees, "tree"),
+        count(report.referenced_blobs, "blob"),
+        count(report.indexed_packs, "pack")
     );
     if let Some(read) = &report.read {
         print_read(read);
     }
     print_notes(report);
     for problem in &report.problems {
-        println!(
+        outln!(
             "error: {} {}: {}",
-            problem.what, problem.name, problem.error
+            problem.what,
+            problem.name,
+            problem.error
         );
     }
     print_damage(report);
     if report.is_clean() {
-        println!("no errors were found");
+        outln!("no errors were found");
     } else {
         print_advice(report);
     }
@@ -87,26 +93,26 @@ fn print_read(read: &ReadSummary) {
     } else {
         "; INTERRUPTED: run again with --max-age to continue"
     };
-    println!(
-        "read {} of {} packs ({}), {} blobs verified{skipped}{interrupted}",
+    outln!(
+        "read {} of {} ({}), {} verified{skipped}{interrupted}",
         read.packs_read,
-        read.packs_in_repository,
+        count(read.packs_in_repository, "pack"),
         bytes(read.bytes_read),
-        read.blobs_verified,
+        count(read.blobs_verified, "blob"),
     );
 }
 
 /// What is not damage but worth knowing: leftovers of interrupted runs, unused data.
 fn print_notes(report: &CheckReport) {
     if !report.unindexed_packs.is_empty() {
-        println!(
+        outln!(
             "note: {} packs are in no index segment (left by an interrupted backup; the next \
              backup indexes them)",
             report.unindexed_packs.len()
         );
     }
     if report.leftovers > 0 {
-        println!(
+        outln!(
             "note: {} temporary files ({}) were left by interrupted writes (a killed backup); \
              `cairn prune` removes them once no running backup can own them",
             report.leftovers,
@@ -114,7 +120,7 @@ fn print_notes(report: &CheckReport) {
         );
     }
     if report.unused_blobs > 0 {
-        println!(
+        outln!(
             "note: {} blobs ({}) in the index are referenced by no snapshot, {} packs wholly \
              (prune frees them)",
             report.unused_blobs,
@@ -129,7 +135,7 @@ fn print_damage(report: &CheckReport) {
         return;
     }
     let rows: Vec<Vec<String>> = (report.damaged_packs.iter()).map(damage_row).collect();
-    println!(
+    outln!(
         "\ndamaged packs:\n{}",
         render(
             &["pack", "damaged blobs", "lost blobs", "what is wrong"],
@@ -158,10 +164,10 @@ fn print_affected(report: &CheckReport) {
     if by_snapshot.is_empty() {
         return;
     }
-    println!("\nsnapshots that lose data:");
+    outln!("\nsnapshots that lose data:");
     for (snapshot, affected) in by_snapshot {
         let lost: u64 = affected.iter().map(|a| a.lost_bytes).sum();
-        println!(
+        outln!(
             "  {} ({} paths, {} cannot be restored):",
             snapshot.short(),
             affected.len(),
@@ -173,20 +179,22 @@ fn print_affected(report: &CheckReport) {
             } else {
                 bytes(a.lost_bytes)
             };
-            println!("    {}  ({what})", a.path);
+            outln!("    {}  ({what})", a.path);
         }
     }
 }
 
 fn print_advice(report: &CheckReport) {
-    println!(
-        "\nthe repository is damaged: {} problems, {} damaged packs, {} of file data cannot be \
-         restored",
-        report.problems.len(),
-        report.damaged_packs.iter().filter(|d| !d.harmless).count(),
+    outln!(
+        "\nthe repository is damaged: {}, {} damaged, {} of file data cannot be restored",
+        count(report.problems.len() as u64, "problem"),
+        count(
+            report.damaged_packs.iter().filter(|d| !d.harmless).count() as u64,
+            "pack"
+        ),
         bytes(report.lost_bytes())
     );
-    println!(
+    outln!(
         "what to do: files not listed above restore normally. Back up the same sources again: \
          chunks that still exist there are stored anew and heal the repository. Then \
          `cairn repair snapshots` keeps what each damaged snapshot still has, and \

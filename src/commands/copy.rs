@@ -1,12 +1,14 @@
 //! `cairn copy --from-repo SOURCE [SNAP...]`: snapshots from another repository into this one.
 
+use crate::commands::output::outln;
 use std::sync::Arc;
 
 use anyhow::Result;
 
 use super::output::report::Reporter;
 use super::output::table::bytes;
-use super::{interrupt_flag, open_source, open_unsynced, print_json};
+use super::output::{count, json_line};
+use super::{interrupt_flag, open_source, open_unsynced};
 use crate::cli::{CopyArgs, Global};
 use crate::copy::{CopySummary, copy};
 use crate::exit::Exit;
@@ -25,7 +27,7 @@ pub fn run(global: &Global, args: &CopyArgs) -> Result<Exit> {
     // As for a backup: the lock is visible before the index is read (crate::prune).
     let target = open_unsynced(global)?;
     let _lock = super::lock(global, &target, LockKind::Backup, "copy")?;
-    super::sync_tolerant(&target)?;
+    super::sync_tolerant(global, &target)?;
     let progress = Arc::new(Progress::default());
     let reporter = Reporter::start(global, progress.clone(), "copy");
     let interrupt = interrupt_flag()?;
@@ -39,13 +41,13 @@ pub fn run(global: &Global, args: &CopyArgs) -> Result<Exit> {
     )?;
     reporter.finish();
     if global.json {
-        print_json(&serde_json::json!({"message_type": "copy", "summary": summary}))?;
+        json_line(&summary_json(&summary));
     } else if !global.quiet {
         print_text(&summary, &target);
     }
     for (id, reason) in &summary.failed {
-        eprintln!(
-            "warning: snapshot {} not copied: {reason}; `cairn check --read-data` on the source \
+        tracing::warn!(
+            "snapshot {} not copied: {reason}; `cairn check --read-data` on the source \
              names what is damaged",
             id.short()
         );
@@ -57,6 +59,27 @@ pub fn run(global: &Global, args: &CopyArgs) -> Result<Exit> {
     })
 }
 
+/// The copies made as `{from, to}`; a dry run's `to` is null, as a copy sealed for real gets
+/// another id.
+fn summary_json(summary: &CopySummary) -> serde_json::Value {
+    let copied: Vec<_> = (summary.copied.iter())
+        .map(|(from, to)| serde_json::json!({"from": from, "to": (!summary.dry_run).then_some(to)}))
+        .collect();
+    let failed: Vec<_> = (summary.failed.iter())
+        .map(|(id, reason)| serde_json::json!({"id": id, "reason": reason}))
+        .collect();
+    serde_json::json!({
+        "message_type": "summary",
+        "dry_run": summary.dry_run,
+        "copied": copied,
+        "already_present": summary.already_present,
+        "failed": failed,
+        "blobs_copied": summary.blobs_copied,
+        "bytes_copied": summary.bytes_copied,
+        "ids_rewritten": summary.rewritten,
+    })
+}
+
 fn print_text(summary: &CopySummary, target: &Repository) {
     let verb = if summary.dry_run {
         "would copy"
@@ -64,20 +87,24 @@ fn print_text(summary: &CopySummary, target: &Repository) {
         "copied"
     };
     for (from, to) in &summary.copied {
-        println!("{verb} snapshot {} as {}", from.short(), to.short());
+        if summary.dry_run {
+            outln!("would copy snapshot {}", from.short());
+        } else {
+            outln!("copied snapshot {} as {}", from.short(), to.short());
+        }
     }
     for id in &summary.already_present {
-        println!(
+        outln!(
             "snapshot {} is already in {}",
             id.short(),
             target.location()
         );
     }
-    println!(
-        "{} snapshots {verb}, {} already present; {} blobs ({}) transferred",
-        summary.copied.len(),
+    outln!(
+        "{} {verb}, {} already present; {} ({}) transferred",
+        count(summary.copied.len() as u64, "snapshot"),
         summary.already_present.len(),
-        summary.blobs_copied,
+        count(summary.blobs_copied, "blob"),
         bytes(summary.bytes_copied)
     );
 }

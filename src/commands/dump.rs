@@ -2,6 +2,9 @@
 
 use anyhow::Result;
 
+use std::io::IsTerminal;
+
+use super::explain::Chosen;
 use super::open;
 use crate::cli::{DumpArgs, Global};
 use crate::exit::Exit;
@@ -9,9 +12,18 @@ use crate::select::{SnapshotFilter, resolve};
 
 pub fn run(global: &Global, args: &DumpArgs) -> Result<Exit> {
     let repo = open(global)?;
-    let (_, snapshot) = resolve(&repo, &args.snapshot, &SnapshotFilter::from(&args.filter))?;
-    let stdout = std::io::stdout().lock();
+    let filter = SnapshotFilter::from(&args.filter);
+    let (id, snapshot) = resolve(&repo, &args.snapshot, &filter)?;
+    let chosen = Chosen {
+        reference: &args.snapshot,
+        filter: &filter,
+        id: &id,
+        snapshot: &snapshot,
+    };
+    let stdout = crate::commands::output::Stdout;
     let mut out = std::io::BufWriter::with_capacity(1 << 20, stdout);
-    crate::dump::dump(&repo, &snapshot, &args.path, &mut out)?;
+    let tar_to_terminal = std::io::stdout().is_terminal();
+    crate::dump::dump(&repo, &snapshot, &args.path, &mut out, tar_to_terminal)
+        .map_err(|e| chosen.explain(&repo, e))?;
     Ok(Exit::Ok)
 }

@@ -1,15 +1,17 @@
 //! `cairn forget`: applies a retention policy (or removes the snapshots named) and prints,
 //! per group, what is kept and why and what is removed.
 
+use crate::commands::output::outln;
 use std::sync::Arc;
 
 use anyhow::{Result, bail};
 use cairn_format::snapshot::Snapshot;
 use cairn_format::{Repository, SnapshotId};
 
+use super::open_unsynced;
 use super::output::report::Reporter;
-use super::output::table::{local_time, render};
-use super::{open_unsynced, print_json};
+use super::output::table::{self, render};
+use super::output::{count, json_line};
 use crate::cli::{ForgetArgs, Global};
 use crate::exit::Exit;
 use crate::forget::{Decision, GroupPlan, Policy, plan, remove};
@@ -31,7 +33,7 @@ pub fn run(global: &Global, args: &ForgetArgs) -> Result<Exit> {
         remove(&repo, &removed, &progress)?;
         reporter.finish();
     }
-    print_outcome(global, args, &plans, &damaged, removed.len())?;
+    print_outcome(global, args, &plans, &damaged, removed.len());
     if args.prune {
         // A dry run removed nothing: prune's dry run must count those snapshots as gone.
         let gone = if args.dry_run { removed } else { Vec::new() };
@@ -73,17 +75,21 @@ fn print_outcome(
     plans: &[GroupPlan],
     damaged: &[SnapshotId],
     removed: usize,
-) -> Result<()> {
+) {
     if global.json {
-        return print_json(&serde_json::json!({
-            "message_type": "forget",
+        for plan in plans {
+            json_line(&group_json(plan));
+        }
+        json_line(&serde_json::json!({
+            "message_type": "summary",
             "dry_run": args.dry_run,
-            "groups": plans.iter().map(group_json).collect::<Vec<_>>(),
+            "snapshots_removed": removed,
             "damaged_removed": damaged,
         }));
+        return;
     }
     if global.quiet {
-        return Ok(());
+        return;
     }
     for p in plans {
         print_group(p);
@@ -94,10 +100,9 @@ fn print_outcome(
         "removed"
     };
     for id in damaged {
-        println!("{verb} damaged snapshot object {id}");
+        outln!("{verb} damaged snapshot object {id}");
     }
-    println!("{verb} {removed} snapshots");
-    Ok(())
+    outln!("{verb} {}", count(removed as u64, "snapshot"));
 }
 
 /// A named snapshot to remove, or `None` when its object is damaged: then its id goes to
@@ -152,7 +157,7 @@ fn named(
         });
     }
     Ok(GroupPlan {
-        group: "named snapshots".into(),
+        group: None,
         decisions,
     })
 }
@@ -167,6 +172,7 @@ fn group_json(plan: &GroupPlan) -> serde_json::Value {
         })
     };
     serde_json::json!({
+        "message_type": "group",
         "group": plan.group,
         "keep": plan.decisions.iter().filter(|d| d.keep()).map(entry).collect::<Vec<_>>(),
         "remove": plan.decisions.iter().filter(|d| !d.keep()).map(entry).collect::<Vec<_>>(),
@@ -174,7 +180,10 @@ fn group_json(plan: &GroupPlan) -> serde_json::Value {
 }
 
 fn print_group(plan: &GroupPlan) {
-    println!("{}:", plan.group);
+    match &plan.group {
+        Some(key) => outln!("{key}:"),
+        None => outln!("named snapshots:"),
+    }
     let rows = |keep: bool| -> Vec<Vec<String>> {
         plan.decisions
             .iter()
@@ -186,19 +195,19 @@ fn print_group(plan: &GroupPlan) {
                     .map(|r| format!("{r:?}").to_lowercase())
                     .collect();
                 let time = d.time.timestamp_nanos_opt().unwrap_or_default();
-                vec![d.id.short(), local_time(time), reasons.join(", ")]
+                vec![d.id.short(), table::time(time), reasons.join(", ")]
             })
             .collect()
     };
     let (kept, removed) = (rows(true), rows(false));
     if !kept.is_empty() {
-        println!("keep {} snapshots:", kept.len());
-        println!("{}", render(&["ID", "Time", "Reasons"], &kept));
+        outln!("keep {}:", count(kept.len() as u64, "snapshot"));
+        outln!("{}", render(&["ID", "Time", "Reasons"], &kept));
     }
     if !removed.is_empty() {
-        println!("remove {} snapshots:", removed.len());
+        outln!("remove {}:", count(removed.len() as u64, "snapshot"));
         let removed: Vec<Vec<String>> = removed.into_iter().map(|r| r[..2].to_vec()).collect();
-        println!("{}", render(&["ID", "Time"], &removed));
+        outln!("{}", render(&["ID", "Time"], &removed));
     }
-    println!();
+    outln!();
 }

@@ -1,5 +1,6 @@
 //! `cairn init`
 
+use crate::commands::output::outln;
 use anyhow::{Context, Result};
 use cairn_format::chunker::ChunkerParams;
 use cairn_format::config::ImageChunking;
@@ -43,11 +44,11 @@ pub fn run(global: &Global, args: &InitArgs) -> Result<Exit> {
             "repository": location,
         }))?;
     } else if !global.quiet {
-        println!(
+        outln!(
             "created cairn repository {} at {location}",
             repo.config().id.short()
         );
-        println!("Keep the password safe: without it the data cannot be read, by anyone.");
+        outln!("Keep the password safe: without it the data cannot be read, by anyone.");
     }
     Ok(Exit::Ok)
 }

@@ -1,11 +1,13 @@
 //! `cairn key list|add|remove|passwd`
 
+use crate::commands::output::outln;
 use anyhow::Result;
 use cairn_format::crypto::KdfParams;
 use cairn_format::{KeyId, Repository};
 
-use super::output::table::{local_time, render};
-use super::{creation_stamp, hostname, open_unsynced, print_json};
+use super::output::json_line;
+use super::output::table::{self, render};
+use super::{creation_stamp, hostname, open_unsynced};
 use crate::cli::{Global, KeyAction, KeyArgs, NewPasswordArgs};
 use crate::exit::Exit;
 use crate::password::{Password, PasswordSource, prompt_new};
@@ -16,16 +18,16 @@ pub fn run(global: &Global, args: KeyArgs) -> Result<Exit> {
         KeyAction::List => list(global, &repo)?,
         KeyAction::Add(new) => {
             let id = add(&repo, &new)?;
-            report(global, "added", &id)?;
+            report(global, "added", "added key", &id);
         }
         KeyAction::Remove { id } => {
             let id = find_key(&repo, &id)?;
             repo.remove_key(&id)?;
-            report(global, "removed", &id)?;
+            report(global, "removed", "removed key", &id);
         }
         KeyAction::Passwd(new) => {
             let id = change_password(&repo, &new)?;
-            report(global, "password changed; new key", &id)?;
+            report(global, "passwd", "password changed; new key", &id);
         }
     }
     Ok(Exit::Ok)
@@ -35,15 +37,14 @@ fn list(global: &Global, repo: &Repository) -> Result<()> {
     let keys = repo.keys()?;
     let current = repo.key_id();
     if global.json {
-        let list: Vec<_> = (keys.iter())
-            .map(|(id, k)| {
-                serde_json::json!({
-                    "id": id, "current": *id == current, "hostname": k.hostname,
-                    "username": k.username, "created_ns": k.created_ns, "kdf": k.kdf,
-                })
-            })
-            .collect();
-        return print_json(&list);
+        for (id, k) in &keys {
+            json_line(&serde_json::json!({
+                "message_type": "key", "id": id, "current": *id == current,
+                "hostname": k.hostname, "username": k.username,
+                "created": table::time_with_offset(k.created_ns, 0).to_rfc3339(), "kdf": k.kdf,
+            }));
+        }
+        return Ok(());
     }
     let rows: Vec<Vec<String>> = (keys.iter())
         .map(|(id, k)| {
@@ -52,11 +53,11 @@ fn list(global: &Global, repo: &Repository) -> Result<()> {
                 format!("{mark}{}", id.short()),
                 k.username.clone(),
                 k.hostname.clone(),
-                local_time(k.created_ns),
+                table::time(k.created_ns),
             ]
         })
         .collect();
-    println!("{}", render(&[" ID", "User", "Host", "Created"], &rows));
+    outln!("{}", render(&[" ID", "User", "Host", "Created"], &rows));
     Ok(())
 }
 
@@ -116,13 +117,12 @@ fn find_key(repo: &cairn_format::Repository, prefix: &str) -> Result<KeyId> {
     }
 }
 
-fn report(global: &Global, what: &str, id: &KeyId) -> Result<()> {
+/// What a key command did: `{"message_type": "key", "action": "added", "id": ...}`, or the
+/// sentence for people ("added key 1a2b3c4d").
+fn report(global: &Global, action: &str, sentence: &str, id: &KeyId) {
     if global.json {
-        print_json(&serde_json::json!({ "message_type": "key", "action": what, "id": id }))
-    } else {
-        if !global.quiet {
-            println!("{what} key {}", id.short());
-        }
-        Ok(())
+        json_line(&serde_json::json!({ "message_type": "key", "action": action, "id": id }));
+    } else if !global.quiet {
+        outln!("{sentence} {}", id.short());
     }
 }

@@ -8,9 +8,10 @@ use anyhow::{Result, bail};
 use cairn_format::tree::{Node, NodeKind};
 use cairn_format::{BlobId, Error};
 
+use super::explain::Chosen;
 use super::open;
-use super::output::table::local_time;
-use super::snapshots::snapshot_json;
+use super::output::json::snapshot as snapshot_json;
+use super::output::table;
 use crate::cli::{Global, LsArgs};
 use crate::dump::find_node;
 use crate::exit::Exit;
@@ -19,12 +20,20 @@ use crate::walk::{Listing, Place, Visitor, Walker};
 
 pub fn run(global: &Global, args: &LsArgs) -> Result<Exit> {
     let repo = open(global)?;
-    let (id, snapshot) = resolve(&repo, &args.snapshot, &SnapshotFilter::from(&args.filter))?;
+    let filter = SnapshotFilter::from(&args.filter);
+    let (id, snapshot) = resolve(&repo, &args.snapshot, &filter)?;
+    let chosen = Chosen {
+        reference: &args.snapshot,
+        filter: &filter,
+        id: &id,
+        snapshot: &snapshot,
+    };
     let start = args.path.as_deref().unwrap_or(Path::new("/"));
-    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let mut out = std::io::BufWriter::new(crate::commands::output::Stdout);
     if global.json {
         let mut head = snapshot_json(&id, &snapshot);
         head["struct_type"] = "snapshot".into();
+        head["message_type"] = "snapshot".into();
         writeln!(out, "{head}")?;
     }
     let prefix = PathBuf::from("/").join(start.strip_prefix("/").unwrap_or(start));
@@ -35,7 +44,8 @@ pub fn run(global: &Global, args: &LsArgs) -> Result<Exit> {
         escape: std::io::stdout().is_terminal(),
     };
     let mut walker = Walker::with_paths(&repo);
-    match find_node(&repo, &snapshot, start)? {
+    let found = find_node(&repo, &snapshot, start).map_err(|e| chosen.explain(&repo, e))?;
+    match found {
         None => walker.walk(&snapshot.tree, &mut printer)?,
         Some(node) => {
             printer.print(&node, &prefix)?;
@@ -91,7 +101,7 @@ impl Printer<'_> {
                     display_owner(&node.user, node.uid),
                     display_owner(&node.group, node.gid),
                     node.size,
-                    local_time(node.mtime_ns),
+                    table::time(node.mtime_ns),
                 )?;
             }
             let bytes = path.as_os_str().as_bytes();
@@ -187,6 +197,7 @@ fn mode_string(mode: u32) -> String {
 
 fn node_json(node: &Node, path: &Path) -> serde_json::Value {
     let mut value = serde_json::json!({
+        "message_type": "node",
         "struct_type": "node",
         "name": String::from_utf8_lossy(&node.name),
         "type": type_name(&node.kind),

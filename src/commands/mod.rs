@@ -6,12 +6,13 @@ mod cat;
 mod check;
 mod copy;
 mod dump;
+mod explain;
 mod forget;
 mod init;
 mod key;
 mod ls;
 mod mount;
-mod output;
+pub mod output;
 mod prune;
 mod repair;
 mod restore;
@@ -30,7 +31,7 @@ use cairn_format::backend::{Backend, LocalBackend, RemoteBackend, RemoteOptions}
 use cairn_format::lock::LockKind;
 
 use crate::cli::{Cli, Command, FilterArgs, FromRepoArgs, Global};
-use crate::exit::Exit;
+use crate::exit::{Exit, SourceRepository};
 use crate::lock::{Holder, LockGuard, acquire};
 use crate::password::{Password, PasswordSource};
 use crate::select::SnapshotFilter;
@@ -56,7 +57,22 @@ pub fn run(cli: Cli) -> Result<Exit> {
         Command::Unlock(args) => prune::run_unlock(global, &args),
         Command::Stats(args) => stats::run(global, &args),
         Command::Copy(args) => copy::run(global, &args),
+        Command::Version => Ok(version(global)),
     }
+}
+
+/// `cairn version`: as restic's, with the platform, and as JSON with `--json`.
+fn version(global: &Global) -> Exit {
+    let (os, arch) = (std::env::consts::OS, std::env::consts::ARCH);
+    let version = env!("CARGO_PKG_VERSION");
+    if global.json {
+        output::json_line(&serde_json::json!({
+            "message_type": "version", "version": version, "os": os, "arch": arch,
+        }));
+    } else {
+        output::write_line(format_args!("cairn {version} on {os}/{arch}"));
+    }
+    Exit::Ok
 }
 
 /// The backend named by `-r`: `s3:...`, `sftp:...`, else a local directory (`local:` optional).
@@ -68,8 +84,8 @@ fn backend(global: &Global) -> Result<Arc<dyn Backend>> {
     let options = RemoteOptions {
         connections: remote.connections as usize,
         retries: remote.retries as usize,
-        limit_upload: remote.limit_upload.map(|k| k * 1024),
-        limit_download: remote.limit_download.map(|k| k * 1024),
+        limit_upload: remote.limit_upload.map(|k| u64::from(k) * 1024),
+        limit_download: remote.limit_download.map(|k| u64::from(k) * 1024),
         region: remote.s3_region.clone(),
         virtual_host: remote.s3_virtual_host,
         credentials: None,
@@ -106,6 +122,7 @@ fn cache_root(global: &Global) -> Result<PathBuf> {
 }
 
 fn password(global: &Global, prompt: &str, confirm: bool) -> Result<Password> {
+    output::report::end_phase();
     let source = PasswordSource {
         file: global.password_file.as_deref(),
         command: global.password_command.as_deref(),
@@ -130,15 +147,23 @@ fn open_source(global: &Global, from: &FromRepoArgs) -> Result<Arc<Repository>> 
     source_global.retry_lock = None;
     let backend = backend(&source_global)?;
     let location = backend.location();
+    output::report::end_phase();
     let password = PasswordSource {
         file: from.from_password_file.as_deref(),
         command: from.from_password_command.as_deref(),
         env: Some("CAIRN_FROM_PASSWORD"),
     }
-    .read(&format!("password for {location}: "), false)?;
+    .read(
+        &format!("password for the source repository {location}: "),
+        false,
+    )
+    .context(SourceRepository {
+        location: location.clone(),
+    })?;
+    output::report::phase(global, "opening the source repository, deriving key");
     let repo = Repository::open_unsynced(backend, password.as_bytes(), &cache_root(global)?)
-        .with_context(|| format!("cannot open the source repository {location}"))?;
-    sync_tolerant(&repo)?;
+        .context(SourceRepository { location })?;
+    sync_tolerant(global, &repo)?;
     Ok(Arc::new(repo))
 }
 
@@ -146,7 +171,7 @@ fn open_source(global: &Global, from: &FromRepoArgs) -> Result<Arc<Repository>> 
 /// segments that do not read (see [`sync_tolerant`]).
 fn open(global: &Global) -> Result<Arc<Repository>> {
     let repo = open_unsynced(global)?;
-    sync_tolerant(&repo)?;
+    sync_tolerant(global, &repo)?;
     Ok(repo)
 }
 
@@ -156,6 +181,7 @@ fn open_unsynced(global: &Global) -> Result<Arc<Repository>> {
     let backend = backend(global)?;
     let location = backend.location();
     let password = password(global, &format!("password for {location}: "), false)?;
+    output::report::phase(global, "opening repository, deriving key");
     let mut repo = Repository::open_unsynced(backend, password.as_bytes(), &cache_root(global)?)
         .with_context(|| format!("cannot open repository {location}"))?;
     if global.remote.no_object_cache {
@@ -167,7 +193,8 @@ fn open_unsynced(global: &Global) -> Result<Arc<Repository>> {
 /// Reads the index segments that read. One that does not is warned about (and the command
 /// ends with exit 3): what only it lists counts as missing, so a restore of other snapshots
 /// still works and a backup stores such data again.
-fn sync_tolerant(repo: &Repository) -> Result<()> {
+fn sync_tolerant(global: &Global, repo: &Repository) -> Result<()> {
+    output::report::phase(global, "loading index");
     let (_, unreadable) = (repo.sync_index_tolerant())
         .with_context(|| format!("cannot read the index of {}", repo.location()))?;
     for (id, error) in unreadable {
@@ -239,8 +266,9 @@ fn creation_stamp() -> (i64, String) {
     (now, user)
 }
 
-/// Prints a value as pretty JSON on stdout.
+/// Prints a value as one line of JSON on stdout.
 fn print_json<T: serde::Serialize>(value: &T) -> Result<()> {
-    println!("{}", serde_json::to_string_pretty(value)?);
+    let line = serde_json::to_string(value)?;
+    output::write_line(format_args!("{line}"));
     Ok(())
 }

@@ -2,6 +2,7 @@
 //! mounting (so a wrong password or a broken repository leaves nothing half-mounted), then
 //! serves the filesystem in the foreground until SIGINT, SIGTERM or `fusermount3 -u`.
 
+use crate::commands::output::errln;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,6 +12,7 @@ use cairn_format::Repository;
 use cairn_format::tree::{Node, NodeKind};
 use cairn_fuse::{CairnFs, FsOptions, LiveCatalog, Mount, MountOptions, MountRoot, Unmounter};
 
+use super::explain::Chosen;
 use super::{open, print_json};
 use crate::cli::{Global, MountArgs};
 use crate::exit::Exit;
@@ -111,7 +113,15 @@ fn snapshot_directory(repo: &Repository, reference: &str, filter: &SnapshotFilte
     let (snap, path) = split_reference(std::ffi::OsStr::new(reference))?;
     let (id, snapshot) = resolve(repo, snap, filter)?;
     let node = match path {
-        Some(path) => crate::dump::find_node(repo, &snapshot, path)?,
+        Some(path) => crate::dump::find_node(repo, &snapshot, path).map_err(|e| {
+            let chosen = Chosen {
+                reference: snap,
+                filter,
+                id: &id,
+                snapshot: &snapshot,
+            };
+            chosen.explain(repo, e)
+        })?,
         None => None,
     };
     match node {
@@ -146,7 +156,7 @@ fn unmount_on_signal(mut unmounter: Unmounter, mountpoint: PathBuf) -> Result<()
                     .arg(&mountpoint)
                     .status();
                 if !detached.is_ok_and(|s| s.success()) {
-                    eprintln!(
+                    errln!(
                         "cairn: cannot unmount {}: {error}; run `fusermount3 -u -z {}`",
                         mountpoint.display(),
                         mountpoint.display()
@@ -172,7 +182,7 @@ fn announce(global: &Global, location: &str, mountpoint: &str) -> Result<()> {
         });
     }
     if !global.quiet {
-        eprintln!(
+        errln!(
             "mounted {location} on {mountpoint}; stop with Ctrl-C or `fusermount3 -u {mountpoint}`"
         );
     }

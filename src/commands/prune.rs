@@ -1,5 +1,6 @@
 //! `cairn prune` and `cairn unlock`.
 
+use crate::commands::output::{count, outln};
 use std::sync::Arc;
 
 use anyhow::Result;
@@ -50,13 +51,19 @@ pub fn run_on(
 
 fn print_report(r: &PruneReport) {
     let verb = if r.dry_run { "would" } else { "did" };
-    println!(
-        "{} snapshots reference the data; {} blobs ({}) are unused",
-        r.snapshots,
-        r.unused_blobs,
+    outln!(
+        "{} the data; {} ({}) unused",
+        match r.snapshots {
+            1 => "1 snapshot references".to_string(),
+            n => format!("{n} snapshots reference"),
+        },
+        match r.unused_blobs {
+            1 => "1 blob is".to_string(),
+            n => format!("{n} blobs are"),
+        },
         bytes(r.unused_bytes)
     );
-    println!(
+    outln!(
         "packs: {} marked unused, {} needed again, {} repacked ({})",
         r.packs_marked,
         r.packs_revived,
@@ -65,7 +72,7 @@ fn print_report(r: &PruneReport) {
     );
     print_leftovers(r);
     if r.dry_run {
-        println!("dry run: nothing changed ({verb} mark and repack the packs above)");
+        outln!("dry run: nothing changed ({verb} mark and repack the packs above)");
         return;
     }
     print_freed(r);
@@ -73,7 +80,7 @@ fn print_report(r: &PruneReport) {
 
 fn print_leftovers(r: &PruneReport) {
     if r.leftovers_removed + r.leftovers_kept > 0 {
-        println!(
+        outln!(
             "temporary files of interrupted writes: {} {} ({}), {} kept (a running backup may \
              own them; a later prune removes them)",
             if r.dry_run { "would remove" } else { "removed" },
@@ -85,9 +92,9 @@ fn print_leftovers(r: &PruneReport) {
 }
 
 fn print_freed(r: &PruneReport) {
-    println!(
-        "deleted {} packs, freed {}; repository {} -> {} ({} -> {} packs)",
-        r.packs_deleted,
+    outln!(
+        "deleted {}, freed {}; repository {} -> {} ({} -> {} packs)",
+        count(r.packs_deleted, "pack"),
         bytes(r.bytes_freed),
         bytes(r.bytes_before),
         bytes(r.bytes_after),
@@ -95,7 +102,7 @@ fn print_freed(r: &PruneReport) {
         r.packs_after
     );
     if r.packs_deferred > 0 {
-        println!(
+        outln!(
             "{} packs ({}) stay until the backups running now are done: the next prune \
              deletes them",
             r.packs_deferred,
@@ -119,10 +126,10 @@ pub fn run_unlock(global: &Global, args: &UnlockArgs) -> Result<Exit> {
         )?;
     } else if !global.quiet {
         for id in &removed.damaged {
-            println!("removed the damaged lock object {id}");
+            outln!("removed the damaged lock object {id}");
         }
         for (_, l) in &removed.locks {
-            println!(
+            outln!(
                 "removed the lock of {} on {} (pid {}), taken {} ago",
                 l.operation,
                 l.hostname,
@@ -130,9 +137,9 @@ pub fn run_unlock(global: &Global, args: &UnlockArgs) -> Result<Exit> {
                 age(now - l.created_s)
             );
         }
-        println!(
-            "{} locks removed",
-            removed.locks.len() + removed.damaged.len()
+        outln!(
+            "{} removed",
+            count((removed.locks.len() + removed.damaged.len()) as u64, "lock")
         );
     }
     Ok(Exit::Ok)

@@ -1,5 +1,6 @@
 //! `cairn repair index` and `cairn repair snapshots`.
 
+use crate::commands::output::{count, outln};
 use std::sync::Arc;
 
 use anyhow::Result;
@@ -32,7 +33,7 @@ fn index(global: &Global) -> Result<Exit> {
     reporter.finish();
     print_index_outcome(global, &outcome)?;
     for (pack, error) in &outcome.unreadable_packs {
-        eprintln!("warning: pack {pack}: header unreadable, its blobs are not indexed: {error}");
+        tracing::warn!("pack {pack}: header unreadable, its blobs are not indexed: {error}");
     }
     Ok(if outcome.unreadable_packs.is_empty() {
         Exit::Ok
@@ -55,11 +56,11 @@ fn print_index_outcome(global: &Global, outcome: &IndexRepair) -> Result<()> {
         }));
     }
     if !global.quiet {
-        println!(
-            "indexed {} blobs in {} packs: {} segments written, {} old ones removed",
-            outcome.blobs_indexed,
-            outcome.packs_indexed,
-            outcome.segments_written,
+        outln!(
+            "indexed {} in {}: {} written, {} old ones removed",
+            count(outcome.blobs_indexed, "blob"),
+            count(outcome.packs_indexed, "pack"),
+            count(outcome.segments_written, "segment"),
             outcome.segments_removed
         );
     }
@@ -101,22 +102,22 @@ fn print_snapshot_repair(outcome: &SnapshotRepair, args: &RepairSnapshotsArgs) {
         ("removed", "rebuilt")
     };
     if !outcome.missing_packs.is_empty() {
-        println!(
+        outln!(
             "{} indexed packs no longer exist: their blobs are lost; {rebuild} the index from \
              the packs that exist",
             outcome.missing_packs.len()
         );
     }
     for id in &outcome.removed_damaged {
-        println!("{remove} damaged snapshot object {id}");
+        outln!("{remove} damaged snapshot object {id}");
     }
     let repaired = &outcome.snapshots;
     if repaired.is_empty() {
-        println!("no snapshot references lost data");
+        outln!("no snapshot references lost data");
     }
     for r in repaired {
         let new = r.repaired.map_or("(dry run)".to_string(), |id| id.short());
-        println!(
+        outln!(
             "snapshot {} -> {new}: {} files lost {}, {} directory listings lost{}",
             r.original.short(),
             r.damaged_files,

@@ -1,5 +1,6 @@
 //! `cairn restore`
 
+use crate::commands::output::{count, outln};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -7,6 +8,7 @@ use anyhow::{Result, bail};
 use cairn_format::snapshot::Snapshot;
 use cairn_format::{Repository, SnapshotId};
 
+use super::explain::Chosen;
 use super::output::report::{CliObserver, Reporter};
 use super::output::table::bytes;
 use super::{interrupt_flag, open, print_json};
@@ -19,8 +21,15 @@ use crate::select::{SnapshotFilter, resolve, split_reference};
 pub fn run(global: &Global, args: &RestoreArgs) -> Result<Exit> {
     let repo = open(global)?;
     let (reference, subpath) = split_reference(&args.snapshot)?;
-    let chosen = resolve(&repo, reference, &SnapshotFilter::from(&args.filter))?;
-    match (&args.target, &args.target_file) {
+    let filter = SnapshotFilter::from(&args.filter);
+    let chosen = resolve(&repo, reference, &filter)?;
+    let explained = Chosen {
+        reference,
+        filter: &filter,
+        id: &chosen.0,
+        snapshot: &chosen.1,
+    };
+    let restored = match (&args.target, &args.target_file) {
         (Some(target), _) => into_directory(global, args, &repo, &chosen, subpath, target),
         (None, Some(file)) => {
             let Some(path) = subpath else {
@@ -29,7 +38,8 @@ pub fn run(global: &Global, args: &RestoreArgs) -> Result<Exit> {
             into_file(global, args, &repo, &chosen, path, file)
         }
         (None, None) => unreachable!("clap requires --target or --target-file"),
-    }
+    };
+    restored.map_err(|e| explained.explain(&repo, e))
 }
 
 /// `--target-file`: one file's bytes into a file or block device.
@@ -45,7 +55,7 @@ fn into_file(
     if global.json {
         print_summary_json(&summary, id)?;
     } else if !global.quiet {
-        println!(
+        outln!(
             "wrote {} ({}) from snapshot {} to {}{}",
             path.display(),
             bytes(summary.bytes),
@@ -114,30 +124,30 @@ fn restore_options(
 }
 
 fn print_summary(summary: &RestoreSummary, id: &SnapshotId, target: &Path, verified: bool) {
-    println!(
-        "restored {} files, {} directories, {} other entries ({}) from snapshot {} to {}",
-        summary.files_restored,
-        summary.dirs_restored,
-        summary.other_restored,
+    outln!(
+        "restored {}, {}, {} ({}) from snapshot {} to {}",
+        count(summary.files_restored, "file"),
+        count(summary.dirs_restored, "directory"),
+        count(summary.other_restored, "other entry"),
         bytes(summary.total_bytes),
         id.short(),
         target.display()
     );
     if summary.files_failed > 0 {
-        println!(
-            "{} files could not be restored completely and were removed (see the errors \
-             above); run the restore again once the cause is fixed",
-            summary.files_failed
+        outln!(
+            "{} could not be restored completely and removed (see the errors above); run the \
+             restore again once the cause is fixed",
+            count(summary.files_failed, "file")
         );
     }
     if summary.files_skipped > 0 {
-        println!(
-            "skipped {} existing files (--overwrite)",
-            summary.files_skipped
+        outln!(
+            "skipped {} (--overwrite)",
+            count(summary.files_skipped, "existing file")
         );
     }
     if verified {
-        println!("verified {} files", summary.files_verified);
+        outln!("verified {}", count(summary.files_verified, "file"));
     }
 }
 

@@ -1,70 +1,76 @@
 //! `cairn snapshots`
 
+use std::collections::HashMap;
+
 use anyhow::Result;
 use cairn_format::SnapshotId;
 use cairn_format::snapshot::Snapshot;
 
-use super::output::table::{bytes, local_time, render, time_with_offset};
-use super::{open_unsynced, print_json};
+use super::open_unsynced;
+use super::output::table::{self, bytes, render};
+use super::output::{count, json, json_line, outln};
 use crate::cli::{Global, SnapshotsArgs};
 use crate::exit::Exit;
-use crate::select::SnapshotFilter;
-
-/// The JSON shape of a snapshot, shared by every command that prints one.
-pub fn snapshot_json(id: &SnapshotId, s: &Snapshot) -> serde_json::Value {
-    serde_json::json!({
-        "id": id,
-        "short_id": id.short(),
-        "time": time_with_offset(s.time_ns, s.utc_offset_s).to_rfc3339(),
-        "tree": s.tree,
-        "paths": s.paths,
-        "hostname": s.hostname,
-        "username": s.username,
-        "uid": s.uid,
-        "gid": s.gid,
-        "tags": s.tags,
-        "protected": s.protected,
-        "parent": s.parent,
-        "program_version": s.program_version,
-        "summary": s.summary,
-    })
-}
+use crate::select::{SnapshotFilter, choose};
 
 pub fn run(global: &Global, args: &SnapshotsArgs) -> Result<Exit> {
     let repo = open_unsynced(global)?;
-    let mut list = SnapshotFilter::from(&args.filter).apply(&repo)?;
+    let mut list = choose(&repo, &args.snapshots, &SnapshotFilter::from(&args.filter))?;
     if let Some(n) = args.latest {
-        list.drain(..list.len().saturating_sub(n));
+        list = newest_per_group(list, n);
     }
     if global.json {
-        let values: Vec<_> = list.iter().map(|(id, s)| snapshot_json(id, s)).collect();
-        print_json(&values)?;
-        return Ok(Exit::Ok);
+        for (id, s) in &list {
+            let mut line = json::snapshot(id, s);
+            line["message_type"] = "snapshot".into();
+            json_line(&line);
+        }
+    } else if args.compact {
+        let rows: Vec<_> = list.iter().map(|(id, s)| compact_row(id, s)).collect();
+        outln!("{}", render(&["ID", "Time", "Host", "Tags"], &rows));
+        outln!("{}", count(list.len() as u64, "snapshot"));
+    } else {
+        let rows: Vec<_> = list.iter().map(|(id, s)| row(id, s)).collect();
+        let header = ["ID", "Time", "Host", "Tags", "Paths", "Size"];
+        outln!("{}", render(&header, &rows));
+        outln!("{}", count(list.len() as u64, "snapshot"));
     }
-    let rows: Vec<Vec<String>> = list.iter().map(|(id, s)| row(id, s)).collect();
-    println!(
-        "{}",
-        render(&["ID", "Time", "Host", "Tags", "Paths", "Size"], &rows)
-    );
-    println!("{} snapshots", list.len());
     Ok(Exit::Ok)
 }
 
-/// A snapshot as a line of the table.
+/// The newest `n` snapshots of each host and set of paths (restic's `--latest`), in the
+/// order they came.
+fn newest_per_group(list: Vec<(SnapshotId, Snapshot)>, n: usize) -> Vec<(SnapshotId, Snapshot)> {
+    let mut seen: HashMap<(String, Vec<String>), usize> = HashMap::new();
+    let mut kept: Vec<_> = (list.into_iter().rev())
+        .filter(|(_, s)| {
+            let mut paths = s.paths.clone();
+            paths.sort();
+            let taken = seen.entry((s.hostname.clone(), paths)).or_default();
+            *taken += 1;
+            *taken <= n
+        })
+        .collect();
+    kept.reverse();
+    kept
+}
+
+/// A snapshot as a row of the table: tags and paths one per line, as restic shows them.
 fn row(id: &SnapshotId, s: &Snapshot) -> Vec<String> {
-    let tags = s.tags.join(",");
-    vec![
-        id.short(),
-        local_time(s.time_ns),
-        s.hostname.clone(),
-        if s.protected {
-            format!("{tags} [protected]").trim_start().to_string()
-        } else {
-            tags
-        },
-        s.paths.join(" "),
-        (s.summary.as_ref())
-            .map(|x| bytes(x.total_bytes_processed))
-            .unwrap_or_default(),
-    ]
+    let mut cells = compact_row(id, s);
+    cells[3] = tags(s).join("\n");
+    cells.push(s.paths.join("\n"));
+    cells.push((s.summary.as_ref()).map_or_else(String::new, |x| bytes(x.total_bytes_processed)));
+    cells
+}
+
+fn compact_row(id: &SnapshotId, s: &Snapshot) -> Vec<String> {
+    let when = table::time(s.time_ns);
+    vec![id.short(), when, s.hostname.clone(), tags(s).join(",")]
+}
+
+/// The tags, and `[protected]` when forget may not remove the snapshot.
+fn tags(s: &Snapshot) -> Vec<String> {
+    let protected = s.protected.then(|| "[protected]".to_string());
+    s.tags.iter().cloned().chain(protected).collect()
 }

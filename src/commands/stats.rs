@@ -1,5 +1,6 @@
 //! `cairn stats`.
 
+use crate::commands::output::outln;
 use anyhow::Result;
 
 use super::output::table::bytes;
@@ -21,19 +22,19 @@ pub fn run(global: &Global, args: &StatsArgs) -> Result<Exit> {
         print_json(&serde_json::json!({"message_type": "stats", "stats": stats}))?;
         return Ok(Exit::Ok);
     }
-    println!("Snapshots:          {}", stats.snapshots);
-    println!("Files:              {}", stats.files);
-    println!("Restore size:       {}", bytes(stats.restore_size));
+    outln!("Snapshots:          {}", stats.snapshots);
+    outln!("Files:              {}", stats.files);
+    outln!("Restore size:       {}", bytes(stats.restore_size));
     if let (Some(blobs), Some(raw), Some(stored)) = (stats.blobs, stats.raw_size, stats.stored_size)
     {
-        println!("Unique blobs:       {blobs}");
-        println!("Unique data:        {}", bytes(raw));
-        println!("Stored:             {}", bytes(stored));
-        println!(
+        outln!("Unique blobs:       {blobs}");
+        outln!("Unique data:        {}", bytes(raw));
+        outln!("Stored:             {}", bytes(stored));
+        outln!(
             "Compression ratio:  {:.2}x",
             stats.compression_ratio.unwrap_or(0.0)
         );
-        println!(
+        outln!(
             "Dedup ratio:        {:.2}x",
             stats.dedup_ratio.unwrap_or(0.0)
         );

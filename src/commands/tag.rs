@@ -1,5 +1,6 @@
 //! `cairn tag`: adds or removes tags and protects snapshots from forget.
 
+use crate::commands::output::outln;
 use anyhow::{Result, bail};
 
 use super::{open_unsynced, print_json};
@@ -34,9 +35,9 @@ pub fn run(global: &Global, args: &TagArgs) -> Result<Exit> {
     } else if !global.quiet {
         for (old, new) in &changed {
             if old == new {
-                println!("snapshot {}: unchanged", old.short());
+                outln!("snapshot {}: unchanged", old.short());
             } else {
-                println!("snapshot {} saved as {}", old.short(), new.short());
+                outln!("snapshot {} saved as {}", old.short(), new.short());
             }
         }
     }

@@ -286,33 +286,58 @@ impl std::str::FromStr for GroupBy {
     }
 }
 
-/// A group's key as people read it: `host vm1, paths /etc /home`.
-pub fn group_key(by: GroupBy, snapshot: &Snapshot) -> String {
-    let mut parts = Vec::new();
-    if by.host {
-        parts.push(format!("host {}", snapshot.hostname));
+/// What the snapshots of one group share: the fields grouped by, the others `None`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct GroupKey {
+    pub host: Option<String>,
+    pub paths: Option<Vec<String>>,
+    pub tags: Option<Vec<String>>,
+}
+
+impl GroupKey {
+    pub fn of(by: GroupBy, snapshot: &Snapshot) -> Self {
+        let sorted = |list: &[String]| {
+            let mut list = list.to_vec();
+            list.sort();
+            list
+        };
+        GroupKey {
+            host: by.host.then(|| snapshot.hostname.clone()),
+            paths: by.paths.then(|| sorted(&snapshot.paths)),
+            tags: by.tags.then(|| sorted(&snapshot.tags)),
+        }
     }
-    if by.paths {
-        let mut paths = snapshot.paths.clone();
-        paths.sort();
-        parts.push(format!("paths {}", paths.join(" ")));
+}
+
+/// As people read it: `host vm1, paths /etc /home`.
+impl std::fmt::Display for GroupKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut parts = Vec::new();
+        if let Some(host) = &self.host {
+            parts.push(format!("host {host}"));
+        }
+        if let Some(paths) = &self.paths {
+            parts.push(format!("paths {}", paths.join(" ")));
+        }
+        if let Some(tags) = &self.tags {
+            parts.push(format!("tags {}", tags.join(",")));
+        }
+        if parts.is_empty() {
+            f.write_str("all snapshots")
+        } else {
+            f.write_str(&parts.join(", "))
+        }
     }
-    if by.tags {
-        let mut tags = snapshot.tags.clone();
-        tags.sort();
-        parts.push(format!("tags {}", tags.join(",")));
-    }
-    parts.join(", ")
 }
 
 /// Splits snapshots into groups, in key order.
 pub fn groups(
     by: GroupBy,
     snapshots: Vec<(SnapshotId, Snapshot)>,
-) -> BTreeMap<String, Vec<(SnapshotId, Snapshot)>> {
-    let mut out: BTreeMap<String, Vec<_>> = BTreeMap::new();
+) -> BTreeMap<GroupKey, Vec<(SnapshotId, Snapshot)>> {
+    let mut out: BTreeMap<GroupKey, Vec<_>> = BTreeMap::new();
     for (id, snapshot) in snapshots {
-        out.entry(group_key(by, &snapshot))
+        out.entry(GroupKey::of(by, &snapshot))
             .or_default()
             .push((id, snapshot));
     }
@@ -322,7 +347,8 @@ pub fn groups(
 /// One group's verdicts.
 #[derive(Clone, Debug, Serialize)]
 pub struct GroupPlan {
-    pub group: String,
+    /// `None` for the snapshots named on the command line.
+    pub group: Option<GroupKey>,
     /// Newest first.
     pub decisions: Vec<Decision>,
 }
@@ -339,7 +365,7 @@ pub fn plan(
         .into_iter()
         .map(|(group, snapshots)| GroupPlan {
             decisions: apply(policy, &snapshots),
-            group,
+            group: Some(group),
         })
         .collect())
 }

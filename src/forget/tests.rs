@@ -201,7 +201,7 @@ fn groups_are_decided_independently() {
     let by: GroupBy = "host,paths".parse().unwrap();
     let groups = groups(by, all);
     assert_eq!(
-        groups.keys().collect::<Vec<_>>(),
+        groups.keys().map(ToString::to_string).collect::<Vec<_>>(),
         ["host a, paths /data", "host b, paths /data"]
     );
     let policy = Policy {

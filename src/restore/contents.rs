@@ -5,7 +5,7 @@
 use std::fs;
 use std::io;
 use std::sync::Mutex;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use cairn_format::BlobId;
 use cairn_format::content::ContentEntry;
@@ -30,6 +30,7 @@ pub(super) fn write_contents(run: &Run<'_>, items: &[Item], files: &Files) {
     needs.sort_unstable_by_key(|(id, _)| *id);
     let mut blobs = locate(run, items, &needs);
     let targets: Vec<Target> = needs.into_iter().map(|(_, t)| t).collect();
+    let pending = Pending::new(run, items.len(), files, &targets);
     blobs.sort_unstable_by_key(|b| (b.location.pack, b.location.offset));
     let queue = Mutex::new(by_pack(&blobs));
     let threads = std::thread::available_parallelism().map_or(2, usize::from) * 2;
@@ -44,11 +45,45 @@ pub(super) fn write_contents(run: &Run<'_>, items: &[Item], files: &Files) {
                     if run.interrupted() {
                         break;
                     }
-                    restore_pack(run, items, &blobs[range], &targets, &mut buffer);
+                    let pack = PackWork {
+                        blobs: &blobs[range],
+                        targets: &targets,
+                        pending: &pending,
+                    };
+                    restore_pack(run, items, &pack, &mut buffer);
                 }
             });
         }
     });
+}
+
+/// The blob writes each file still waits for: a file counts as done (the progress's file
+/// counter) when its last one lands, at once when it has none.
+struct Pending(Vec<AtomicU32>);
+
+impl Pending {
+    fn new(run: &Run<'_>, items: usize, files: &Files, targets: &[Target]) -> Self {
+        let pending: Vec<AtomicU32> = (0..items).map(|_| AtomicU32::new(0)).collect();
+        for t in targets {
+            pending[t.file].fetch_add(1, Ordering::Relaxed);
+        }
+        let empty = (files.written.iter()).filter(|&&f| pending[f].load(Ordering::Relaxed) == 0);
+        run.progress.add_done(empty.count() as u64, 0);
+        Pending(pending)
+    }
+
+    fn wrote(&self, run: &Run<'_>, file: usize) {
+        if self.0[file].fetch_sub(1, Ordering::Relaxed) == 1 {
+            run.progress.add_done(1, 0);
+        }
+    }
+}
+
+/// One pack's share of the plan: its blobs (sorted by offset) and the targets they go to.
+struct PackWork<'a> {
+    blobs: &'a [PlannedBlob],
+    targets: &'a [Target],
+    pending: &'a Pending,
 }
 
 /// Every data blob each file wants, with where (zero runs only count as progress).
@@ -120,13 +155,8 @@ const MAX_GAP: u64 = 1 << 20;
 const MAX_READ: u64 = 4 << 20;
 
 /// Restores the blobs of one pack (sorted by offset), reading runs of them at once.
-fn restore_pack(
-    run: &Run<'_>,
-    items: &[Item],
-    blobs: &[PlannedBlob],
-    targets: &[Target],
-    buffer: &mut Vec<u8>,
-) {
+fn restore_pack(run: &Run<'_>, items: &[Item], work: &PackWork<'_>, buffer: &mut Vec<u8>) {
+    let (blobs, targets) = (work.blobs, work.targets);
     let pack = blobs[0].location.pack;
     let mut start = 0;
     while start < blobs.len() {
@@ -140,7 +170,7 @@ fn restore_pack(
                     let at = (u64::from(blob.location.offset) - first) as usize;
                     let sealed = &buffer[at..at + blob.location.length as usize];
                     let wanted = &targets[blob.targets.clone()];
-                    write_blob(run, items, &blob.id, &blob.location, sealed, wanted);
+                    write_blob(run, items, blob, sealed, wanted, work.pending);
                 }
             }
             Err(e) => {
@@ -177,12 +207,12 @@ fn read_run_end(blobs: &[PlannedBlob], start: usize) -> usize {
 fn write_blob(
     run: &Run<'_>,
     items: &[Item],
-    id: &BlobId,
-    location: &BlobLocation,
+    blob: &PlannedBlob,
     sealed: &[u8],
     targets: &[Target],
+    pending: &Pending,
 ) {
-    let plain = match run.repo.open_blob(id, location, sealed) {
+    let plain = match run.repo.open_blob(&blob.id, &blob.location, sealed) {
         Ok(plain) => plain,
         Err(e) => {
             for t in targets {
@@ -198,6 +228,7 @@ fn write_blob(
                 run.bytes_written
                     .fetch_add(plain.len() as u64, Ordering::Relaxed);
                 run.progress.add_bytes(plain.len() as u64);
+                pending.wrote(run, t.file);
             }
             Err(e) => run.fail_file(items, t.file, &format!("cannot write: {e}")),
         }

@@ -163,6 +163,7 @@ pub fn restore(
         tracing::info_span!("restore", repo = %repo.location(), target = %options.target.display());
     let _enter = span.enter();
     let filter = Filter::new(&options.includes, &options.excludes)?;
+    progress.set_phase("planning");
     let items = plan(repo, snapshot, options.subpath.as_deref(), &filter)?;
     fs::create_dir_all(&options.target).with_context(|| {
         format!(

@@ -33,10 +33,9 @@ pub fn check(s: &Scratch, extra: &[&str]) -> (i32, Value) {
     (out.status.code().unwrap_or(-1), value)
 }
 
-/// The pretty-printed JSON object at the end of `--json` output (after any JSON lines).
+/// The JSON object at the end of `--json` output (after any status lines).
 fn last_json(text: &str) -> Option<Value> {
-    let start = text.rfind("\n{").map_or(0, |i| i + 1);
-    serde_json::from_str(&text[start..]).ok()
+    crate::util::json_lines(text).pop()
 }
 
 /// A blob as the index places it.

@@ -40,6 +40,7 @@ fn options(paths: Vec<PathBuf>) -> BackupOptions {
         parent: ParentChoice::Auto,
         time: None,
         dry_run: false,
+        skip_if_unchanged: false,
         compression_level: None,
         scan_totals: true,
         interrupt: Arc::new(AtomicBool::new(false)),
@@ -495,4 +496,39 @@ fn each_engine_operation_runs_in_its_own_span() {
             "no {operation} span in {names:?}"
         );
     }
+}
+
+/// Issue #17: the counters a progress line shows count. A backup's file total is the
+/// summary's (symlinks and directories are not files), and a restore's file counter reaches
+/// the number of files restored, empty and all-zero files included.
+#[test]
+fn progress_counters_agree_with_the_summaries() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src");
+    std::fs::create_dir_all(src.join("sub")).unwrap();
+    std::fs::write(src.join("data"), noise(9, 3 << 20)).unwrap();
+    std::fs::write(src.join("sub/zeros"), vec![0; 1 << 20]).unwrap();
+    std::fs::write(src.join("empty"), b"").unwrap();
+    std::os::unix::fs::symlink("data", src.join("link")).unwrap();
+    let repo = Arc::new(init(
+        Arc::new(MemoryBackend::new()),
+        &dir.path().join("cache"),
+    ));
+    let observer = CountingObserver(AtomicUsize::new(0));
+    let progress = Progress::default();
+    let outcome = backup(&repo, options(vec![src]), &progress, &observer).unwrap();
+    let sample = progress.sample();
+    assert_eq!(outcome.summary.total_files_processed, 3);
+    assert_eq!(sample.files_total, 3, "the scan counts files only");
+    assert_eq!(sample.files_done, 3);
+    let restored = Progress::default();
+    let options = RestoreOptions {
+        target: dir.path().join("restored"),
+        ..RestoreOptions::default()
+    };
+    let summary = restore(&repo, &outcome.snapshot, &options, &restored, &observer).unwrap();
+    let sample = restored.sample();
+    assert_eq!(summary.files_restored, 3);
+    assert_eq!((sample.files_done, sample.files_total), (3, 3));
+    assert_eq!(sample.bytes_done, sample.bytes_total);
 }

@@ -24,7 +24,7 @@ fn snapshots_at(times: &[&str]) -> Scratch {
 }
 
 fn ids(s: &Scratch) -> Vec<String> {
-    let list = s.json(&["snapshots"]);
+    let list = s.json_list(&["snapshots"]);
     list.as_array()
         .unwrap()
         .iter()
@@ -41,11 +41,19 @@ fn forget_applies_a_policy_per_group_and_a_dry_run_changes_nothing() {
         "2024-03-31 10:00:00",
         "b:2024-01-15 10:00:00",
     ]);
-    let dry = s.json(&["forget", "--keep-monthly", "2", "--dry-run"]);
+    let lines = s.json_list(&["forget", "--keep-monthly", "2", "--dry-run"]);
+    let lines = lines.as_array().unwrap();
+    let (dry, groups) = lines.split_last().unwrap();
+    assert_eq!(dry["message_type"], "summary");
     assert_eq!(dry["dry_run"], true);
+    assert_eq!(dry["snapshots_removed"], 2);
     assert_eq!(ids(&s).len(), 5, "a dry run removes nothing");
-    let groups = dry["groups"].as_array().unwrap();
-    assert_eq!(groups.len(), 2, "{dry}");
+    assert_eq!(groups.len(), 2, "{lines:?}");
+    // Issue #17: a group is its fields, not a sentence.
+    assert_eq!(groups[0]["group"]["host"], "a");
+    assert_eq!(groups[1]["group"]["host"], "b");
+    assert!(groups[0]["group"]["paths"].is_array());
+    assert!(groups[0]["group"]["tags"].is_null(), "not grouped by tags");
     let a = &groups[0];
     assert_eq!(a["keep"].as_array().unwrap().len(), 2);
     assert_eq!(a["keep"][0]["reasons"][0], "monthly");
@@ -69,14 +77,14 @@ fn protected_snapshots_survive_policies_and_cannot_be_named() {
         "2024-05-02 10:00:00",
         "2024-05-03 10:00:00",
     ]);
-    let oldest = s.json(&["snapshots"])[0]["id"]
+    let oldest = s.json_list(&["snapshots"])[0]["id"]
         .as_str()
         .unwrap()
         .to_string();
     let tagged: Value = s.json(&["tag", &oldest[..8], "--protect", "--add", "keep"]);
     let protected = tagged["snapshots"][0]["new"].as_str().unwrap().to_string();
     assert_ne!(protected, oldest, "a changed snapshot gets a new id");
-    let listed = s.json(&["snapshots"]);
+    let listed = s.json_list(&["snapshots"]);
     assert_eq!(listed[0]["protected"], true);
     assert_eq!(listed[0]["tags"][0], "keep");
     s.json(&["forget", "--keep-last", "1"]);
@@ -85,7 +93,7 @@ fn protected_snapshots_survive_policies_and_cannot_be_named() {
     assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--unprotect"));
     s.ok(&["tag", &protected[..8], "--unprotect"]);
-    let unprotected = s.json(&["snapshots"])[0]["id"]
+    let unprotected = s.json_list(&["snapshots"])[0]["id"]
         .as_str()
         .unwrap()
         .to_string();

@@ -112,7 +112,7 @@ fn stdin_from_command_saves_the_output_and_fails_with_the_command() {
         "dumped bytes differ"
     );
 
-    let before = s.json(&["snapshots"]).as_array().unwrap().len();
+    let before = s.json_list(&["snapshots"]).as_array().unwrap().len();
     let out = s.run(&[
         "backup",
         "--stdin-from-command",
@@ -125,7 +125,7 @@ fn stdin_from_command_saves_the_output_and_fails_with_the_command() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("exit status: 3"), "{stderr}");
     assert_eq!(
-        s.json(&["snapshots"]).as_array().unwrap().len(),
+        s.json_list(&["snapshots"]).as_array().unwrap().len(),
         before,
         "no snapshot"
     );

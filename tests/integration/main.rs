@@ -12,6 +12,7 @@ mod engine;
 mod forget;
 mod image;
 mod mount;
+mod output;
 mod prune;
 mod remote;
 mod roundtrip;

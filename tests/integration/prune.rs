@@ -105,7 +105,7 @@ fn forget_with_prune_frees_the_space_of_the_snapshots_it_removes() {
     // What prune would free counts the snapshot the dry run did not remove as gone.
     assert!(dry["unused_bytes"].as_u64().unwrap() > 1_000_000, "{dry}");
     assert_eq!(data_bytes(&s), before, "a dry run changes nothing");
-    assert_eq!(s.json(&["snapshots"]).as_array().unwrap().len(), 2);
+    assert_eq!(s.json_list(&["snapshots"]).as_array().unwrap().len(), 2);
 
     let report = s.json(&["forget", "--keep-last", "1", "--prune"])["report"].clone();
     let after = data_bytes(&s);

@@ -60,7 +60,7 @@ fn s3_repository_backs_up_restores_checks_and_deduplicates() {
         summary["data_added"].as_u64().unwrap() < 64 << 10,
         "{summary}"
     );
-    let listing = s.json(&["snapshots"]);
+    let listing = s.json_list(&["snapshots"]);
     assert_eq!(listing.as_array().unwrap().len(), 2, "{listing}");
 }
 
@@ -132,7 +132,7 @@ fn s3_several_hosts_back_up_into_one_repository_at_once() {
         let out = child.wait_with_output().unwrap();
         assert!(out.status.success(), "{}", describe(&out));
     }
-    let listing = s.json(&["snapshots"]);
+    let listing = s.json_list(&["snapshots"]);
     assert_eq!(listing.as_array().unwrap().len(), 3, "{listing}");
     let check = s.ok(&["check", "--read-data"]);
     assert!(check.contains("no errors"), "{check}");
@@ -201,7 +201,7 @@ fn s3_cluster_losing_nodes() {
         rerun["data_added"].as_u64().unwrap() <= (24 << 20) - (2 << 20),
         "the rerun uploaded everything again: {rerun}"
     );
-    let listing = s.json(&["snapshots"]);
+    let listing = s.json_list(&["snapshots"]);
     assert_eq!(listing.as_array().unwrap().len(), 2, "{listing}");
     let check = s.ok(&["check", "--read-data"]);
     assert!(check.contains("no errors"), "{check}");
@@ -273,7 +273,7 @@ fn sftp_repository_backs_up_restores_and_checks() {
     assert!(leftovers.is_empty(), "{leftovers:?}");
     let mut local = Scratch::new();
     local.location = Some(repo.display().to_string());
-    assert_eq!(local.json(&["snapshots"]).as_array().unwrap().len(), 2);
+    assert_eq!(local.json_list(&["snapshots"]).as_array().unwrap().len(), 2);
 }
 
 #[test]
@@ -352,12 +352,8 @@ fn copy_makes_an_off_site_twin_and_copies_into_unrelated_repositories() {
     let out = from(&unrelated, &["--json", "copy"]);
     assert!(out.status.success(), "{}", describe(&out));
     let report = json_output(&String::from_utf8_lossy(&out.stdout));
-    assert_eq!(report["summary"]["rewritten"], true, "{report}");
-    assert_eq!(
-        report["summary"]["copied"].as_array().unwrap().len(),
-        2,
-        "{report}"
-    );
+    assert_eq!(report["ids_rewritten"], true, "{report}");
+    assert_eq!(report["copied"].as_array().unwrap().len(), 2, "{report}");
     let rewritten = unrelated.path("rewritten");
     unrelated.ok(&["restore", "latest", "--target", rewritten.to_str().unwrap()]);
     assert_same_tree(&src, &rewritten.join(src.strip_prefix("/").unwrap()));
@@ -367,10 +363,7 @@ fn copy_makes_an_off_site_twin_and_copies_into_unrelated_repositories() {
         &from(&unrelated, &["--json", "copy"]).stdout,
     ));
     assert_eq!(
-        again["summary"]["already_present"]
-            .as_array()
-            .unwrap()
-            .len(),
+        again["already_present"].as_array().unwrap().len(),
         2,
         "{again}"
     );
@@ -394,19 +387,18 @@ fn copy_makes_an_off_site_twin_and_copies_into_unrelated_repositories() {
     let out = from(&twin, &["copy", "--dry-run"]);
     assert!(out.status.success(), "{}", describe(&out));
     assert!(
-        twin.json(&["snapshots"]).as_array().unwrap().is_empty(),
+        twin.json_list(&["snapshots"])
+            .as_array()
+            .unwrap()
+            .is_empty(),
         "a dry run wrote a snapshot"
     );
     let out = from(&twin, &["--json", "copy"]);
     assert!(out.status.success(), "{}", describe(&out));
     let report = json_output(&String::from_utf8_lossy(&out.stdout));
-    assert_eq!(
-        report["summary"]["copied"].as_array().unwrap().len(),
-        2,
-        "{report}"
-    );
+    assert_eq!(report["copied"].as_array().unwrap().len(), 2, "{report}");
     assert!(
-        report["summary"]["bytes_copied"].as_u64().unwrap() >= 4 << 20,
+        report["bytes_copied"].as_u64().unwrap() >= 4 << 20,
         "{report}"
     );
 
@@ -414,15 +406,12 @@ fn copy_makes_an_off_site_twin_and_copies_into_unrelated_repositories() {
     let out = from(&twin, &["--json", "copy"]);
     let again = json_output(&String::from_utf8_lossy(&out.stdout));
     assert_eq!(
-        again["summary"]["already_present"]
-            .as_array()
-            .unwrap()
-            .len(),
+        again["already_present"].as_array().unwrap().len(),
         2,
         "{again}"
     );
-    assert_eq!(again["summary"]["blobs_copied"], 0, "{again}");
-    assert_eq!(again["summary"]["rewritten"], false, "{again}");
+    assert_eq!(again["blobs_copied"], 0, "{again}");
+    assert_eq!(again["ids_rewritten"], false, "{again}");
     let target = twin.path("out");
     twin.ok(&["restore", "latest", "--target", target.to_str().unwrap()]);
     assert_same_tree(&src, &target.join(src.strip_prefix("/").unwrap()));

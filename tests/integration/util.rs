@@ -103,6 +103,14 @@ impl Scratch {
         json_output(&self.ok(&all))
     }
 
+    /// Runs with `--json`, asserts success, checks that every line of stdout is one JSON object
+    /// and returns those that are not progress (`status`), as an array.
+    pub fn json_list(&self, args: &[&str]) -> Value {
+        let mut all = vec!["--json"];
+        all.extend_from_slice(args);
+        Value::Array(json_lines(&self.ok(&all)))
+    }
+
     /// Backs up `paths` and returns the JSON summary.
     pub fn backup(&self, paths: &[&Path], extra: &[&str]) -> Value {
         let mut args = vec!["backup"];
@@ -164,20 +172,23 @@ pub fn save_snapshot(repo: &Repository, tree: BlobId, host: &str) -> String {
     repo.save_snapshot(&snapshot).unwrap().to_hex()
 }
 
-/// The JSON a `--json` command printed last (after any status lines).
+/// The JSON object a `--json` command printed last (after any status lines); every line must
+/// be one JSON object (issue #17).
 pub fn json_output(text: &str) -> Value {
-    let last = text
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .collect::<Vec<_>>();
-    serde_json::from_str(text)
-        .or_else(|_| serde_json::from_str(last.last().copied().unwrap_or("")))
-        .or_else(|_| {
-            // Pretty-printed summary after status lines: parse from the first line that opens it.
-            let start = text.rfind("\n{").map_or(0, |i| i + 1);
-            serde_json::from_str(&text[start..])
-        })
-        .unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
+    json_lines(text)
+        .pop()
+        .unwrap_or_else(|| panic!("no JSON result in: {text}"))
+}
+
+/// Every line of `text` parsed as one JSON object, progress (`status`) lines left out.
+pub fn json_lines(text: &str) -> Vec<Value> {
+    let parsed = text.lines().filter(|l| !l.trim().is_empty()).map(|line| {
+        let value: Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("not a JSON line ({e}): {line}"));
+        assert!(value.is_object(), "not a JSON object: {line}");
+        value
+    });
+    parsed.filter(|v| v["message_type"] != "status").collect()
 }
 
 pub fn describe(out: &Output) -> String {

@@ -1,17 +1,19 @@
 //! Shows a running operation's [`Progress`]: an indicatif bar on a terminal, JSON status lines
 //! on stdout with `--json`, nothing otherwise (cron logs stay clean).
 
-use std::fmt::Write;
+use crate::commands::output::{errln, outln};
 use std::io::IsTerminal;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use super::line::{self, Rate, View};
 
 use crate::cli::Global;
-use crate::progress::{ByteSources, Observer, Progress, ProgressSample};
+use crate::progress::{Change, Observer, Progress, ProgressSample};
 
 /// A background thread sampling progress until dropped or finished.
 pub struct Reporter {
@@ -37,6 +39,7 @@ impl Reporter {
         verb: &'static str,
         unit: &'static str,
     ) -> Self {
+        end_phase();
         let stop = Arc::new(AtomicBool::new(false));
         let handle = if global.json {
             let stop = stop.clone();
@@ -85,19 +88,28 @@ fn sleep_until_stopped(stop: &AtomicBool, period: Duration) -> bool {
 
 fn json_lines(progress: &Progress, stop: &AtomicBool, verb: &str, unit: &str) {
     let started = Instant::now();
+    let mut rate = Rate::default();
     while !sleep_until_stopped(stop, Duration::from_secs(1)) {
-        let line = status_line(&progress.sample(), verb, unit, started.elapsed());
-        println!("{line}");
+        let (sample, elapsed) = (progress.sample(), started.elapsed());
+        rate.update(elapsed, sample.bytes_done);
+        let remaining = rate.eta(
+            elapsed,
+            sample.bytes_total.saturating_sub(sample.bytes_done),
+        );
+        let view = View {
+            verb,
+            unit,
+            elapsed,
+            eta: remaining,
+            rate: rate.per_second(),
+            tick: 0,
+        };
+        super::json_line(&status_line(&sample, &view));
     }
 }
 
-/// One `--json` status message (`files_done` and `total_files` count `unit`).
-fn status_line(
-    sample: &ProgressSample,
-    verb: &str,
-    unit: &str,
-    elapsed: Duration,
-) -> serde_json::Value {
+/// One `--json` status message (`files_done` and `total_files` count `view.unit`).
+fn status_line(sample: &ProgressSample, view: &View<'_>) -> serde_json::Value {
     let fraction = if sample.bytes_total > 0 {
         sample.bytes_done as f64 / sample.bytes_total as f64
     } else {
@@ -105,10 +117,12 @@ fn status_line(
     };
     serde_json::json!({
         "message_type": "status",
-        "operation": verb,
-        "unit": unit,
-        "seconds_elapsed": elapsed.as_secs(),
+        "operation": view.verb,
+        "unit": view.unit,
+        "seconds_elapsed": view.elapsed.as_secs(),
+        "seconds_remaining": view.eta.map(|eta| eta.as_secs()),
         "percent_done": fraction.min(1.0),
+        "phase": sample.phase,
         "files_done": sample.files_done,
         "total_files": sample.files_total,
         "bytes_done": sample.bytes_done,
@@ -119,90 +133,165 @@ fn status_line(
         "bytes_zero": sample.sources.zero,
         "bytes_unchanged": sample.sources.unchanged,
         "bytes_new": sample.sources.new,
-        "current_file": sample.current,
+        "current_files": if sample.current.is_empty() { vec![] } else { vec![&sample.current] },
     })
 }
 
+/// Draws the progress line on stderr five times a second until stopped, then clears it.
 fn bar(progress: &Progress, stop: &AtomicBool, verb: &str, unit: &str) {
-    let bar = ProgressBar::new(0);
-    bar.set_style(
-        ProgressStyle::with_template(
-            "{prefix} [{elapsed_precise}] {wide_bar} {bytes}/{total_bytes} {bytes_per_sec} ETA {eta} {msg}",
-        )
-        .expect("valid template"),
-    );
-    bar.set_prefix(verb.to_string());
-    while !sleep_until_stopped(stop, Duration::from_millis(200)) {
+    let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+    bar.set_style(ProgressStyle::with_template("{msg}").expect("valid template"));
+    *BAR.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(bar.clone());
+    let started = Instant::now();
+    let mut rate = Rate::default();
+    let mut tick = 0;
+    loop {
         let sample = progress.sample();
-        bar.set_length(sample.bytes_total.max(sample.bytes_done));
-        bar.set_position(sample.bytes_done);
-        let name: String = sample
-            .current
-            .chars()
-            .rev()
-            .take(40)
-            .collect::<Vec<_>>()
-            .into_iter()
-            .rev()
-            .collect();
-        bar.set_message(format!(
-            "{}/{} {unit}{} {}",
-            sample.files_done,
-            sample.files_total,
-            sources_text(&sample.sources),
-            name
-        ));
+        let elapsed = started.elapsed();
+        rate.update(elapsed, sample.bytes_done);
+        let remaining = sample.bytes_total.saturating_sub(sample.bytes_done);
+        let view = View {
+            verb,
+            unit,
+            elapsed,
+            eta: rate.eta(elapsed, remaining),
+            rate: rate.per_second(),
+            tick,
+        };
+        bar.set_message(line::render(&sample, &view, terminal_width()));
+        tick += 1;
+        if sleep_until_stopped(stop, Duration::from_millis(200)) {
+            break;
+        }
     }
+    BAR.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .take();
     bar.finish_and_clear();
 }
 
-/// ", 2.0 GiB read, 6.0 GiB holes, 300 MiB new": where the bytes went, naming only what
-/// happened (nothing at all for a restore).
-fn sources_text(sources: &ByteSources<u64>) -> String {
-    [
-        (sources.read, "read"),
-        (sources.holes, "holes"),
-        (sources.zero, "zero"),
-        (sources.unchanged, "unchanged"),
-        (sources.new, "new"),
-    ]
-    .into_iter()
-    .filter(|&(bytes, _)| bytes > 0)
-    .fold(String::new(), |mut text, (bytes, what)| {
-        let _ = write!(text, ", {} {what}", indicatif::BinaryBytes(bytes));
-        text
-    })
+/// Columns of the terminal on stderr (80 when it does not say), less one: a line that fills
+/// the last column makes some terminals wrap.
+fn terminal_width() -> usize {
+    let columns = console::Term::stderr()
+        .size_checked()
+        .map_or(80, |(_, c)| c);
+    usize::from(columns).saturating_sub(1).max(20)
 }
 
-/// Reports skipped items to a person on stderr, or as JSON lines on stdout with `--json`.
+/// Shows what a command is doing before its progress starts ("opening repository", "loading
+/// index"), as a spinner on a terminal; nothing with `--json`, `-q` or without a terminal.
+pub fn phase(global: &Global, what: &'static str) {
+    if global.json || !Reporter::shows_progress(global) {
+        return;
+    }
+    let mut phase = PHASE
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let spinner = phase.get_or_insert_with(|| {
+        let spinner = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+        let style = ProgressStyle::with_template("{spinner} {msg} {elapsed}").expect("valid");
+        spinner.set_style(style.tick_chars("⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏ "));
+        spinner.enable_steady_tick(Duration::from_millis(100));
+        spinner
+    });
+    spinner.set_message(what);
+    PHASE_SHOWN.store(true, Ordering::Relaxed);
+}
+
+/// Clears the phase spinner: before a prompt, a progress bar, results or an error.
+pub fn end_phase() {
+    if !PHASE_SHOWN.swap(false, Ordering::Relaxed) {
+        return;
+    }
+    if let Some(spinner) = PHASE
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .take()
+    {
+        spinner.finish_and_clear();
+    }
+}
+
+static PHASE: Mutex<Option<ProgressBar>> = Mutex::new(None);
+/// Whether [`PHASE`] holds a spinner: checked without the lock on every line printed.
+static PHASE_SHOWN: AtomicBool = AtomicBool::new(false);
+
+/// Reports skipped items to a person on stderr (as JSON lines with `--json`), and with `-v`
+/// the files a backup saved, on stdout as restic does.
 pub struct CliObserver {
     json: bool,
+    verbose: u8,
 }
 
 impl CliObserver {
     pub fn new(global: &Global) -> Self {
-        Self { json: global.json }
+        let verbose = if global.quiet { 0 } else { global.verbose };
+        Self {
+            json: global.json,
+            verbose,
+        }
     }
 }
 
 impl Observer for CliObserver {
     fn warning(&self, path: &std::path::Path, message: &str) {
         if self.json {
-            let line = serde_json::json!({
+            // restic's shape, on stderr as restic puts it.
+            super::json_message(&serde_json::json!({
                 "message_type": "error",
+                "error": {"message": message},
                 "item": path.to_string_lossy(),
-                "error": message,
-            });
-            println!("{line}");
+            }));
         } else {
-            eprintln!("warning: {}: {message}", path.display());
+            above_bar(|| errln!("warning: {}: {message}", path.display()));
         }
+    }
+
+    fn saved(&self, path: &std::path::Path, change: Change, is_dir: bool) {
+        let shown = match change {
+            Change::Unmodified => self.verbose >= 2,
+            Change::New | Change::Changed => self.verbose >= 1,
+        };
+        if !shown {
+            return;
+        }
+        let action = match change {
+            Change::New => "new",
+            Change::Changed => "modified",
+            Change::Unmodified => "unchanged",
+        };
+        let item = if is_dir {
+            format!("{}/", path.display())
+        } else {
+            path.display().to_string()
+        };
+        if self.json {
+            let line = serde_json::json!({"message_type": "verbose_status", "action": action, "item": item});
+            super::json_line(&line);
+        } else {
+            above_bar(|| outln!("{action:<9} {item}"));
+        }
+    }
+}
+
+/// The bar on screen, if any: lines printed while it runs go above it.
+static BAR: Mutex<Option<ProgressBar>> = Mutex::new(None);
+
+/// Runs `print` with the bar cleared, then draws it again.
+fn above_bar(print: impl FnOnce()) {
+    let bar = BAR.lock().ok().and_then(|b| b.clone());
+    match bar {
+        Some(bar) => bar.suspend(print),
+        None => print(),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::progress::ByteSources;
 
     fn image_backup() -> ProgressSample {
         ProgressSample {
@@ -222,17 +311,17 @@ mod tests {
     }
 
     #[test]
-    fn the_bar_says_where_the_bytes_went() {
-        assert_eq!(
-            sources_text(&image_backup().sources),
-            ", 2.00 GiB read, 6.00 GiB holes, 3.00 MiB zero, 1.00 GiB unchanged, 300.00 MiB new"
-        );
-        assert_eq!(sources_text(&ByteSources::default()), "");
-    }
-
-    #[test]
     fn status_lines_carry_every_byte_source() {
-        let line = status_line(&image_backup(), "backup", "files", Duration::from_secs(3));
+        let view = View {
+            verb: "backup",
+            unit: "files",
+            elapsed: Duration::from_secs(3),
+            eta: Some(Duration::from_secs(7)),
+            rate: 0.0,
+            tick: 0,
+        };
+        let line = status_line(&image_backup(), &view);
+        assert_eq!(line["seconds_remaining"], 7);
         assert_eq!(line["bytes_read"], 2u64 << 30);
         assert_eq!(line["bytes_holes"], 6u64 << 30);
         assert_eq!(line["bytes_zero"], 3u64 << 20);
