@@ -530,3 +530,117 @@ fn key_passwd_reads_well() {
     assert!(said.starts_with("password changed; new key "), "{said}");
     assert!(!said.contains("key key"), "{said}");
 }
+
+/// A detached tmux session of a given size running one shell command: a real terminal whose
+/// screen the test reads (capture-pane), as a person would see it.
+struct Tmux {
+    name: String,
+}
+
+impl Tmux {
+    fn start(s: &Scratch, width: u16, command: &str) -> Tmux {
+        let name = format!("cairn-test-{}-{width}", std::process::id());
+        let environment: Vec<String> = (s.cmd(&[]).get_envs())
+            .filter_map(|(k, v)| {
+                let value = v?.to_str()?.replace('\'', "'\\''");
+                Some(format!("{}='{value}'", k.to_str()?))
+            })
+            .collect();
+        let script = format!(
+            "env {} {command}; echo exit=$?; sleep 60",
+            environment.join(" ")
+        );
+        let started = std::process::Command::new("tmux")
+            .args([
+                "new-session",
+                "-d",
+                "-s",
+                &name,
+                "-x",
+                &width.to_string(),
+                "-y",
+                "30",
+            ])
+            .arg(script)
+            .status()
+            .expect("tmux is installed (scripts/setup-debian --test-servers)");
+        assert!(started.success());
+        Tmux { name }
+    }
+
+    fn screen(&self) -> String {
+        let out = std::process::Command::new("tmux")
+            .args(["capture-pane", "-p", "-t", &self.name])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn keys(&self, keys: &str) {
+        let sent = std::process::Command::new("tmux")
+            .args(["send-keys", "-t", &self.name, keys])
+            .status()
+            .unwrap();
+        assert!(sent.success());
+    }
+
+    /// Waits up to a minute for the screen to show `what`; returns the screen.
+    fn wait_for(&self, what: impl Fn(&str) -> bool) -> String {
+        for _ in 0..600 {
+            let screen = self.screen();
+            if what(&screen) {
+                return screen;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        panic!(
+            "the screen never showed what was expected:\n{}",
+            self.screen()
+        );
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("tmux")
+            .args(["kill-session", "-t", &self.name])
+            .status();
+    }
+}
+
+/// On a terminal of 80 and of 120 columns, a backup's progress is one line that fits, with a
+/// bar or a percentage, sizes and an ETA; Ctrl-C clears it before the "interrupted" message.
+#[test]
+fn the_progress_line_fits_the_terminal_and_ctrl_c_clears_it() {
+    let s = Scratch::with_repo();
+    let src = s.path("src");
+    fs::create_dir_all(&src).unwrap();
+    for i in 0..4 {
+        let name = src.join(format!("part-{i}.bin"));
+        fs::write(name, crate::util::noise(i, 64 << 20)).unwrap();
+    }
+    for width in [80u16, 120] {
+        // zstd's level 19 keeps the backup running long enough to be looked at.
+        let cairn = env!("CARGO_BIN_EXE_cairn");
+        let command = format!("{cairn} backup --compression 19 {}", src.display());
+        let tmux = Tmux::start(&s, width, &command);
+        let screen = tmux.wait_for(|screen| screen.contains("ETA"));
+        let line = screen.lines().find(|l| l.contains("ETA")).unwrap();
+        assert!(
+            line.chars().count() < usize::from(width),
+            "{width}: {line:?}"
+        );
+        assert!(line.starts_with("backup "), "{line:?}");
+        assert!(line.contains('%') && line.contains("files"), "{line:?}");
+        assert!(!line.contains("0 B/0 B"), "{line:?}");
+        tmux.keys("C-c");
+        let after = tmux.wait_for(|screen| screen.contains("exit="));
+        assert!(after.contains("exit=130"), "{after}");
+        let message = after
+            .lines()
+            .find(|l| l.contains("interrupted"))
+            .unwrap_or("");
+        assert!(message.starts_with("error: interrupted"), "{after}");
+        assert!(!after.contains("ETA"), "the bar was cleared: {after}");
+    }
+}

@@ -8,6 +8,8 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use std::io::Write as _;
+
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::line::{self, Rate, View};
@@ -137,12 +139,11 @@ fn status_line(sample: &ProgressSample, view: &View<'_>) -> serde_json::Value {
     })
 }
 
-/// Draws the progress line on stderr five times a second until stopped, then clears it.
+/// Draws the progress line on stderr five times a second until stopped, then clears it. The
+/// line is drawn with plain escape codes, not through indicatif, which pads it to the full
+/// width: the terminal's `^C` echo would then wrap it, and the line cleared before the
+/// "interrupted" message would be the wrong one.
 fn bar(progress: &Progress, stop: &AtomicBool, verb: &str, unit: &str) {
-    let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
-    bar.set_style(ProgressStyle::with_template("{msg}").expect("valid template"));
-    *BAR.lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(bar.clone());
     let started = Instant::now();
     let mut rate = Rate::default();
     let mut tick = 0;
@@ -159,25 +160,50 @@ fn bar(progress: &Progress, stop: &AtomicBool, verb: &str, unit: &str) {
             rate: rate.per_second(),
             tick,
         };
-        bar.set_message(line::render(&sample, &view, terminal_width()));
+        show(Some(line::render(&sample, &view, terminal_width())));
         tick += 1;
         if sleep_until_stopped(stop, Duration::from_millis(200)) {
             break;
         }
     }
-    BAR.lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .take();
-    bar.finish_and_clear();
+    show(None);
 }
 
-/// Columns of the terminal on stderr (80 when it does not say), less one: a line that fills
-/// the last column makes some terminals wrap.
+/// The progress line on screen, if any.
+static LIVE: Mutex<Option<String>> = Mutex::new(None);
+
+/// Replaces the progress line with `text`, or clears it.
+fn show(text: Option<String>) {
+    let mut live = LIVE
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let mut err = std::io::stderr().lock();
+    let _ = write!(err, "\r\x1b[2K{}", text.as_deref().unwrap_or(""));
+    let _ = err.flush();
+    *live = text;
+}
+
+/// Runs `print` with the progress line cleared, then draws it again below what it printed.
+fn above_bar(print: impl FnOnce()) {
+    let live = LIVE
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let Some(text) = live.as_deref() else {
+        drop(live);
+        return print();
+    };
+    let _ = write!(std::io::stderr().lock(), "\r\x1b[2K");
+    print();
+    let _ = write!(std::io::stderr().lock(), "{text}");
+}
+
+/// Columns of the terminal on stderr (80 when it does not say), less three: room for the
+/// terminal's `^C` echo, so that the line does not wrap.
 fn terminal_width() -> usize {
     let columns = console::Term::stderr()
         .size_checked()
         .map_or(80, |(_, c)| c);
-    usize::from(columns).saturating_sub(1).max(20)
+    usize::from(columns).saturating_sub(3).max(20)
 }
 
 /// Shows what a command is doing before its progress starts ("opening repository", "loading
@@ -273,18 +299,6 @@ impl Observer for CliObserver {
         } else {
             above_bar(|| outln!("{action:<9} {item}"));
         }
-    }
-}
-
-/// The bar on screen, if any: lines printed while it runs go above it.
-static BAR: Mutex<Option<ProgressBar>> = Mutex::new(None);
-
-/// Runs `print` with the bar cleared, then draws it again.
-fn above_bar(print: impl FnOnce()) {
-    let bar = BAR.lock().ok().and_then(|b| b.clone());
-    match bar {
-        Some(bar) => bar.suspend(print),
-        None => print(),
     }
 }
 
