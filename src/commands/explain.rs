@@ -5,24 +5,35 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
-use anyhow::anyhow;
+use anyhow::{Result, anyhow};
 use cairn_format::snapshot::Snapshot;
 use cairn_format::{Repository, SnapshotId};
 
 use super::hostname;
 use super::output::table;
 use crate::dump::NotInSnapshot;
-use crate::select::SnapshotFilter;
+use crate::select::{SnapshotFilter, resolve};
 
-/// What a command resolved `reference` to, for explaining errors about it.
-pub struct Chosen<'a> {
-    pub reference: &'a str,
-    pub filter: &'a SnapshotFilter,
-    pub id: &'a SnapshotId,
-    pub snapshot: &'a Snapshot,
+/// The snapshot a command resolved a reference to, with what it needs to explain errors.
+pub struct Chosen {
+    pub id: SnapshotId,
+    pub snapshot: Snapshot,
+    reference: String,
+    filter: SnapshotFilter,
 }
 
-impl Chosen<'_> {
+impl Chosen {
+    /// Resolves `reference` (`latest`, an id or a prefix) among the snapshots `filter` selects.
+    pub fn resolve(repo: &Repository, reference: &str, filter: SnapshotFilter) -> Result<Self> {
+        let (id, snapshot) = resolve(repo, reference, &filter)?;
+        Ok(Chosen {
+            id,
+            snapshot,
+            reference: reference.to_string(),
+            filter,
+        })
+    }
+
     /// `error` with the explanation when it is a path the snapshot does not hold.
     pub fn explain(&self, repo: &Repository, error: anyhow::Error) -> anyhow::Error {
         let Some(missing) = error.downcast_ref::<NotInSnapshot>() else {
@@ -43,14 +54,14 @@ impl Chosen<'_> {
     }
 
     fn not_in(&self, path: &Path) -> String {
-        let s = self.snapshot;
+        let s = &self.snapshot;
         let which = format!(
             "snapshot {} (host {}, {})",
             self.id.short(),
             s.hostname,
             table::time(s.time_ns)
         );
-        match self.reference {
+        match self.reference.as_str() {
             "latest" => format!("{} is not in latest, which is {which}", path.display()),
             _ => format!("{} is not in {which}", path.display()),
         }

@@ -15,23 +15,17 @@ use super::output::table;
 use crate::cli::{Global, LsArgs};
 use crate::dump::find_node;
 use crate::exit::Exit;
-use crate::select::{SnapshotFilter, resolve};
+use crate::select::SnapshotFilter;
 use crate::walk::{Listing, Place, Visitor, Walker};
 
 pub fn run(global: &Global, args: &LsArgs) -> Result<Exit> {
     let repo = open(global)?;
-    let filter = SnapshotFilter::from(&args.filter);
-    let (id, snapshot) = resolve(&repo, &args.snapshot, &filter)?;
-    let chosen = Chosen {
-        reference: &args.snapshot,
-        filter: &filter,
-        id: &id,
-        snapshot: &snapshot,
-    };
+    let chosen = Chosen::resolve(&repo, &args.snapshot, SnapshotFilter::from(&args.filter))?;
+    let (id, snapshot) = (&chosen.id, &chosen.snapshot);
     let start = args.path.as_deref().unwrap_or(Path::new("/"));
     let mut out = std::io::BufWriter::new(crate::commands::output::Stdout);
     if global.json {
-        let mut head = snapshot_json(&id, &snapshot);
+        let mut head = snapshot_json(id, snapshot);
         head["struct_type"] = "snapshot".into();
         head["message_type"] = "snapshot".into();
         writeln!(out, "{head}")?;
@@ -44,7 +38,7 @@ pub fn run(global: &Global, args: &LsArgs) -> Result<Exit> {
         escape: std::io::stdout().is_terminal(),
     };
     let mut walker = Walker::with_paths(&repo);
-    let found = find_node(&repo, &snapshot, start).map_err(|e| chosen.explain(&repo, e))?;
+    let found = find_node(&repo, snapshot, start).map_err(|e| chosen.explain(&repo, e))?;
     match found {
         None => walker.walk(&snapshot.tree, &mut printer)?,
         Some(node) => {

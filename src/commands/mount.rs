@@ -16,7 +16,7 @@ use super::explain::Chosen;
 use super::{open, print_json};
 use crate::cli::{Global, MountArgs};
 use crate::exit::Exit;
-use crate::select::{SnapshotFilter, resolve, split_reference};
+use crate::select::{SnapshotFilter, split_reference};
 
 /// How often the whole-repository view re-reads the snapshot list.
 const CATALOG_TTL: Duration = Duration::from_secs(2);
@@ -111,21 +111,17 @@ fn check_mountpoint(path: &Path) -> Result<()> {
 /// The directory `SNAPSHOT[:PATH]` names, as the mount root.
 fn snapshot_directory(repo: &Repository, reference: &str, filter: &SnapshotFilter) -> Result<Node> {
     let (snap, path) = split_reference(std::ffi::OsStr::new(reference))?;
-    let (id, snapshot) = resolve(repo, snap, filter)?;
+    let chosen = Chosen::resolve(repo, snap, filter.clone())?;
+    let (id, snapshot) = (&chosen.id, &chosen.snapshot);
     let node = match path {
-        Some(path) => crate::dump::find_node(repo, &snapshot, path).map_err(|e| {
-            let chosen = Chosen {
-                reference: snap,
-                filter,
-                id: &id,
-                snapshot: &snapshot,
-            };
-            chosen.explain(repo, e)
-        })?,
+        Some(path) => {
+            let found = crate::dump::find_node(repo, snapshot, path);
+            found.map_err(|e| chosen.explain(repo, e))?
+        }
         None => None,
     };
     match node {
-        None => Ok(cairn_fuse::snapshot_root(&id.short(), &snapshot)),
+        None => Ok(cairn_fuse::snapshot_root(&id.short(), snapshot)),
         Some(
             node @ Node {
                 kind: NodeKind::Directory { .. },

@@ -5,7 +5,6 @@ use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::{Result, bail};
-use cairn_format::snapshot::Snapshot;
 use cairn_format::{Repository, SnapshotId};
 
 use super::explain::Chosen;
@@ -16,19 +15,12 @@ use crate::cli::{Global, OverwriteArg, RestoreArgs};
 use crate::exit::Exit;
 use crate::progress::Progress;
 use crate::restore::{Overwrite, RestoreOptions, RestoreSummary, restore, write_to_target};
-use crate::select::{SnapshotFilter, resolve, split_reference};
+use crate::select::{SnapshotFilter, split_reference};
 
 pub fn run(global: &Global, args: &RestoreArgs) -> Result<Exit> {
     let repo = open(global)?;
     let (reference, subpath) = split_reference(&args.snapshot)?;
-    let filter = SnapshotFilter::from(&args.filter);
-    let chosen = resolve(&repo, reference, &filter)?;
-    let explained = Chosen {
-        reference,
-        filter: &filter,
-        id: &chosen.0,
-        snapshot: &chosen.1,
-    };
+    let chosen = Chosen::resolve(&repo, reference, SnapshotFilter::from(&args.filter))?;
     let restored = match (&args.target, &args.target_file) {
         (Some(target), _) => into_directory(global, args, &repo, &chosen, subpath, target),
         (None, Some(file)) => {
@@ -39,7 +31,7 @@ pub fn run(global: &Global, args: &RestoreArgs) -> Result<Exit> {
         }
         (None, None) => unreachable!("clap requires --target or --target-file"),
     };
-    restored.map_err(|e| explained.explain(&repo, e))
+    restored.map_err(|e| chosen.explain(&repo, e))
 }
 
 /// `--target-file`: one file's bytes into a file or block device.
@@ -47,7 +39,7 @@ fn into_file(
     global: &Global,
     args: &RestoreArgs,
     repo: &Arc<Repository>,
-    (id, snapshot): &(SnapshotId, Snapshot),
+    Chosen { id, snapshot, .. }: &Chosen,
     path: &Path,
     target_file: &Path,
 ) -> Result<Exit> {
@@ -72,7 +64,7 @@ fn into_directory(
     global: &Global,
     args: &RestoreArgs,
     repo: &Arc<Repository>,
-    (id, snapshot): &(SnapshotId, Snapshot),
+    Chosen { id, snapshot, .. }: &Chosen,
     subpath: Option<&Path>,
     target: &Path,
 ) -> Result<Exit> {

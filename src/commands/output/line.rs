@@ -171,7 +171,7 @@ impl Rate {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
     fn sample() -> ProgressSample {
@@ -187,7 +187,8 @@ mod tests {
         }
     }
 
-    fn image_backup() -> ProgressSample {
+    /// A VM image's backup: the bytes of every source, for this and the status lines' tests.
+    pub(in crate::commands::output) fn image_backup() -> ProgressSample {
         ProgressSample {
             files_done: 1,
             bytes_done: 9 << 30,

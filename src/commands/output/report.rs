@@ -305,24 +305,7 @@ impl Observer for CliObserver {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::progress::ByteSources;
-
-    fn image_backup() -> ProgressSample {
-        ProgressSample {
-            files_done: 1,
-            bytes_done: 9 << 30,
-            files_total: 1,
-            bytes_total: 9 << 30,
-            sources: ByteSources {
-                read: 2 << 30,
-                holes: 6 << 30,
-                zero: 3 << 20,
-                unchanged: 1 << 30,
-                new: 300 << 20,
-            },
-            ..ProgressSample::default()
-        }
-    }
+    use crate::commands::output::line::tests::image_backup;
 
     #[test]
     fn status_lines_carry_every_byte_source() {
