@@ -45,24 +45,36 @@ pub struct Cli {
 pub struct Global {
     /// Repository location: a local directory, s3:https://HOST[:PORT]/BUCKET[/PREFIX] or
     /// sftp:[USER@]HOST:/PATH
-    #[arg(short = 'r', long = "repo", env = "CAIRN_REPOSITORY", global = true)]
+    #[arg(
+        short = 'r',
+        long = "repo",
+        env = "CAIRN_REPOSITORY",
+        global = true,
+        value_name = "REPOSITORY"
+    )]
     pub repo: Option<String>,
     /// Read the password from the first line of this file
-    #[arg(long, env = "CAIRN_PASSWORD_FILE", global = true)]
+    #[arg(long, env = "CAIRN_PASSWORD_FILE", global = true, value_name = "FILE")]
     pub password_file: Option<PathBuf>,
     /// Run this shell command and use the first line of its output as the password
-    #[arg(long, env = "CAIRN_PASSWORD_COMMAND", global = true)]
+    #[arg(
+        long,
+        env = "CAIRN_PASSWORD_COMMAND",
+        global = true,
+        value_name = "COMMAND"
+    )]
     pub password_command: Option<String>,
     /// Directory for the local index cache [default: $XDG_CACHE_HOME/cairn]
-    #[arg(long, env = "CAIRN_CACHE_DIR", global = true)]
+    #[arg(long, env = "CAIRN_CACHE_DIR", global = true, value_name = "DIR")]
     pub cache_dir: Option<PathBuf>,
-    /// Print machine-readable JSON instead of tables
+    /// Print one JSON object per line instead of text (docs/json.md)
     #[arg(long, global = true)]
     pub json: bool,
     /// Print only errors
     #[arg(short, long, global = true)]
     pub quiet: bool,
-    /// More detail in logs (-v, -vv)
+    /// More detail: backup lists new and modified files (-v), also unchanged ones (-vv); logs
+    /// say more
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     pub verbose: u8,
     /// When the repository is locked, keep trying this long (10m, 1h) before giving up
@@ -303,13 +315,13 @@ pub struct RepairSnapshotsArgs {
 #[derive(Args, Debug, Clone, Default)]
 pub struct FilterArgs {
     /// Only snapshots of this host (repeatable)
-    #[arg(long = "host")]
+    #[arg(long = "host", value_name = "HOST")]
     pub hosts: Vec<String>,
     /// Only snapshots with these tags (comma-separated: all of them; repeat: any group)
-    #[arg(long = "tag")]
+    #[arg(long = "tag", value_name = "TAGS")]
     pub tags: Vec<String>,
     /// Only snapshots that include this path (repeatable)
-    #[arg(long = "path")]
+    #[arg(long = "path", value_name = "PATH")]
     pub paths: Vec<String>,
 }
 
@@ -369,22 +381,22 @@ pub struct BackupArgs {
     #[arg(required_unless_present = "stdin")]
     pub paths: Vec<PathBuf>,
     /// Tag the snapshot (repeatable; `a,b` adds both)
-    #[arg(long = "tag")]
+    #[arg(long = "tag", value_name = "TAG")]
     pub tags: Vec<String>,
     /// Host name to record [default: this machine's]
     #[arg(long)]
     pub host: Option<String>,
     /// Leave out paths matching this glob (repeatable)
-    #[arg(short = 'e', long = "exclude")]
+    #[arg(short = 'e', long = "exclude", value_name = "PATTERN")]
     pub excludes: Vec<String>,
     /// Read exclude patterns from a file, one per line (repeatable)
-    #[arg(long = "exclude-file")]
+    #[arg(long = "exclude-file", value_name = "FILE")]
     pub exclude_files: Vec<PathBuf>,
     /// Leave out directories tagged with a valid CACHEDIR.TAG
     #[arg(long)]
     pub exclude_caches: bool,
     /// Leave out directories that contain a file with this name (repeatable)
-    #[arg(long = "exclude-if-present")]
+    #[arg(long = "exclude-if-present", value_name = "NAME")]
     pub exclude_if_present: Vec<String>,
     /// Do not cross file-system boundaries
     #[arg(short = 'x', long)]
@@ -413,7 +425,7 @@ pub struct BackupArgs {
     #[arg(long, requires = "changed_ranges")]
     pub verify_unchanged: bool,
     /// Take unchanged files from this snapshot instead of the automatic choice
-    #[arg(long)]
+    #[arg(long, value_name = "SNAPSHOT")]
     pub parent: Option<String>,
     /// Read every file, ignoring any parent snapshot
     #[arg(long, conflicts_with = "parent")]
@@ -428,7 +440,7 @@ pub struct BackupArgs {
     #[arg(long)]
     pub skip_if_unchanged: bool,
     /// zstd level for all data of this backup [default: the repository's, for files and images]
-    #[arg(long, value_parser = clap::value_parser!(i32).range(0..=22))]
+    #[arg(long, value_name = "LEVEL", value_parser = clap::value_parser!(i32).range(0..=22))]
     pub compression: Option<i32>,
 }
 
