@@ -40,10 +40,20 @@ pub fn run(global: &Global, args: &CopyArgs) -> Result<Exit> {
         &interrupt,
     )?;
     reporter.finish();
+    report(global, &summary, &target);
+    Ok(if summary.failed.is_empty() {
+        Exit::Ok
+    } else {
+        Exit::Incomplete
+    })
+}
+
+/// The summary as JSON or text, and a warning for each snapshot that could not be copied.
+fn report(global: &Global, summary: &CopySummary, target: &Repository) {
     if global.json {
-        json_line(&summary_json(&summary));
+        json_line(&summary_json(summary));
     } else if !global.quiet {
-        print_text(&summary, &target);
+        print_text(summary, target);
     }
     for (id, reason) in &summary.failed {
         tracing::warn!(
@@ -52,11 +62,6 @@ pub fn run(global: &Global, args: &CopyArgs) -> Result<Exit> {
             id.short()
         );
     }
-    Ok(if summary.failed.is_empty() {
-        Exit::Ok
-    } else {
-        Exit::Incomplete
-    })
 }
 
 /// The copies made as `{from, to}`; a dry run's `to` is null, as a copy sealed for real gets

@@ -77,20 +77,36 @@ fn print_outcome(
     removed: usize,
 ) {
     if global.json {
-        for plan in plans {
-            json_line(&group_json(plan));
-        }
-        json_line(&serde_json::json!({
-            "message_type": "summary",
-            "dry_run": args.dry_run,
-            "snapshots_removed": removed,
-            "damaged_removed": damaged,
-        }));
-        return;
+        print_outcome_json(args, plans, damaged, removed);
+    } else if !global.quiet {
+        print_outcome_text(args, plans, damaged, removed);
     }
-    if global.quiet {
-        return;
+}
+
+/// A `group` line per group, then the `summary`.
+fn print_outcome_json(
+    args: &ForgetArgs,
+    plans: &[GroupPlan],
+    damaged: &[SnapshotId],
+    removed: usize,
+) {
+    for plan in plans {
+        json_line(&group_json(plan));
     }
+    json_line(&serde_json::json!({
+        "message_type": "summary",
+        "dry_run": args.dry_run,
+        "snapshots_removed": removed,
+        "damaged_removed": damaged,
+    }));
+}
+
+fn print_outcome_text(
+    args: &ForgetArgs,
+    plans: &[GroupPlan],
+    damaged: &[SnapshotId],
+    removed: usize,
+) {
     for p in plans {
         print_group(p);
     }

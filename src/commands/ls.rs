@@ -5,8 +5,9 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Result, bail};
+use cairn_format::snapshot::Snapshot;
 use cairn_format::tree::{Node, NodeKind};
-use cairn_format::{BlobId, Error};
+use cairn_format::{BlobId, Error, Repository};
 
 use super::explain::Chosen;
 use super::open;
@@ -21,35 +22,45 @@ use crate::walk::{Listing, Place, Visitor, Walker};
 pub fn run(global: &Global, args: &LsArgs) -> Result<Exit> {
     let repo = open(global)?;
     let chosen = Chosen::resolve(&repo, &args.snapshot, SnapshotFilter::from(&args.filter))?;
-    let (id, snapshot) = (&chosen.id, &chosen.snapshot);
     let start = args.path.as_deref().unwrap_or(Path::new("/"));
     let mut out = std::io::BufWriter::new(crate::commands::output::Stdout);
     if global.json {
-        let mut head = snapshot_json(id, snapshot);
+        let mut head = snapshot_json(&chosen.id, &chosen.snapshot);
         head["struct_type"] = "snapshot".into();
         head["message_type"] = "snapshot".into();
         writeln!(out, "{head}")?;
     }
-    let prefix = PathBuf::from("/").join(start.strip_prefix("/").unwrap_or(start));
     let mut printer = Printer {
         out: &mut out,
         long: args.long,
         json: global.json,
         escape: std::io::stdout().is_terminal(),
     };
-    let mut walker = Walker::with_paths(&repo);
-    let found = find_node(&repo, snapshot, start).map_err(|e| chosen.explain(&repo, e))?;
-    match found {
-        None => walker.walk(&snapshot.tree, &mut printer)?,
-        Some(node) => {
-            printer.print(&node, &prefix)?;
-            if let NodeKind::Directory { subtree } = &node.kind {
-                walker.walk_at(subtree, &prefix, &mut printer)?;
-            }
-        }
-    }
+    let found = find_node(&repo, &chosen.snapshot, start).map_err(|e| chosen.explain(&repo, e))?;
+    list(&repo, &chosen.snapshot, found, start, &mut printer)?;
     out.flush()?;
     Ok(Exit::Ok)
+}
+
+/// Prints the node found at `start` and everything below it (the whole snapshot when the
+/// start is its root).
+fn list(
+    repo: &Repository,
+    snapshot: &Snapshot,
+    found: Option<Node>,
+    start: &Path,
+    printer: &mut Printer<'_>,
+) -> Result<()> {
+    let mut walker = Walker::with_paths(repo);
+    let Some(node) = found else {
+        return walker.walk(&snapshot.tree, printer);
+    };
+    let prefix = PathBuf::from("/").join(start.strip_prefix("/").unwrap_or(start));
+    printer.print(&node, &prefix)?;
+    if let NodeKind::Directory { subtree } = &node.kind {
+        walker.walk_at(subtree, &prefix, printer)?;
+    }
+    Ok(())
 }
 
 struct Printer<'a> {

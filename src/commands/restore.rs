@@ -87,8 +87,8 @@ fn into_directory(
     }
     if summary.errors > 0 {
         bail!(
-            "{} errors during restore (listed above); the target is incomplete",
-            summary.errors
+            "{} during restore (listed above); the target is incomplete",
+            count(summary.errors, "error")
         );
     }
     Ok(Exit::Ok)

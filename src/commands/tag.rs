@@ -2,6 +2,7 @@
 
 use crate::commands::output::outln;
 use anyhow::{Result, bail};
+use cairn_format::SnapshotId;
 
 use super::{open_unsynced, print_json};
 use crate::cli::{Global, TagArgs};
@@ -10,11 +11,7 @@ use crate::forget::retag;
 use crate::select::{SnapshotFilter, resolve};
 
 pub fn run(global: &Global, args: &TagArgs) -> Result<Exit> {
-    let protect = match (args.protect, args.unprotect) {
-        (true, _) => Some(true),
-        (_, true) => Some(false),
-        _ => None,
-    };
+    let protect = protection(args);
     if args.add.is_empty() && args.remove.is_empty() && protect.is_none() {
         bail!("nothing to change: give --add, --remove, --protect or --unprotect");
     }
@@ -26,20 +23,33 @@ pub fn run(global: &Global, args: &TagArgs) -> Result<Exit> {
         let new = retag(&repo, id, snapshot, &args.add, &args.remove, protect)?;
         changed.push((id, new));
     }
+    report(global, &changed)?;
+    Ok(Exit::Ok)
+}
+
+/// `--protect` (Some(true)), `--unprotect` (Some(false)), or neither.
+fn protection(args: &TagArgs) -> Option<bool> {
+    match (args.protect, args.unprotect) {
+        (true, _) => Some(true),
+        (_, true) => Some(false),
+        _ => None,
+    }
+}
+
+/// Each snapshot's old and new id (a retagged snapshot is saved anew).
+fn report(global: &Global, changed: &[(SnapshotId, SnapshotId)]) -> Result<()> {
     if global.json {
-        let list: Vec<_> = changed
-            .iter()
+        let list: Vec<_> = (changed.iter())
             .map(|(old, new)| serde_json::json!({"old": old, "new": new, "changed": old != new}))
             .collect();
-        print_json(&serde_json::json!({"message_type": "tag", "snapshots": list}))?;
-    } else if !global.quiet {
-        for (old, new) in &changed {
-            if old == new {
-                outln!("snapshot {}: unchanged", old.short());
-            } else {
-                outln!("snapshot {} saved as {}", old.short(), new.short());
-            }
+        return print_json(&serde_json::json!({"message_type": "tag", "snapshots": list}));
+    }
+    for (old, new) in changed.iter().filter(|_| !global.quiet) {
+        if old == new {
+            outln!("snapshot {}: unchanged", old.short());
+        } else {
+            outln!("snapshot {} saved as {}", old.short(), new.short());
         }
     }
-    Ok(Exit::Ok)
+    Ok(())
 }
