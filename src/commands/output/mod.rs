@@ -7,6 +7,7 @@
 //! (its `io::Error` of kind `BrokenPipe` ends the process quietly with exit 0, `crate::exit`).
 //! Any other failure to write stdout (a full disk under `> file`) is kept and fails the command.
 
+pub mod ending;
 pub mod json;
 pub mod line;
 pub mod report;
