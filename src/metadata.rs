@@ -25,33 +25,32 @@ pub struct NameCache {
 impl NameCache {
     /// The user name for a uid, empty when it has none.
     pub fn user(&self, uid: u32) -> String {
-        let mut users = self.users.lock().expect("name cache");
-        users
-            .entry(uid)
-            .or_insert_with(|| {
-                User::from_uid(Uid::from_raw(uid))
-                    .ok()
-                    .flatten()
-                    .map(|u| u.name)
-                    .unwrap_or_default()
-            })
-            .clone()
+        cached(&self.users, uid, || {
+            let user = User::from_uid(Uid::from_raw(uid));
+            user.ok().flatten().map(|u| u.name)
+        })
     }
 
     /// The group name for a gid, empty when it has none.
     pub fn group(&self, gid: u32) -> String {
-        let mut groups = self.groups.lock().expect("name cache");
-        groups
-            .entry(gid)
-            .or_insert_with(|| {
-                Group::from_gid(Gid::from_raw(gid))
-                    .ok()
-                    .flatten()
-                    .map(|g| g.name)
-                    .unwrap_or_default()
-            })
-            .clone()
+        cached(&self.groups, gid, || {
+            let group = Group::from_gid(Gid::from_raw(gid));
+            group.ok().flatten().map(|g| g.name)
+        })
     }
+}
+
+/// The name `map` holds for `id`, looked up (and remembered, empty when there is none) once.
+fn cached(
+    map: &Mutex<HashMap<u32, String>>,
+    id: u32,
+    look_up: impl FnOnce() -> Option<String>,
+) -> String {
+    let mut names = map.lock().expect("name cache");
+    names
+        .entry(id)
+        .or_insert_with(|| look_up().unwrap_or_default())
+        .clone()
 }
 
 fn nanos(seconds: i64, nanos: i64) -> i64 {

@@ -64,11 +64,7 @@ pub fn write_line(args: fmt::Arguments) {
     }
     report::end_phase();
     let mut out = std::io::stdout().lock();
-    let written = out
-        .write_fmt(args)
-        .and_then(|()| out.write_all(b"\n"))
-        .and_then(|()| out.flush());
-    if let Err(error) = written {
+    if let Err(error) = writeln!(out, "{args}").and_then(|()| out.flush()) {
         note_write_error(error);
     }
 }

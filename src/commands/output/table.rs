@@ -80,16 +80,15 @@ pub fn elide(text: &str, width: usize) -> String {
 /// 1536 -> "1.500 KiB".
 pub fn bytes(n: u64) -> String {
     const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
-    let mut value = n as f64;
-    let mut unit = 0;
-    while value >= 1024.0 && unit + 1 < UNITS.len() {
-        value /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{n} B")
-    } else {
-        format!("{value:.3} {}", UNITS[unit])
+    // The largest unit not above n: every 10 bits of n's magnitude is one step.
+    let unit = (n.checked_ilog2().unwrap_or(0) / 10).min(5) as usize;
+    match unit {
+        0 => format!("{n} B"),
+        _ => format!(
+            "{:.3} {}",
+            n as f64 / (1u64 << (10 * unit)) as f64,
+            UNITS[unit]
+        ),
     }
 }
 
