@@ -771,16 +771,8 @@ fn device_size(mut device: &File) -> Result<u64> {
 /// Opens without updating the access time where the kernel allows it (only the owner or
 /// root may ask for that).
 fn open_for_reading(path: &Path) -> std::io::Result<File> {
-    OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOATIME | libc::O_NOFOLLOW)
-        .open(path)
-        .or_else(|_| {
-            OpenOptions::new()
-                .read(true)
-                .custom_flags(libc::O_NOFOLLOW)
-                .open(path)
-        })
+    let open = |flags| OpenOptions::new().read(true).custom_flags(flags).open(path);
+    open(libc::O_NOATIME | libc::O_NOFOLLOW).or_else(|_| open(libc::O_NOFOLLOW))
 }
 
 impl<'a> Archiver<'a> {
