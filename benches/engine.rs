@@ -14,9 +14,7 @@ use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_m
 
 /// Text-like data that compresses about 3:1, like source trees and logs.
 fn corpus(len: usize) -> Vec<u8> {
-    let words = [
-        "backup ", "restore ", "chunk ", "cairn ", "pack ", "index ", "\n", "tree ",
-    ];
+    let words = ["backup ", "restore ", "chunk ", "cairn ", "pack ", "index ", "\n", "tree "];
     let mut x = 0x2545_f491_4f6c_dd1d_u64;
     let mut out = Vec::with_capacity(len + 16);
     while out.len() < len {
@@ -95,19 +93,10 @@ fn index_lookups(c: &mut Criterion) {
             })
             .collect();
         let segment = IndexSegment {
-            packs: vec![IndexedPack {
-                id: PackId([pack as u8; 32]),
-                size: 1,
-                blobs,
-            }],
+            packs: vec![IndexedPack { id: PackId([pack as u8; 32]), size: 1, blobs }],
             ..IndexSegment::default()
         };
-        index
-            .ingest(
-                &IndexId(*blake3::hash(&pack.to_le_bytes()).as_bytes()),
-                &segment,
-            )
-            .unwrap();
+        index.ingest(&IndexId(*blake3::hash(&pack.to_le_bytes()).as_bytes()), &segment).unwrap();
     }
     let total = 200 * blobs_per_pack;
     let mut group = c.benchmark_group("index_200k_blobs");

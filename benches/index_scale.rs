@@ -45,11 +45,7 @@ fn build(repo: &Repository, blobs: u64) {
                     .collect(),
             })
             .collect();
-        repo.save_segment(&IndexSegment {
-            packs,
-            ..IndexSegment::default()
-        })
-        .unwrap();
+        repo.save_segment(&IndexSegment { packs, ..IndexSegment::default() }).unwrap();
     }
     println!(
         "| building the index ({} sealed segments written and ingested) | {:.1} s |",
@@ -66,22 +62,12 @@ fn lookups(repo: &Repository, blobs: u64) {
         x ^= x << 13;
         x ^= x >> 7;
         x ^= x << 17;
-        assert!(
-            repo.index()
-                .lookup(&synthetic_blob(x % blobs))
-                .unwrap()
-                .is_some()
-        );
+        assert!(repo.index().lookup(&synthetic_blob(x % blobs)).unwrap().is_some());
     }
     let hits = n as f64 / started.elapsed().as_secs_f64();
     let started = Instant::now();
     for i in 0..n {
-        assert!(
-            repo.index()
-                .lookup(&synthetic_blob(blobs + i))
-                .unwrap()
-                .is_none()
-        );
+        assert!(repo.index().lookup(&synthetic_blob(blobs + i)).unwrap().is_none());
     }
     let misses = n as f64 / started.elapsed().as_secs_f64();
     println!("| random lookups, hits | {:.0} k/s |", hits / 1000.0);
@@ -109,11 +95,7 @@ fn peak_rss_of_backup(cairn: &Path, repo: &Path, cache: &Path, data: &Path) {
         .status()
         .expect("GNU time is installed (apt-get install time)");
     assert!(status.success());
-    let rss_kib: u64 = std::fs::read_to_string(&stats)
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
+    let rss_kib: u64 = std::fs::read_to_string(&stats).unwrap().trim().parse().unwrap();
     println!(
         "| `cairn backup` of 512 MiB of new, incompressible data against it | {:.1} s |",
         started.elapsed().as_secs_f64()
@@ -139,36 +121,19 @@ fn write_noise(path: &Path, len: usize) {
 }
 
 fn main() {
-    let blobs: u64 = std::env::var("CAIRN_SCALE_BLOBS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(10_000_000);
+    let blobs: u64 =
+        std::env::var("CAIRN_SCALE_BLOBS").ok().and_then(|v| v.parse().ok()).unwrap_or(10_000_000);
     let target = std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| "target".into());
     let cairn = Path::new(&target).join("release/cairn");
-    assert!(
-        cairn.exists(),
-        "build the release binary first: cargo build --release"
-    );
-    let work = tempfile::Builder::new()
-        .prefix("cairn-scale-")
-        .tempdir_in("/var/tmp")
-        .unwrap();
+    assert!(cairn.exists(), "build the release binary first: cargo build --release");
+    let work = tempfile::Builder::new().prefix("cairn-scale-").tempdir_in("/var/tmp").unwrap();
     let (repo_dir, cache) = (work.path().join("repo"), work.path().join("cache"));
     let options = InitOptions {
-        kdf: KdfParams {
-            memory_kib: 1024,
-            iterations: 1,
-            parallelism: 1,
-        },
+        kdf: KdfParams { memory_kib: 1024, iterations: 1, parallelism: 1 },
         ..InitOptions::default()
     };
-    let repo = Repository::init(
-        Arc::new(LocalBackend::new(&repo_dir)),
-        b"scale",
-        &options,
-        &cache,
-    )
-    .unwrap();
+    let repo = Repository::init(Arc::new(LocalBackend::new(&repo_dir)), b"scale", &options, &cache)
+        .unwrap();
     println!(
         "`cargo bench --bench index_scale`: a repository whose index segments list {blobs} blobs,"
     );

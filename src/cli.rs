@@ -57,12 +57,7 @@ pub struct Global {
     #[arg(long, env = "CAIRN_PASSWORD_FILE", global = true, value_name = "FILE")]
     pub password_file: Option<PathBuf>,
     /// Run this shell command and use the first line of its output as the password
-    #[arg(
-        long,
-        env = "CAIRN_PASSWORD_COMMAND",
-        global = true,
-        value_name = "COMMAND"
-    )]
+    #[arg(long, env = "CAIRN_PASSWORD_COMMAND", global = true, value_name = "COMMAND")]
     pub password_command: Option<String>,
     /// Directory for the local index cache [default: $XDG_CACHE_HOME/cairn]
     #[arg(long, env = "CAIRN_CACHE_DIR", global = true, value_name = "DIR")]
@@ -581,9 +576,7 @@ pub struct CheckArgs {
 /// A duration such as `30d`, `12h`, `90m`, `2w` or `45s`.
 pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
     let text = text.trim();
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
+    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
     let (digits, unit) = text.split_at(split);
     let seconds: u64 = match unit {
         "s" => 1,
@@ -592,17 +585,13 @@ pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
         "d" => 86_400,
         "w" => 7 * 86_400,
         _ => {
-            return Err(format!(
-                "{text:?}: expected a number and s, m, h, d or w (like 30d)"
-            ));
+            return Err(format!("{text:?}: expected a number and s, m, h, d or w (like 30d)"));
         }
     };
     let value: u64 = digits
         .parse()
         .map_err(|_| format!("{text:?}: expected a number and s, m, h, d or w (like 30d)"))?;
-    Ok(std::time::Duration::from_secs(
-        value.saturating_mul(seconds),
-    ))
+    Ok(std::time::Duration::from_secs(value.saturating_mul(seconds)))
 }
 
 #[derive(Args, Debug)]

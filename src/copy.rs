@@ -131,11 +131,7 @@ fn save_copies(
     dry_run: bool,
 ) -> Result<Vec<(SnapshotId, SnapshotId)>> {
     let save = |(id, copy): (SnapshotId, Snapshot)| {
-        let new_id = if dry_run {
-            id
-        } else {
-            target.save_snapshot(&copy)?
-        };
+        let new_id = if dry_run { id } else { target.save_snapshot(&copy)? };
         Ok((id, new_id))
     };
     copies.into_iter().map(save).collect()
@@ -211,10 +207,7 @@ impl Copier<'_> {
 
     /// Records that `id` does not read in the source; the error a snapshot needing it gets.
     fn unreadable(&mut self, id: &BlobId, error: impl std::fmt::Display) -> anyhow::Error {
-        let reason = format!(
-            "blob {id} does not read in {}: {error}",
-            self.source.location()
-        );
+        let reason = format!("blob {id} does not read in {}: {error}", self.source.location());
         self.unreadable.insert(*id, reason.clone());
         SourceUnreadable(reason).into()
     }
@@ -256,18 +249,16 @@ impl Copier<'_> {
         }
         let mut failure = None;
         let mut length = 0;
-        let added = self
-            .writer
-            .add(BlobKind::Tree, *id, || match self.source.read_blob(id) {
-                Ok(plain) => {
-                    length = plain.len() as u64;
-                    plain
-                }
-                Err(e) => {
-                    failure = Some(e);
-                    Vec::new()
-                }
-            })?;
+        let added = self.writer.add(BlobKind::Tree, *id, || match self.source.read_blob(id) {
+            Ok(plain) => {
+                length = plain.len() as u64;
+                plain
+            }
+            Err(e) => {
+                failure = Some(e);
+                Vec::new()
+            }
+        })?;
         if let Some(e) = failure {
             return Err(self.unreadable(id, e));
         }
@@ -306,10 +297,7 @@ impl Copier<'_> {
         let mut by_pack: BTreeMap<PackId, Vec<(BlobId, BlobLocation)>> = BTreeMap::new();
         for id in std::mem::take(&mut self.queued) {
             match self.source.locate(&id) {
-                Ok(location) => by_pack
-                    .entry(location.pack)
-                    .or_default()
-                    .push((id, location)),
+                Ok(location) => by_pack.entry(location.pack).or_default().push((id, location)),
                 Err(e) => drop(self.unreadable(&id, e)),
             }
         }
@@ -397,10 +385,9 @@ impl Copier<'_> {
         let mut rewritten = Vec::with_capacity(entries.len());
         for entry in entries {
             rewritten.push(match entry {
-                ContentEntry::Data { id, length } => ContentEntry::Data {
-                    id: self.rewrite_data(&id)?,
-                    length,
-                },
+                ContentEntry::Data { id, length } => {
+                    ContentEntry::Data { id: self.rewrite_data(&id)?, length }
+                }
                 zero @ ContentEntry::Zero { .. } => zero,
             });
         }
@@ -428,10 +415,7 @@ impl Copier<'_> {
         if let Some(reason) = self.unreadable.get(id) {
             return Err(SourceUnreadable(reason.clone()).into());
         }
-        let plain = self
-            .source
-            .read_blob(id)
-            .map_err(|e| self.unreadable(id, e))?;
+        let plain = self.source.read_blob(id).map_err(|e| self.unreadable(id, e))?;
         let new = self.store_new(BlobKind::Data, plain)?;
         self.translated.insert(*id, new);
         Ok(new)

@@ -38,18 +38,16 @@ pub fn find_node_in(repo: &Repository, root: &BlobId, path: &Path) -> Result<Opt
         _ => None,
     });
     for component in components {
-        if let Some(Node {
-            kind: NodeKind::Directory { subtree },
-            ..
-        }) = &found
-        {
+        if let Some(Node { kind: NodeKind::Directory { subtree }, .. }) = &found {
             tree = repo.load_tree(subtree)?;
         } else if found.is_some() {
             bail!("{}: a component is not a directory", path.display());
         }
-        found = Some(tree.find(component).cloned().ok_or_else(|| NotInSnapshot {
-            path: path.to_path_buf(),
-        })?);
+        found = Some(
+            tree.find(component)
+                .cloned()
+                .ok_or_else(|| NotInSnapshot { path: path.to_path_buf() })?,
+        );
     }
     Ok(found)
 }
@@ -64,15 +62,7 @@ pub fn dump(
     refuse_tar: bool,
 ) -> Result<()> {
     let node = find_node(repo, snapshot, path)?;
-    if refuse_tar
-        && !matches!(
-            &node,
-            Some(Node {
-                kind: NodeKind::File { .. },
-                ..
-            })
-        )
-    {
+    if refuse_tar && !matches!(&node, Some(Node { kind: NodeKind::File { .. }, .. })) {
         bail!(
             "{} is a directory: dump writes it as a tar stream, which a terminal cannot show; \
              redirect it (`> dir.tar`) or pipe it (`| tar -t`)",
@@ -80,18 +70,12 @@ pub fn dump(
         );
     }
     match node {
-        Some(Node {
-            kind: NodeKind::File { content },
-            ..
-        }) => {
+        Some(Node { kind: NodeKind::File { content }, .. }) => {
             io::copy(&mut FileReader::new(repo, &content)?, out)?;
         }
-        Some(
-            top @ Node {
-                kind: NodeKind::Directory { .. },
-                ..
-            },
-        ) => write_tar(repo, Some(&top), &snapshot.tree, out)?,
+        Some(top @ Node { kind: NodeKind::Directory { .. }, .. }) => {
+            write_tar(repo, Some(&top), &snapshot.tree, out)?;
+        }
         None => write_tar(repo, None, &snapshot.tree, out)?,
         Some(_) => bail!("{} is neither a file nor a directory", path.display()),
     }
@@ -107,18 +91,10 @@ fn write_tar(
     root: &BlobId,
     out: &mut dyn Write,
 ) -> Result<()> {
-    let mut tar = TarWriter {
-        repo,
-        builder: tar::Builder::new(out),
-    };
+    let mut tar = TarWriter { repo, builder: tar::Builder::new(out) };
     let mut walker = Walker::with_paths(repo);
     match top {
-        Some(
-            node @ Node {
-                kind: NodeKind::Directory { subtree },
-                ..
-            },
-        ) => {
+        Some(node @ Node { kind: NodeKind::Directory { subtree }, .. }) => {
             let name = Path::new(OsStr::from_bytes(&node.name));
             let header = &mut header_for(node);
             tar.builder.append_data(header, name, io::empty())?;
@@ -159,10 +135,7 @@ impl<W: Write> Visitor for TarWriter<'_, W> {
     }
 
     fn failed(&mut self, id: &BlobId, _: Listing, error: Error, at: &Place) -> Result<()> {
-        bail!(
-            "directory {} (tree {id}) does not read: {error}",
-            at.path().display()
-        )
+        bail!("directory {} (tree {id}) does not read: {error}", at.path().display())
     }
 }
 

@@ -35,11 +35,7 @@ impl Exit {
     /// [`Exit::Incomplete`] instead of success when something was skipped on the way.
     #[must_use]
     pub fn or_partial(self) -> Exit {
-        if self == Exit::Ok && is_partial() {
-            Exit::Incomplete
-        } else {
-            self
-        }
+        if self == Exit::Ok && is_partial() { Exit::Incomplete } else { self }
     }
 
     /// The exit status for an error, from the first cause in its chain that decides one.

@@ -68,10 +68,7 @@ fn now() -> i64 {
 
 fn conflicts(ours: LockKind, theirs: LockKind) -> bool {
     use LockKind::{Check, Exclusive};
-    matches!(
-        (ours, theirs),
-        (Exclusive, Exclusive | Check) | (Check, Exclusive)
-    )
+    matches!((ours, theirs), (Exclusive, Exclusive | Check) | (Check, Exclusive))
 }
 
 /// Whether a lock's holder is gone: not refreshed for [`STALE`], or a process of this host that
@@ -202,12 +199,7 @@ fn start_refresher(repo: &Arc<Repository>, id: LockId, mut lock: Lock) -> LockGu
             }
         })
     };
-    LockGuard {
-        repo: repo.clone(),
-        id,
-        stop,
-        refresher: Some(refresher),
-    }
+    LockGuard { repo: repo.clone(), id, stop, refresher: Some(refresher) }
 }
 
 /// The live backup locks: the backups prune must not pull blobs from under.
@@ -276,11 +268,7 @@ mod tests {
         // A pid that cannot exist (above pid_max) on this host is gone...
         assert!(is_stale(&lock("here", 4_000_000_000, now_s), "here", now_s));
         // ...but on another host it says nothing.
-        assert!(!is_stale(
-            &lock("there", 4_000_000_000, now_s),
-            "here",
-            now_s
-        ));
+        assert!(!is_stale(&lock("there", 4_000_000_000, now_s), "here", now_s));
     }
 
     #[test]

@@ -22,10 +22,7 @@ pub fn init(verbose: u8, quiet: bool, json: bool) {
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new(format!("{level},fuser={fuser}")));
     if json {
-        let _ = tracing_subscriber::registry()
-            .with(filter)
-            .with(JsonLines)
-            .try_init();
+        let _ = tracing_subscriber::registry().with(filter).with(JsonLines).try_init();
         return;
     }
     let _ = tracing_subscriber::fmt()
@@ -72,7 +69,6 @@ impl Visit for Fields {
     }
 
     fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
-        self.0
-            .insert(field.name().into(), format!("{value:?}").into());
+        self.0.insert(field.name().into(), format!("{value:?}").into());
     }
 }

@@ -47,10 +47,7 @@ fn cached(
     look_up: impl FnOnce() -> Option<String>,
 ) -> String {
     let mut names = map.lock().expect("name cache");
-    names
-        .entry(id)
-        .or_insert_with(|| look_up().unwrap_or_default())
-        .clone()
+    names.entry(id).or_insert_with(|| look_up().unwrap_or_default()).clone()
 }
 
 fn nanos(seconds: i64, nanos: i64) -> i64 {
@@ -128,10 +125,7 @@ pub fn read_xattrs(path: &Path) -> Vec<Xattr> {
     let mut out: Vec<Xattr> = names
         .filter_map(|name| {
             let value = xattr::get(path, &name).ok().flatten()?;
-            Some(Xattr {
-                name: name.as_bytes().to_vec(),
-                value,
-            })
+            Some(Xattr { name: name.as_bytes().to_vec(), value })
         })
         .collect();
     out.sort_by(|a, b| a.name.cmp(&b.name));

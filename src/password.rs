@@ -53,11 +53,7 @@ impl PasswordSource<'_> {
             return Ok(Password::new(password.into_vec()));
         }
         if std::io::stdin().is_terminal() {
-            return if confirm {
-                prompt_new(prompt)
-            } else {
-                prompt_once(prompt)
-            };
+            return if confirm { prompt_new(prompt) } else { prompt_once(prompt) };
         }
         match self.env {
             Some(variable) => bail!(
@@ -97,9 +93,7 @@ fn run_command(command: &str) -> Result<Password> {
 }
 
 fn prompt_once(prompt: &str) -> Result<Password> {
-    Ok(Password::new(
-        rpassword::prompt_password(prompt)?.into_bytes(),
-    ))
+    Ok(Password::new(rpassword::prompt_password(prompt)?.into_bytes()))
 }
 
 /// Asks twice for a new password on the terminal.
@@ -128,26 +122,15 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("pw");
         std::fs::write(&file, "secret\nignored\n").unwrap();
-        let source = PasswordSource {
-            file: Some(&file),
-            ..PasswordSource::default()
-        };
+        let source = PasswordSource { file: Some(&file), ..PasswordSource::default() };
         assert_eq!(source.read("", false).unwrap().as_bytes(), b"secret");
-        let source = PasswordSource {
-            command: Some("echo from-command"),
-            ..PasswordSource::default()
-        };
+        let source =
+            PasswordSource { command: Some("echo from-command"), ..PasswordSource::default() };
         assert_eq!(source.read("", false).unwrap().as_bytes(), b"from-command");
-        let failing = PasswordSource {
-            command: Some("exit 3"),
-            ..PasswordSource::default()
-        };
+        let failing = PasswordSource { command: Some("exit 3"), ..PasswordSource::default() };
         assert!(failing.read("", false).is_err());
         // Issue #15: a command that prints nothing is named, not taken for a wrong password.
-        let silent = PasswordSource {
-            command: Some("true"),
-            ..PasswordSource::default()
-        };
+        let silent = PasswordSource { command: Some("true"), ..PasswordSource::default() };
         let error = silent.read("", false).unwrap_err().to_string();
         assert!(error.contains("printed no password"), "{error}");
     }

@@ -10,11 +10,8 @@ pub fn compile(patterns: &[String]) -> Result<GlobSet> {
     let mut builder = GlobSetBuilder::new();
     for pattern in patterns {
         let trimmed = pattern.trim_end_matches('/');
-        let anchored = if trimmed.starts_with('/') {
-            trimmed.to_string()
-        } else {
-            format!("**/{trimmed}")
-        };
+        let anchored =
+            if trimmed.starts_with('/') { trimmed.to_string() } else { format!("**/{trimmed}") };
         let glob = GlobBuilder::new(&anchored)
             .literal_separator(true)
             .build()

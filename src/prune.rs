@@ -41,12 +41,7 @@ pub struct PruneOptions {
 
 impl Default for PruneOptions {
     fn default() -> Self {
-        Self {
-            max_unused: 0.05,
-            max_repack_bytes: u64::MAX,
-            dry_run: false,
-            forgotten: Vec::new(),
-        }
+        Self { max_unused: 0.05, max_repack_bytes: u64::MAX, dry_run: false, forgotten: Vec::new() }
     }
 }
 
@@ -96,27 +91,20 @@ pub fn prune(
 ) -> Result<PruneReport> {
     let span = tracing::info_span!("prune", repo = %repo.location());
     let _enter = span.enter();
-    repo.sync_index()
-        .context("prune needs every index segment to read")?;
+    repo.sync_index().context("prune needs every index segment to read")?;
     if !options.dry_run {
         // Packs of an interrupted backup or prune join the index, so they are judged like
         // any other (those of a running backup are then kept while it runs).
         repo.adopt_unindexed_packs()?;
     }
-    let mut report = PruneReport {
-        dry_run: options.dry_run,
-        ..PruneReport::default()
-    };
+    let mut report = PruneReport { dry_run: options.dry_run, ..PruneReport::default() };
     let (old_segments, packs) = known_packs(repo, &mut report)?;
     let (used, snapshots) = used_blobs(repo, &options.forgotten)?;
     report.snapshots = snapshots;
     let needed = needed_copies(&packs, &used)?;
     let now = chrono::Utc::now().timestamp();
     let plan = decide(&packs, &needed, options, &mut report);
-    progress.add_total(
-        plan.repack.len() as u64,
-        plan.repack.iter().map(|id| packs[id].size).sum(),
-    );
+    progress.add_total(plan.repack.len() as u64, plan.repack.iter().map(|id| packs[id].size).sum());
     if options.dry_run {
         report.packs_after = report.packs_before - plan.delete_candidates.len() as u64;
         remove_leftovers(repo, now, hostname, true, &mut report)?;
@@ -215,10 +203,7 @@ struct StopOnFailure;
 
 impl Visitor for StopOnFailure {
     fn failed(&mut self, id: &BlobId, listing: Listing, error: Error, _: &Place) -> Result<()> {
-        bail!(
-            "cannot prune: {} {id} is unreadable ({error}); run `cairn check`",
-            listing.name()
-        )
+        bail!("cannot prune: {} {id} is unreadable ({error}); run `cairn check`", listing.name())
     }
 }
 
@@ -236,9 +221,7 @@ fn needed_copies(
     for (id, state) in present {
         for entry in state.entries.iter().filter(|e| used.contains(&e.id)) {
             let unmarked = state.marked_since.is_none();
-            let better = needed
-                .get(&entry.id)
-                .is_none_or(|(_, was)| unmarked && !was);
+            let better = needed.get(&entry.id).is_none_or(|(_, was)| unmarked && !was);
             if better {
                 needed.insert(entry.id, (*id, unmarked));
             }
@@ -250,10 +233,7 @@ fn needed_copies(
              run `cairn check` (and `cairn repair`) first"
         );
     }
-    Ok(needed
-        .into_iter()
-        .map(|(blob, (pack, _))| (blob, pack))
-        .collect())
+    Ok(needed.into_iter().map(|(blob, (pack, _))| (blob, pack)).collect())
 }
 
 /// What this run does to each pack.
@@ -389,11 +369,7 @@ fn verified_blob(
 fn upload(repo: &Repository, writer: PackWriter) -> Result<IndexedPack> {
     let pack = writer.finish(repo.key());
     (repo.save_pack(&pack)).with_context(|| format!("cannot write pack {}", pack.id))?;
-    Ok(IndexedPack {
-        id: pack.id,
-        size: pack.bytes.len() as u64,
-        blobs: pack.entries,
-    })
+    Ok(IndexedPack { id: pack.id, size: pack.bytes.len() as u64, blobs: pack.entries })
 }
 
 /// Writes the whole index anew: every pack kept, with its mark; the last segment supersedes
@@ -411,11 +387,7 @@ fn write_index(
     let chunks: Vec<_> = kept.chunks(PACKS_PER_REWRITTEN_SEGMENT).collect();
     let last = chunks.len().saturating_sub(1);
     for (i, chunk) in chunks.iter().enumerate() {
-        let supersedes = if i == last {
-            old_segments.to_vec()
-        } else {
-            Vec::new()
-        };
+        let supersedes = if i == last { old_segments.to_vec() } else { Vec::new() };
         repo.save_segment(&segment(chunk, supersedes))?;
     }
     if chunks.is_empty() && !old_segments.is_empty() {
@@ -444,23 +416,15 @@ fn kept_packs(
         } else {
             state.marked_since
         };
-        let pack = IndexedPack {
-            id: *id,
-            size: state.size,
-            blobs: state.entries.clone(),
-        };
+        let pack = IndexedPack { id: *id, size: state.size, blobs: state.entries.clone() };
         (pack, mark)
     });
     kept.collect()
 }
 
 fn segment(chunk: &[(IndexedPack, Option<i64>)], supersedes: Vec<IndexId>) -> IndexSegment {
-    let marked = chunk.iter().filter_map(|(p, m)| {
-        m.map(|since_s| MarkedPack {
-            pack: p.id,
-            since_s,
-        })
-    });
+    let marked =
+        chunk.iter().filter_map(|(p, m)| m.map(|since_s| MarkedPack { pack: p.id, since_s }));
     IndexSegment {
         packs: chunk.iter().map(|(p, _)| p.clone()).collect(),
         supersedes,
@@ -518,11 +482,7 @@ fn delete_marked(
             // Repacked packs were counted when they were copied.
             progress.add_done(1, state.size);
         }
-        let since = if plan.mark.contains(id) {
-            now
-        } else {
-            state.marked_since.unwrap_or(now)
-        };
+        let since = if plan.mark.contains(id) { now } else { state.marked_since.unwrap_or(now) };
         let at_risk = backups.iter().any(|b| b.created_s < since + CLOCK_SKEW_S);
         if at_risk {
             report.packs_deferred += 1;
@@ -566,12 +526,7 @@ mod tests {
     fn plan_for(packs: &HashMap<PackId, PackState>, used: &HashSet<BlobId>) -> Option<Plan> {
         let needed = needed_copies(packs, used).ok()?;
         let options = PruneOptions::default();
-        Some(decide(
-            packs,
-            &needed,
-            &options,
-            &mut PruneReport::default(),
-        ))
+        Some(decide(packs, &needed, &options, &mut PruneReport::default()))
     }
 
     #[test]

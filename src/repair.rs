@@ -154,10 +154,8 @@ pub fn repair_snapshots(
     repo.sync_index().context(
         "repair snapshots needs every index segment to read: run `cairn repair index` first",
     )?;
-    let mut outcome = SnapshotRepair {
-        missing_packs: missing_packs(repo)?,
-        ..SnapshotRepair::default()
-    };
+    let mut outcome =
+        SnapshotRepair { missing_packs: missing_packs(repo)?, ..SnapshotRepair::default() };
     if !options.dry_run && !outcome.missing_packs.is_empty() {
         // So that nothing written below (or by later backups) deduplicates against a blob
         // of a pack that is gone.
@@ -175,21 +173,15 @@ pub fn repair_snapshots(
         }
         outcome.removed_damaged.push(id);
     }
-    outcome.snapshots = rewrite_snapshots(
-        repo,
-        listing.readable,
-        &outcome.missing_packs,
-        options,
-        observer,
-    )?;
+    outcome.snapshots =
+        rewrite_snapshots(repo, listing.readable, &outcome.missing_packs, options, observer)?;
     Ok(outcome)
 }
 
 /// Packs the local index knows that the repository no longer lists.
 fn missing_packs(repo: &Repository) -> Result<Vec<PackId>> {
-    let listed: HashSet<PackId> = (repo.list_packs()?.packs.into_iter())
-        .map(|(id, _)| id)
-        .collect();
+    let listed: HashSet<PackId> =
+        (repo.list_packs()?.packs.into_iter()).map(|(id, _)| id).collect();
     let mut missing: Vec<PackId> = (repo.index().packs()?.into_iter())
         .map(|p| p.id)
         .filter(|id| !listed.contains(id))
@@ -304,10 +296,8 @@ impl Rewriter<'_> {
 
     /// A directory whose listing is lost becomes an empty one.
     fn lost_directory(&mut self, id: &BlobId, at: &Place) -> Result<()> {
-        (self.observer).warning(
-            at.path(),
-            "directory listing lost: restored as an empty directory",
-        );
+        (self.observer)
+            .warning(at.path(), "directory listing lost: restored as an empty directory");
         self.counts.directories += 1;
         let empty = self.store(&Tree { nodes: Vec::new() })?;
         self.repaired.insert(*id, empty);
@@ -326,10 +316,7 @@ impl Rewriter<'_> {
         self.counts.files += 1;
         self.counts.bytes += lost;
         let path = at.path().join(OsStr::from_bytes(&node.name));
-        (self.observer).warning(
-            &path,
-            &format!("{lost} bytes lost; {}", self.mode.describe()),
-        );
+        (self.observer).warning(&path, &format!("{lost} bytes lost; {}", self.mode.describe()));
         Ok(self.repair_file(&mut node, &runs)?.then_some(node))
     }
 
@@ -379,10 +366,7 @@ impl Rewriter<'_> {
         let node = if self.is_lost(id)? {
             None
         } else {
-            self.repo
-                .read_blob(id)
-                .and_then(|bytes| ContentNode::decode(&bytes, &id.to_hex()))
-                .ok()
+            self.repo.read_blob(id).and_then(|bytes| ContentNode::decode(&bytes, &id.to_hex())).ok()
         };
         match (node, depth) {
             (Some(ContentNode::Leaf(entries)), 0) => self.visit_entries(&entries, visit),
@@ -417,10 +401,8 @@ impl Rewriter<'_> {
             DamagedFiles::Drop => return Ok(false),
             DamagedFiles::Truncate => node.size = runs[0].0,
             DamagedFiles::Mark => {
-                let ranges: Vec<String> = runs
-                    .iter()
-                    .map(|(offset, length)| format!("{offset}+{length}"))
-                    .collect();
+                let ranges: Vec<String> =
+                    runs.iter().map(|(offset, length)| format!("{offset}+{length}")).collect();
                 node.xattrs.retain(|x| x.name != DAMAGE_XATTR);
                 node.xattrs.push(Xattr {
                     name: DAMAGE_XATTR.to_vec(),
@@ -435,9 +417,7 @@ impl Rewriter<'_> {
             writer.add(BlobKind::Tree, id, move || bytes)?;
             Ok(id)
         };
-        node.kind = NodeKind::File {
-            content: Content::from_entries(entries, &mut store)?,
-        };
+        node.kind = NodeKind::File { content: Content::from_entries(entries, &mut store)? };
         Ok(true)
     }
 
@@ -471,9 +451,7 @@ impl Visitor for Rewriter<'_> {
         let mut nodes = Vec::with_capacity(tree.nodes.len());
         for mut node in tree.nodes.iter().cloned() {
             if let NodeKind::Directory { subtree } = &node.kind {
-                node.kind = NodeKind::Directory {
-                    subtree: self.repaired_id(subtree),
-                };
+                node.kind = NodeKind::Directory { subtree: self.repaired_id(subtree) };
             }
             nodes.extend(self.repaired_file(node, at)?);
         }

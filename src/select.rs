@@ -48,10 +48,7 @@ impl SnapshotFilter {
 
     /// Matching snapshots, oldest first (unreadable ones skipped, see [`readable`]).
     pub fn apply(&self, repo: &Repository) -> Result<Vec<(SnapshotId, Snapshot)>> {
-        Ok(readable(repo)?
-            .into_iter()
-            .filter(|(_, s)| self.matches(s))
-            .collect())
+        Ok(readable(repo)?.into_iter().filter(|(_, s)| self.matches(s)).collect())
     }
 }
 
@@ -85,10 +82,7 @@ pub fn choose(
     if references.is_empty() {
         return filter.apply(repo);
     }
-    references
-        .iter()
-        .map(|r| resolve(repo, r, filter))
-        .collect()
+    references.iter().map(|r| resolve(repo, r, filter)).collect()
 }
 
 /// Splits `SNAP:PATH` into the snapshot reference and the path inside it (any bytes: names
@@ -96,10 +90,7 @@ pub fn choose(
 pub fn split_reference(reference: &OsStr) -> Result<(&str, Option<&Path>)> {
     let bytes = reference.as_bytes();
     let (snap, path) = match bytes.iter().position(|&b| b == b':') {
-        Some(at) => (
-            &bytes[..at],
-            Some(Path::new(OsStr::from_bytes(&bytes[at + 1..]))),
-        ),
+        Some(at) => (&bytes[..at], Some(Path::new(OsStr::from_bytes(&bytes[at + 1..])))),
         None => (bytes, None),
     };
     let Ok(snap) = std::str::from_utf8(snap) else {
@@ -118,25 +109,18 @@ pub fn resolve(
     filter: &SnapshotFilter,
 ) -> Result<(SnapshotId, Snapshot)> {
     if reference == "latest" {
-        return filter
-            .apply(repo)?
-            .pop()
-            .ok_or_else(|| match filter.to_string() {
-                options if options.is_empty() => {
-                    anyhow::anyhow!("latest: the repository has no snapshots yet")
-                }
-                options => anyhow::anyhow!(
-                    "latest: no snapshot matches {options}; `cairn snapshots` lists what there is"
-                ),
-            });
+        return filter.apply(repo)?.pop().ok_or_else(|| match filter.to_string() {
+            options if options.is_empty() => {
+                anyhow::anyhow!("latest: the repository has no snapshots yet")
+            }
+            options => anyhow::anyhow!(
+                "latest: no snapshot matches {options}; `cairn snapshots` lists what there is"
+            ),
+        });
     }
     let id = resolve_id(repo, reference)?;
     let snapshot = repo.load_snapshot(&id).map_err(|e| {
-        let hint = if e.is_damage() {
-            "; `cairn repair snapshots` removes it"
-        } else {
-            ""
-        };
+        let hint = if e.is_damage() { "; `cairn repair snapshots` removes it" } else { "" };
         anyhow::anyhow!("{e}{hint}")
     })?;
     Ok((id, snapshot))
@@ -150,22 +134,14 @@ pub fn resolve_id(repo: &Repository, reference: &str) -> Result<SnapshotId> {
         );
     }
     let prefix = reference.to_ascii_lowercase();
-    let matches: Vec<SnapshotId> = repo
-        .snapshot_ids()?
-        .into_iter()
-        .filter(|id| id.to_hex().starts_with(&prefix))
-        .collect();
+    let matches: Vec<SnapshotId> =
+        repo.snapshot_ids()?.into_iter().filter(|id| id.to_hex().starts_with(&prefix)).collect();
     match matches.as_slice() {
         [id] => Ok(*id),
-        [] => Err(Error::SnapshotNotFound {
-            reference: reference.into(),
+        [] => Err(Error::SnapshotNotFound { reference: reference.into() }.into()),
+        many => {
+            Err(Error::AmbiguousSnapshot { reference: reference.into(), count: many.len() }.into())
         }
-        .into()),
-        many => Err(Error::AmbiguousSnapshot {
-            reference: reference.into(),
-            count: many.len(),
-        }
-        .into()),
     }
 }
 
@@ -196,20 +172,14 @@ mod tests {
         assert!(!f(&[], &["daily,weekly"], &[]).matches(&s));
         assert!(!f(&["db1"], &[], &[]).matches(&s));
         assert!(!f(&[], &[], &["/etc"]).matches(&s));
-        assert_eq!(
-            f(&["web"], &["daily,db"], &[]).to_string(),
-            "--host web --tag daily,db"
-        );
+        assert_eq!(f(&["web"], &["daily,db"], &[]).to_string(), "--host web --tag daily,db");
         assert_eq!(f(&[], &[], &[]).to_string(), "");
     }
 
     #[test]
     fn references_split_on_the_first_colon() {
         let split = |r: &'static [u8]| split_reference(OsStr::from_bytes(r)).unwrap();
-        assert_eq!(
-            split(b"latest:/etc/a:b"),
-            ("latest", Some(Path::new("/etc/a:b")))
-        );
+        assert_eq!(split(b"latest:/etc/a:b"), ("latest", Some(Path::new("/etc/a:b"))));
         assert_eq!(split(b"abc"), ("abc", None));
         // Issue #15: a name that is not UTF-8 is kept byte for byte.
         let odd = split(b"latest:/srv/\xff\n");

@@ -42,15 +42,9 @@ pub fn human(bytes: u64) -> String {
 /// Bytes in `text`; the error says what a size looks like.
 pub fn parse_size(text: &str) -> Result<u64, String> {
     let text = text.trim();
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
+    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
     let (digits, unit) = text.split_at(split);
-    let shift = match unit
-        .trim_end_matches(['b', 'B', 'i'])
-        .to_ascii_uppercase()
-        .as_str()
-    {
+    let shift = match unit.trim_end_matches(['b', 'B', 'i']).to_ascii_uppercase().as_str() {
         "" => 0,
         "K" => 10,
         "M" => 20,
@@ -58,12 +52,9 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
         "T" => 40,
         _ => return Err(format!("unknown size unit {unit:?}: use K, M, G or T")),
     };
-    let value: u64 = digits
-        .parse()
-        .map_err(|_| format!("{text:?} is not a size such as 512M or 2G"))?;
-    value
-        .checked_mul(1 << shift)
-        .ok_or_else(|| format!("{text:?} is too large"))
+    let value: u64 =
+        digits.parse().map_err(|_| format!("{text:?} is not a size such as 512M or 2G"))?;
+    value.checked_mul(1 << shift).ok_or_else(|| format!("{text:?} is too large"))
 }
 
 #[cfg(test)]

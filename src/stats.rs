@@ -54,15 +54,9 @@ pub fn stats(
     snapshots: &[(SnapshotId, Snapshot)],
     mode: StatsMode,
 ) -> Result<Stats> {
-    let mut sizer = Sizer {
-        sizes: HashMap::new(),
-        raw: mode == StatsMode::RawData,
-    };
+    let mut sizer = Sizer { sizes: HashMap::new(), raw: mode == StatsMode::RawData };
     let mut walker = Walker::new(repo);
-    let mut out = Stats {
-        snapshots: snapshots.len() as u64,
-        ..Stats::default()
-    };
+    let mut out = Stats { snapshots: snapshots.len() as u64, ..Stats::default() };
     for (_, snapshot) in snapshots {
         walker.walk(&snapshot.tree, &mut sizer)?;
         let size = sizer.size(&snapshot.tree);

@@ -137,10 +137,7 @@ impl<'r> Walker<'r> {
 
     /// A walker that tracks the path of every node, starting from `/`.
     pub fn with_paths(repo: &'r Repository) -> Self {
-        Walker {
-            paths: true,
-            ..Walker::new(repo)
-        }
+        Walker { paths: true, ..Walker::new(repo) }
     }
 
     /// Every blob reached so far.
@@ -166,11 +163,7 @@ impl<'r> Walker<'r> {
     pub fn walk_at(&mut self, root: &BlobId, base: &Path, visitor: &mut dyn Visitor) -> Result<()> {
         self.frames.clear();
         self.trees.clear();
-        self.path = if self.paths {
-            base.to_path_buf()
-        } else {
-            PathBuf::new()
-        };
+        self.path = if self.paths { base.to_path_buf() } else { PathBuf::new() };
         self.enter(root, false, visitor)?;
         while !self.frames.is_empty() {
             self.step(visitor)?;
@@ -179,10 +172,7 @@ impl<'r> Walker<'r> {
     }
 
     fn place(&self) -> Place<'_> {
-        Place {
-            trees: &self.trees,
-            path: &self.path,
-        }
+        Place { trees: &self.trees, path: &self.path }
     }
 
     /// Reaches a tree and, if the visitor wants it, opens it as a new frame.
@@ -193,11 +183,7 @@ impl<'r> Walker<'r> {
         }
         match self.repo.load_tree(id) {
             Ok(tree) => {
-                let frame = Frame {
-                    tree,
-                    next: 0,
-                    named,
-                };
+                let frame = Frame { tree, next: 0, named };
                 self.frames.push(frame);
                 self.trees.push(*id);
                 Ok(())
@@ -208,10 +194,7 @@ impl<'r> Walker<'r> {
 
     /// Visits the next node of the innermost open directory, or leaves it when it has none.
     fn step(&mut self, visitor: &mut dyn Visitor) -> Result<()> {
-        let frame = self
-            .frames
-            .last_mut()
-            .expect("step runs while a frame is open");
+        let frame = self.frames.last_mut().expect("step runs while a frame is open");
         let at = frame.next;
         frame.next += 1;
         let Some(node) = self.frames.last().and_then(|f| f.tree.nodes.get(at)) else {
@@ -220,21 +203,15 @@ impl<'r> Walker<'r> {
         if self.paths {
             self.path.push(OsStr::from_bytes(&node.name));
         }
-        let place = Place {
-            trees: &self.trees,
-            path: &self.path,
-        };
+        let place = Place { trees: &self.trees, path: &self.path };
         let wanted = visitor.node(node, &place)?;
         match &node.kind {
             NodeKind::Directory { subtree } if wanted => {
                 return self.open_directory(*subtree, visitor);
             }
             NodeKind::File { content } if wanted => {
-                let mut content_walk = ContentWalk {
-                    seen: &mut self.seen,
-                    visitor: &mut *visitor,
-                    place,
-                };
+                let mut content_walk =
+                    ContentWalk { seen: &mut self.seen, visitor: &mut *visitor, place };
                 content.visit_blobs(&|id| self.repo.read_blob(id), &mut content_walk)?;
                 visitor.file_done(node, &place)?;
             }
@@ -282,8 +259,7 @@ struct ContentWalk<'a, 'p> {
 impl BlobVisitor<anyhow::Error> for ContentWalk<'_, '_> {
     fn node(&mut self, id: &BlobId) -> Result<bool> {
         let first = self.seen.insert(*id);
-        self.visitor
-            .reach(id, Listing::ContentNode, first, &self.place)
+        self.visitor.reach(id, Listing::ContentNode, first, &self.place)
     }
 
     fn entry(&mut self, entry: &ContentEntry) -> Result<()> {
@@ -297,8 +273,7 @@ impl BlobVisitor<anyhow::Error> for ContentWalk<'_, '_> {
     }
 
     fn failed(&mut self, id: &BlobId, error: cairn_format::Error) -> Result<()> {
-        self.visitor
-            .failed(id, Listing::ContentNode, error, &self.place)
+        self.visitor.failed(id, Listing::ContentNode, error, &self.place)
     }
 }
 
@@ -330,14 +305,9 @@ mod tests {
         let writer = BlobWriter::new(repo.clone(), WriterOptions::for_repository(repo));
         let data = store(repo, &writer, BlobKind::Data, b"data".to_vec());
         let file = || NodeKind::File {
-            content: Content::Inline(vec![ContentEntry::Data {
-                id: data,
-                length: 4,
-            }]),
+            content: Content::Inline(vec![ContentEntry::Data { id: data, length: 4 }]),
         };
-        let inner = Tree {
-            nodes: vec![node("g", file())],
-        };
+        let inner = Tree { nodes: vec![node("g", file())] };
         let shared = store(repo, &writer, BlobKind::Tree, inner.encode());
         let lost = repo.key().blob_id(b"never stored");
         let dir = |subtree| NodeKind::Directory { subtree };

@@ -20,11 +20,9 @@ fn main() {
         std::env::set_var("PATH", sshd.path_env());
     }
     let location = sshd.location("conformance");
-    let backend = RemoteBackend::sftp(
-        location.strip_prefix("sftp:").unwrap(),
-        &RemoteOptions::default(),
-    )
-    .unwrap();
+    let backend =
+        RemoteBackend::sftp(location.strip_prefix("sftp:").unwrap(), &RemoteOptions::default())
+            .unwrap();
     conformance(&backend);
     println!("test result: ok. 1 passed; 0 failed; 0 ignored (SFTP backend conformance)");
 }

@@ -48,11 +48,7 @@ impl Mount {
             MountOption::FSName(options.source.clone()),
             MountOption::Subtype("cairn".into()),
         ];
-        config.acl = if options.allow_other {
-            SessionACL::All
-        } else {
-            SessionACL::Owner
-        };
+        config.acl = if options.allow_other { SessionACL::All } else { SessionACL::Owner };
         config.n_threads = Some(options.threads.max(1));
         config.clone_fd = true;
         let session = Session::new(Adapter { fs }, mountpoint, &config)?;
@@ -300,14 +296,7 @@ impl Filesystem for Adapter {
             };
             let name = OsStr::from_bytes(&entry.name);
             let file = file_attr(&attr);
-            if reply.add(
-                INodeNo(entry.ino),
-                next,
-                name,
-                &attr.ttl,
-                &file,
-                Generation(0),
-            ) {
+            if reply.add(INodeNo(entry.ino), next, name, &attr.ttl, &file, Generation(0)) {
                 break; // buffer full: the kernel asks again from `next`
             }
         }

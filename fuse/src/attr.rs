@@ -90,9 +90,5 @@ fn encode_rdev(rdev: u64) -> u32 {
 
 fn system_time(ns: i64) -> SystemTime {
     let magnitude = Duration::from_nanos(ns.unsigned_abs());
-    if ns >= 0 {
-        UNIX_EPOCH + magnitude
-    } else {
-        UNIX_EPOCH - magnitude
-    }
+    if ns >= 0 { UNIX_EPOCH + magnitude } else { UNIX_EPOCH - magnitude }
 }

@@ -48,8 +48,7 @@ impl BlobCache {
 
     /// The blob's plaintext, from the cache or read, opened and verified once.
     pub fn get(&self, id: &BlobId) -> cairn_format::Result<Blob> {
-        self.cache
-            .get_or_insert_with(id, || self.repo.read_blob(id).map(Arc::new))
+        self.cache.get_or_insert_with(id, || self.repo.read_blob(id).map(Arc::new))
     }
 
     /// Whether the blob is cached now (does not count as a use).
@@ -80,22 +79,19 @@ impl Prefetcher {
         for n in 0..workers.max(1) {
             let queue = queue.clone();
             let cache = cache.clone();
-            let handle = std::thread::Builder::new()
-                .name(format!("cairn-prefetch-{n}"))
-                .spawn(move || {
+            let handle = std::thread::Builder::new().name(format!("cairn-prefetch-{n}")).spawn(
+                move || {
                     for id in queue {
                         if let Err(error) = cache.get(&id) {
                             // The reader that needs the blob reports it, with the file name.
                             tracing::debug!(blob = %id, %error, "prefetch failed");
                         }
                     }
-                })?;
+                },
+            )?;
             handles.push(handle);
         }
-        Ok(Self {
-            jobs: Some(jobs),
-            workers: handles,
-        })
+        Ok(Self { jobs: Some(jobs), workers: handles })
     }
 
     /// Asks for a blob to be loaded soon (a hint: never blocks).

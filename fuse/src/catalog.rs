@@ -72,10 +72,7 @@ impl Catalog {
         let mut hosts: BTreeMap<String, Vec<_>> = BTreeMap::new();
         let mut tags: BTreeMap<String, Vec<_>> = BTreeMap::new();
         for &(id, s) in &ordered {
-            hosts
-                .entry(group_name(&s.hostname))
-                .or_default()
-                .push((id, s));
+            hosts.entry(group_name(&s.hostname)).or_default().push((id, s));
             for tag in &s.tags {
                 tags.entry(group_name(tag)).or_default().push((id, s));
             }
@@ -83,10 +80,7 @@ impl Catalog {
         Self {
             ids: id_names(&ordered),
             times: time_names(&ordered),
-            hosts: hosts
-                .into_iter()
-                .map(|(h, l)| (h, time_names(&l)))
-                .collect(),
+            hosts: hosts.into_iter().map(|(h, l)| (h, time_names(&l))).collect(),
             tags: tags.into_iter().map(|(t, l)| (t, time_names(&l))).collect(),
             snapshots,
             filtered_out: std::collections::HashSet::new(),
@@ -111,10 +105,8 @@ impl Catalog {
             Listing::Hosts => return Some(groups(&self.hosts, Listing::Host)),
             Listing::Tags => return Some(groups(&self.tags, Listing::Tag)),
         };
-        let mut entries: Vec<CatalogEntry> = named
-            .iter()
-            .map(|(name, id)| CatalogEntry::Snapshot(name.clone(), *id))
-            .collect();
+        let mut entries: Vec<CatalogEntry> =
+            named.iter().map(|(name, id)| CatalogEntry::Snapshot(name.clone(), *id)).collect();
         if let Some((newest, _)) = named.last() {
             entries.push(CatalogEntry::Latest(newest.clone()));
         }
@@ -129,16 +121,10 @@ impl Catalog {
             Listing::Host(host) => self.hosts.get(host)?,
             Listing::Tag(tag) => self.tags.get(tag)?,
             Listing::Hosts => {
-                return self
-                    .hosts
-                    .contains_key(name)
-                    .then(|| group(name, Listing::Host));
+                return self.hosts.contains_key(name).then(|| group(name, Listing::Host));
             }
             Listing::Tags => {
-                return self
-                    .tags
-                    .contains_key(name)
-                    .then(|| group(name, Listing::Tag));
+                return self.tags.contains_key(name).then(|| group(name, Listing::Tag));
             }
         };
         if name == LATEST {
@@ -191,10 +177,8 @@ fn id_names(ordered: &[(&SnapshotId, &Arc<Snapshot>)]) -> Named {
 }
 
 fn rfc3339_utc(time_ns: i64) -> String {
-    chrono::DateTime::from_timestamp(time_ns.div_euclid(1_000_000_000), 0).map_or_else(
-        || format!("time-{time_ns}"),
-        |t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
-    )
+    chrono::DateTime::from_timestamp(time_ns.div_euclid(1_000_000_000), 0)
+        .map_or_else(|| format!("time-{time_ns}"), |t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string())
 }
 
 /// A host or tag as a directory name: `/` cannot appear in a name and `.`, `..` and the empty
@@ -319,9 +303,7 @@ mod tests {
 
     fn catalog(list: &[(u8, Snapshot)]) -> Catalog {
         Catalog::build(
-            list.iter()
-                .map(|(n, s)| (SnapshotId([*n; 32]), Arc::new(s.clone())))
-                .collect(),
+            list.iter().map(|(n, s)| (SnapshotId([*n; 32]), Arc::new(s.clone()))).collect(),
         )
     }
 
@@ -341,10 +323,7 @@ mod tests {
         );
         assert_eq!(names(&c.entries(&Listing::Hosts).unwrap()), ["db", "web"]);
         assert_eq!(names(&c.entries(&Listing::Tags).unwrap()), ["daily", "vm"]);
-        assert_eq!(
-            names(&c.entries(&Listing::Ids).unwrap()),
-            ["01010101", "02020202", "latest"]
-        );
+        assert_eq!(names(&c.entries(&Listing::Ids).unwrap()), ["01010101", "02020202", "latest"]);
         assert_eq!(
             c.find(&Listing::Tag("daily".into()), "latest"),
             Some(CatalogEntry::Latest("2023-11-14T22:15:00Z".into()))
@@ -360,25 +339,16 @@ mod tests {
         ]);
         assert_eq!(
             c.find(&Listing::Snapshots, "2023-11-14T22:13:20Z"),
-            Some(CatalogEntry::Snapshot(
-                "2023-11-14T22:13:20Z".into(),
-                SnapshotId([3; 32])
-            ))
+            Some(CatalogEntry::Snapshot("2023-11-14T22:13:20Z".into(), SnapshotId([3; 32])))
         );
-        assert!(
-            c.find(&Listing::Snapshots, "2023-11-14T22:13:20Z-09090909")
-                .is_some()
-        );
+        assert!(c.find(&Listing::Snapshots, "2023-11-14T22:13:20Z-09090909").is_some());
     }
 
     #[test]
     fn hostile_host_and_tag_names_become_single_components() {
         let c = catalog(&[(1, snapshot(0, "../etc", &["a/b", "..", ""]))]);
         assert_eq!(names(&c.entries(&Listing::Hosts).unwrap()), [".._etc"]);
-        assert_eq!(
-            names(&c.entries(&Listing::Tags).unwrap()),
-            ["_", "_..", "a_b"]
-        );
+        assert_eq!(names(&c.entries(&Listing::Tags).unwrap()), ["_", "_..", "a_b"]);
     }
 
     #[test]
@@ -386,13 +356,10 @@ mod tests {
         let mut a = [7u8; 32];
         a[31] = 1;
         let c = Catalog::build(
-            [
-                (SnapshotId(a), snapshot(1, "h", &[])),
-                (SnapshotId([7; 32]), snapshot(2, "h", &[])),
-            ]
-            .into_iter()
-            .map(|(id, s)| (id, Arc::new(s)))
-            .collect(),
+            [(SnapshotId(a), snapshot(1, "h", &[])), (SnapshotId([7; 32]), snapshot(2, "h", &[]))]
+                .into_iter()
+                .map(|(id, s)| (id, Arc::new(s)))
+                .collect(),
         );
         let ids = names(&c.entries(&Listing::Ids).unwrap());
         assert!(ids.iter().all(|n| n == LATEST || n.len() == 64), "{ids:?}");

@@ -25,10 +25,7 @@ pub const SEQUENTIAL_SLACK: u64 = 1 << 20;
 /// (no copy), else assembled.
 #[derive(Debug)]
 pub enum FileData {
-    Shared {
-        blob: Blob,
-        range: std::ops::Range<usize>,
-    },
+    Shared { blob: Blob, range: std::ops::Range<usize> },
     Owned(Vec<u8>),
 }
 
@@ -63,12 +60,7 @@ struct ReadState {
 
 impl OpenFile {
     pub fn new(path: String, content: Content, size: u64) -> Self {
-        Self {
-            path,
-            content,
-            size,
-            state: Mutex::default(),
-        }
+        Self { path, content, size, state: Mutex::default() }
     }
 
     /// Up to `length` bytes at `offset` (fewer only at the end of the file).
@@ -182,9 +174,7 @@ impl OpenFile {
         }
         state.streak += 1;
         state.read_end = state.read_end.max(end);
-        let window = (WINDOW_MIN << state.streak.min(8))
-            .min(WINDOW_MAX)
-            .min(cache_capacity / 4);
+        let window = (WINDOW_MIN << state.streak.min(8)).min(WINDOW_MAX).min(cache_capacity / 4);
         let from = state.prefetched_to.max(end);
         let to = end.saturating_add(window).min(self.size);
         // Refill only when half the window has been consumed: fewer, larger batches.

@@ -89,12 +89,7 @@ pub struct FsOptions {
 
 impl Default for FsOptions {
     fn default() -> Self {
-        Self {
-            cache_bytes: 256 << 20,
-            prefetch_workers: 4,
-            uid: 0,
-            gid: 0,
-        }
+        Self { cache_bytes: 256 << 20, prefetch_workers: 4, uid: 0, gid: 0 }
     }
 }
 
@@ -103,9 +98,7 @@ impl Default for FsOptions {
 pub fn snapshot_root(name: &str, snapshot: &Snapshot) -> Node {
     Node {
         name: name.as_bytes().to_vec(),
-        kind: NodeKind::Directory {
-            subtree: snapshot.tree,
-        },
+        kind: NodeKind::Directory { subtree: snapshot.tree },
         mode: 0o755,
         uid: snapshot.uid,
         gid: snapshot.gid,
@@ -159,10 +152,8 @@ impl CairnFs {
             MountRoot::Repository(catalog) => (Some(catalog), Body::Root),
             MountRoot::Directory(node) => (None, node_body(ROOT, node)),
         };
-        let table = Table {
-            inodes: vec![Arc::new(Inode { parent: ROOT, body })],
-            keys: HashMap::new(),
-        };
+        let table =
+            Table { inodes: vec![Arc::new(Inode { parent: ROOT, body })], keys: HashMap::new() };
         Ok(Self {
             cache,
             prefetcher,
@@ -229,10 +220,8 @@ impl CairnFs {
     /// gains a snapshot while `ls` pages through it is still read consistently.
     pub fn opendir(&self, ino: Ino) -> FsResult<OpenDir> {
         let dir = self.inode(ino)?;
-        let mut entries = vec![
-            dot(ino, b"."),
-            dot(if ino == ROOT { ROOT } else { dir.parent }, b".."),
-        ];
+        let mut entries =
+            vec![dot(ino, b"."), dot(if ino == ROOT { ROOT } else { dir.parent }, b"..")];
         match &dir.body {
             Body::Root => entries.extend(TOP.iter().map(|(name, _)| DirEntry {
                 ino: self.top_level(name.as_bytes()).expect("top-level name"),
@@ -259,11 +248,7 @@ impl CairnFs {
                     let Some(kind) = table.get(child).map(|i| kind_of(&i.body)) else {
                         return Err(FsError::NotFound);
                     };
-                    entries.push(DirEntry {
-                        ino: child,
-                        kind,
-                        name: name.clone(),
-                    });
+                    entries.push(DirEntry { ino: child, kind, name: name.clone() });
                 }
             }
             Body::Latest(_) => return Err(FsError::NotDirectory),
@@ -280,9 +265,7 @@ impl CairnFs {
             Some(Handle::Directory(entries)) => entries.clone(),
             _ => return Err(FsError::NotFound),
         };
-        let start = usize::try_from(offset)
-            .unwrap_or(usize::MAX)
-            .min(entries.len());
+        let start = usize::try_from(offset).unwrap_or(usize::MAX).min(entries.len());
         Ok(DirPage { entries, start })
     }
 
@@ -368,12 +351,10 @@ impl CairnFs {
     fn top_level(&self, name: &[u8]) -> Option<Ino> {
         let (name, listing) = TOP.iter().find(|(n, _)| n.as_bytes() == name)?;
         let mut table = self.table.write();
-        Some(
-            table.intern(Key::Name(ROOT, name.as_bytes().to_vec()), |_| Inode {
-                parent: ROOT,
-                body: Body::Listing(listing.clone()),
-            }),
-        )
+        Some(table.intern(Key::Name(ROOT, name.as_bytes().to_vec()), |_| Inode {
+            parent: ROOT,
+            body: Body::Listing(listing.clone()),
+        }))
     }
 
     /// The inode of one entry of a whole-repository listing.
@@ -408,13 +389,7 @@ impl CairnFs {
 
     /// The entries of a snapshot directory, loaded on first use.
     fn children(&self, ino: Ino, dir: &Inode) -> FsResult<Arc<Children>> {
-        let Body::Node {
-            view,
-            node,
-            children,
-            ..
-        } = &dir.body
-        else {
+        let Body::Node { view, node, children, .. } = &dir.body else {
             return Err(FsError::NotDirectory);
         };
         if let Some(loaded) = children.get() {
@@ -436,10 +411,7 @@ impl CairnFs {
     }
 
     fn load_tree(&self, ino: Ino, id: &BlobId) -> FsResult<Tree> {
-        let result = self
-            .cache
-            .get(id)
-            .and_then(|bytes| Tree::decode(&bytes, &id.to_hex()));
+        let result = self.cache.get(id).and_then(|bytes| Tree::decode(&bytes, &id.to_hex()));
         result.map_err(|error| {
             let path = self.path(ino);
             tracing::error!(%path, blob = %id, %error, "cannot list the directory");
@@ -458,18 +430,15 @@ impl CairnFs {
         };
         for node in tree.nodes {
             let key = match node.kind {
-                NodeKind::File { .. } if node.nlink > 1 => Key::Hardlink {
-                    view,
-                    device: node.device,
-                    inode: node.inode,
-                },
+                NodeKind::File { .. } if node.nlink > 1 => {
+                    Key::Hardlink { view, device: node.device, inode: node.inode }
+                }
                 _ => Key::Name(dir, node.name.clone()),
             };
             children.names.push(node.name.clone());
-            children.inos.push(table.intern(key, |_| Inode {
-                parent: dir,
-                body: node_body(view, node),
-            }));
+            children
+                .inos
+                .push(table.intern(key, |_| Inode { parent: dir, body: node_body(view, node) }));
         }
         children
     }
@@ -509,11 +478,7 @@ impl CairnFs {
             kind,
             size,
             blocks: 0,
-            perm: if kind == FileKind::Directory {
-                0o555
-            } else {
-                0o777
-            },
+            perm: if kind == FileKind::Directory { 0o555 } else { 0o777 },
             nlink: if kind == FileKind::Directory { 2 } else { 1 },
             uid: self.options.uid,
             gid: self.options.gid,
@@ -533,11 +498,7 @@ impl CairnFs {
 }
 
 fn dot(ino: Ino, name: &[u8]) -> DirEntry {
-    DirEntry {
-        ino,
-        kind: FileKind::Directory,
-        name: name.to_vec(),
-    }
+    DirEntry { ino, kind: FileKind::Directory, name: name.to_vec() }
 }
 
 fn sized_reply(value: Vec<u8>, size: u32) -> FsResult<XattrReply> {
@@ -576,10 +537,7 @@ mod tests {
         let writer = BlobWriter::new(repo.clone(), WriterOptions::for_repository(&repo));
         writer.add(BlobKind::Tree, id, move || tree).unwrap();
         writer.finish().unwrap();
-        let snapshot = Snapshot {
-            tree: id,
-            ..Snapshot::default()
-        };
+        let snapshot = Snapshot { tree: id, ..Snapshot::default() };
         repo.save_snapshot(&snapshot).unwrap();
         let catalog = LiveCatalog::load(repo.clone(), Box::new(|_| true), Duration::from_secs(60));
         let root = MountRoot::Repository(catalog.unwrap());

@@ -77,12 +77,7 @@ impl Table {
 
 /// `view` is the inode of the snapshot root; a root passes its own number.
 pub(crate) fn node_body(view: Ino, node: Node) -> Body {
-    Body::Node {
-        view,
-        node: Box::new(node),
-        children: OnceLock::new(),
-        blocks: OnceLock::new(),
-    }
+    Body::Node { view, node: Box::new(node), children: OnceLock::new(), blocks: OnceLock::new() }
 }
 
 pub(crate) fn kind_of(body: &Body) -> FileKind {

@@ -27,20 +27,13 @@ impl Fixture {
         let cache = tempfile::tempdir().unwrap();
         let options = cairn_format::testing::cheap_options();
         let repo = Repository::init(backend.clone(), b"pw", &options, cache.path()).unwrap();
-        Self {
-            backend,
-            repo: Arc::new(repo),
-            _cache: cache,
-        }
+        Self { backend, repo: Arc::new(repo), _cache: cache }
     }
 
     /// Writes blobs through a real pack writer and returns what `build` returned.
     fn write<T>(&self, build: impl FnOnce(&mut Writer) -> T) -> T {
         let blobs = BlobWriter::new(self.repo.clone(), WriterOptions::for_repository(&self.repo));
-        let mut writer = Writer {
-            repo: &self.repo,
-            blobs: &blobs,
-        };
+        let mut writer = Writer { repo: &self.repo, blobs: &blobs };
         let out = build(&mut writer);
         blobs.finish().unwrap();
         self.repo.sync_index().unwrap();
@@ -61,12 +54,8 @@ impl Fixture {
 
     fn whole_repository(&self, ttl: Duration) -> CairnFs {
         let catalog = LiveCatalog::load(self.repo.clone(), Box::new(|_| true), ttl).unwrap();
-        CairnFs::new(
-            self.repo.clone(),
-            MountRoot::Repository(catalog),
-            FsOptions::default(),
-        )
-        .unwrap()
+        CairnFs::new(self.repo.clone(), MountRoot::Repository(catalog), FsOptions::default())
+            .unwrap()
     }
 }
 
@@ -80,10 +69,7 @@ impl Writer<'_> {
         let id = self.repo.key().blob_id(bytes);
         let owned = bytes.to_vec();
         self.blobs.add(BlobKind::Data, id, move || owned).unwrap();
-        ContentEntry::Data {
-            id,
-            length: bytes.len() as u32,
-        }
+        ContentEntry::Data { id, length: bytes.len() as u32 }
     }
 
     fn tree_blob(&self, bytes: Vec<u8>) -> BlobId {
@@ -121,12 +107,7 @@ impl Writer<'_> {
     }
 
     fn dir(&self, name: &str, nodes: Vec<Node>) -> Node {
-        node(
-            name,
-            NodeKind::Directory {
-                subtree: self.tree(nodes),
-            },
-        )
+        node(name, NodeKind::Directory { subtree: self.tree(nodes) })
     }
 }
 
@@ -209,28 +190,16 @@ fn whole_repository_layout_names_every_snapshot() {
     f.snapshot(1_700_000_000, "web", &["daily"], vec![]);
     f.snapshot(1_700_000_060, "db", &["daily", "vm"], vec![]);
     let fs = f.whole_repository(Duration::from_secs(60));
-    assert_eq!(
-        list(&fs, ROOT),
-        [".", "..", "hosts", "ids", "snapshots", "tags"]
-    );
+    assert_eq!(list(&fs, ROOT), [".", "..", "hosts", "ids", "snapshots", "tags"]);
     let snapshots = lookup_path(&fs, "snapshots").unwrap();
     assert_eq!(
         list(&fs, snapshots),
-        [
-            ".",
-            "..",
-            "2023-11-14T22:13:20Z",
-            "2023-11-14T22:14:20Z",
-            "latest"
-        ]
+        [".", "..", "2023-11-14T22:13:20Z", "2023-11-14T22:14:20Z", "latest"]
     );
     let latest = lookup_path(&fs, "snapshots/latest").unwrap();
     assert_eq!(fs.getattr(latest).unwrap().kind, FileKind::Symlink);
     assert_eq!(fs.readlink(latest).unwrap(), b"2023-11-14T22:14:20Z");
-    assert_eq!(
-        list(&fs, lookup_path(&fs, "hosts").unwrap()),
-        [".", "..", "db", "web"]
-    );
+    assert_eq!(list(&fs, lookup_path(&fs, "hosts").unwrap()), [".", "..", "db", "web"]);
     assert_eq!(
         list(&fs, lookup_path(&fs, "tags/vm").unwrap()),
         [".", "..", "2023-11-14T22:14:20Z", "latest"]
@@ -252,73 +221,33 @@ fn metadata_hardlinks_devices_and_xattrs_match_the_snapshot() {
         a.nlink = 2;
         a.inode = 77;
         a.device = 5;
-        a.xattrs = vec![Xattr {
-            name: b"user.note".to_vec(),
-            value: b"hello".to_vec(),
-        }];
+        a.xattrs = vec![Xattr { name: b"user.note".to_vec(), value: b"hello".to_vec() }];
         let mut b = a.clone();
         b.name = b"b".to_vec();
-        let link = node(
-            "link",
-            NodeKind::Symlink {
-                target: b"a".to_vec(),
-            },
-        );
+        let link = node("link", NodeKind::Symlink { target: b"a".to_vec() });
         let dev = node("null", NodeKind::CharDevice { rdev: 0x0103 });
         vec![w.dir("d", vec![a, b, link, dev, node("pipe", NodeKind::Fifo)])]
     });
     f.snapshot(1_700_000_000, "h", &[], nodes);
     let fs = f.whole_repository(Duration::from_secs(60));
     let dir = "snapshots/latest/d";
-    let a = fs
-        .getattr(lookup_path(&fs, &format!("{dir}/a")).unwrap())
-        .unwrap();
-    let b = fs
-        .getattr(lookup_path(&fs, &format!("{dir}/b")).unwrap())
-        .unwrap();
+    let a = fs.getattr(lookup_path(&fs, &format!("{dir}/a")).unwrap()).unwrap();
+    let b = fs.getattr(lookup_path(&fs, &format!("{dir}/b")).unwrap()).unwrap();
     assert_eq!(a.ino, b.ino, "hardlinks share an inode");
-    assert_eq!(
-        (a.nlink, a.perm, a.uid, a.gid, a.size),
-        (2, 0o640, 1000, 100, 6)
-    );
-    assert_eq!(
-        a.mtime,
-        std::time::UNIX_EPOCH + Duration::from_nanos(1_600_000_000_123_456_789)
-    );
+    assert_eq!((a.nlink, a.perm, a.uid, a.gid, a.size), (2, 0o640, 1000, 100, 6));
+    assert_eq!(a.mtime, std::time::UNIX_EPOCH + Duration::from_nanos(1_600_000_000_123_456_789));
     let link = lookup_path(&fs, &format!("{dir}/link")).unwrap();
     assert_eq!(fs.readlink(link).unwrap(), b"a");
-    let null = fs
-        .getattr(lookup_path(&fs, &format!("{dir}/null")).unwrap())
-        .unwrap();
+    let null = fs.getattr(lookup_path(&fs, &format!("{dir}/null")).unwrap()).unwrap();
     assert_eq!((null.kind, null.rdev), (FileKind::CharDevice, 0x0103));
-    let pipe = fs
-        .getattr(lookup_path(&fs, &format!("{dir}/pipe")).unwrap())
-        .unwrap();
+    let pipe = fs.getattr(lookup_path(&fs, &format!("{dir}/pipe")).unwrap()).unwrap();
     assert_eq!(pipe.kind, FileKind::Fifo);
-    assert_eq!(
-        fs.getxattr(a.ino, b"user.note", 0).unwrap(),
-        XattrReply::Size(5)
-    );
-    assert_eq!(
-        fs.getxattr(a.ino, b"user.note", 64).unwrap(),
-        XattrReply::Data(b"hello".to_vec())
-    );
-    assert_eq!(
-        fs.getxattr(a.ino, b"user.note", 2),
-        Err(FsError::BufferTooSmall)
-    );
-    assert_eq!(
-        fs.getxattr(a.ino, b"user.none", 64),
-        Err(FsError::NoAttribute)
-    );
-    assert_eq!(
-        fs.listxattr(a.ino, 64).unwrap(),
-        XattrReply::Data(b"user.note\0".to_vec())
-    );
-    assert_eq!(
-        fs.open(lookup_path(&fs, dir).unwrap()),
-        Err(FsError::NotFile)
-    );
+    assert_eq!(fs.getxattr(a.ino, b"user.note", 0).unwrap(), XattrReply::Size(5));
+    assert_eq!(fs.getxattr(a.ino, b"user.note", 64).unwrap(), XattrReply::Data(b"hello".to_vec()));
+    assert_eq!(fs.getxattr(a.ino, b"user.note", 2), Err(FsError::BufferTooSmall));
+    assert_eq!(fs.getxattr(a.ino, b"user.none", 64), Err(FsError::NoAttribute));
+    assert_eq!(fs.listxattr(a.ino, 64).unwrap(), XattrReply::Data(b"user.note\0".to_vec()));
+    assert_eq!(fs.open(lookup_path(&fs, dir).unwrap()), Err(FsError::NotFile));
 }
 
 #[test]
@@ -347,21 +276,10 @@ fn reads_cross_chunks_and_zero_extents_and_holes_are_not_counted_as_blocks() {
         assert!(read_all(&fs, ino, step) == expected, "step {step}");
     }
     let handle = fs.open(ino).unwrap();
-    for offset in [
-        0u64,
-        69_999,
-        70_000,
-        1_118_575,
-        1_121_570,
-        expected.len() as u64 - 3,
-    ] {
+    for offset in [0u64, 69_999, 70_000, 1_118_575, 1_121_570, expected.len() as u64 - 3] {
         let got = fs.read(handle, offset, 8192).unwrap();
         let end = (offset as usize + 8192).min(expected.len());
-        assert_eq!(
-            got.as_slice(),
-            &expected[offset as usize..end],
-            "offset {offset}"
-        );
+        assert_eq!(got.as_slice(), &expected[offset as usize..end], "offset {offset}");
     }
     let past_end = fs.read(handle, expected.len() as u64, 10).unwrap();
     assert!(past_end.as_slice().is_empty());
@@ -384,12 +302,7 @@ fn large_content_lists_are_read_through_their_b_tree() {
             })
             .collect();
         let (file, bytes) = w.file("big", &chunks);
-        assert!(matches!(
-            &file.kind,
-            NodeKind::File {
-                content: Content::Indirect { .. }
-            }
-        ));
+        assert!(matches!(&file.kind, NodeKind::File { content: Content::Indirect { .. } }));
         (vec![file], bytes)
     });
     f.snapshot(1_700_000_000, "h", &[], nodes);
@@ -423,9 +336,7 @@ fn a_damaged_chunk_fails_only_its_range_with_an_io_error() {
         let (mut broken, _) = w.file("broken", &[Ok(noise(5_000, 3))]);
         let content = Content::Inline(vec![
             match &broken.kind {
-                NodeKind::File {
-                    content: Content::Inline(e),
-                } => e[0],
+                NodeKind::File { content: Content::Inline(e) } => e[0],
                 _ => unreachable!(),
             },
             bad,
@@ -445,10 +356,7 @@ fn a_damaged_chunk_fails_only_its_range_with_an_io_error() {
     let fs = f.whole_repository(Duration::from_secs(60));
     let broken = lookup_path(&fs, "snapshots/latest/broken").unwrap();
     let handle = fs.open(broken).unwrap();
-    assert_eq!(
-        fs.read(handle, 0, 4096).unwrap().as_slice(),
-        &noise(5_000, 3)[..4096]
-    );
+    assert_eq!(fs.read(handle, 0, 4096).unwrap().as_slice(), &noise(5_000, 3)[..4096]);
     let error = fs.read(handle, 4096, 4096).unwrap_err();
     assert_eq!(error.errno(), libc::EIO);
     let good = lookup_path(&fs, "snapshots/latest/good").unwrap();
@@ -477,12 +385,8 @@ fn one_snapshot_directory_can_be_the_root() {
         let inner = w.dir("inner", vec![w.file("x", &[Ok(b"x!".to_vec())]).0]);
         w.dir("top", vec![inner])
     });
-    let fs = CairnFs::new(
-        f.repo.clone(),
-        MountRoot::Directory(root),
-        FsOptions::default(),
-    )
-    .unwrap();
+    let fs =
+        CairnFs::new(f.repo.clone(), MountRoot::Directory(root), FsOptions::default()).unwrap();
     assert_eq!(list(&fs, ROOT), [".", "..", "inner"]);
     let x = lookup_path(&fs, "inner/x").unwrap();
     assert_eq!(read_all(&fs, x, 4096), b"x!");
@@ -495,9 +399,8 @@ fn trees_load_only_when_browsed() {
     let nodes = f.write(|w| {
         (0..3)
             .map(|d| {
-                let files = (0..100)
-                    .map(|i| w.file(&format!("f{i}"), &[Ok(vec![d, i])]).0)
-                    .collect();
+                let files =
+                    (0..100).map(|i| w.file(&format!("f{i}"), &[Ok(vec![d, i])]).0).collect();
                 w.dir(&format!("d{d}"), files)
             })
             .collect()
@@ -506,16 +409,9 @@ fn trees_load_only_when_browsed() {
     let fs = f.whole_repository(Duration::from_secs(60));
     let d0 = lookup_path(&fs, "snapshots/latest/d0").unwrap();
     let before = fs.inode_count();
-    assert!(
-        before < 20,
-        "{before} inodes before listing anything in the snapshot"
-    );
+    assert!(before < 20, "{before} inodes before listing anything in the snapshot");
     assert_eq!(list(&fs, d0).len(), 102);
-    assert_eq!(
-        fs.inode_count(),
-        before + 100,
-        "only d0's entries were added"
-    );
+    assert_eq!(fs.inode_count(), before + 100, "only d0's entries were added");
     // Looking a file up again, or listing again, allocates nothing.
     lookup_path(&fs, "snapshots/latest/d0/f7").unwrap();
     list(&fs, d0);
@@ -567,10 +463,6 @@ fn a_damaged_snapshot_is_left_out_of_the_mount() {
     f.backend.overwrite(damaged, bytes);
     let fs = f.whole_repository(Duration::from_secs(60));
     let snapshots = lookup_path(&fs, "snapshots").unwrap();
-    assert_eq!(
-        list(&fs, snapshots).len(),
-        4,
-        "., .., the readable one and latest"
-    );
+    assert_eq!(list(&fs, snapshots).len(), 4, "., .., the readable one and latest");
     assert_eq!(list(&fs, lookup_path(&fs, "hosts").unwrap()).len(), 3);
 }

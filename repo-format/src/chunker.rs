@@ -24,11 +24,7 @@ pub struct ChunkerParams {
 impl Default for ChunkerParams {
     /// 128 KiB / 512 KiB / 2 MiB: see docs/format.md "Choice of chunk sizes".
     fn default() -> Self {
-        Self {
-            min_size: 128 * 1024,
-            avg_size: 512 * 1024,
-            max_size: 2 * 1024 * 1024,
-        }
+        Self { min_size: 128 * 1024, avg_size: 512 * 1024, max_size: 2 * 1024 * 1024 }
     }
 }
 
@@ -133,14 +129,7 @@ impl Chunker {
         mut buffer: Vec<u8>,
     ) -> ChunkReader<'_, R> {
         buffer.resize(2 * self.params.max_size as usize, 0);
-        ChunkReader {
-            chunker: self,
-            source,
-            buffer,
-            start: 0,
-            end: 0,
-            eof: false,
-        }
+        ChunkReader { chunker: self, source, buffer, start: 0, end: 0, eof: false }
     }
 }
 
@@ -199,11 +188,7 @@ mod tests {
     use proptest::prelude::*;
 
     fn small_chunker() -> Chunker {
-        let params = ChunkerParams {
-            min_size: 256,
-            avg_size: 1024,
-            max_size: 4096,
-        };
+        let params = ChunkerParams { min_size: 256, avg_size: 1024, max_size: 4096 };
         Chunker::new(params, &[42; 32]).unwrap()
     }
 
@@ -284,11 +269,7 @@ mod tests {
 
     #[test]
     fn invalid_params_are_errors() {
-        let bad = ChunkerParams {
-            min_size: 1,
-            avg_size: 1000,
-            max_size: 10,
-        };
+        let bad = ChunkerParams { min_size: 1, avg_size: 1000, max_size: 10 };
         assert!(Chunker::new(bad, &[0; 32]).is_err());
     }
 }

@@ -50,19 +50,14 @@ pub fn encode(data: &[u8], level: i32) -> Vec<u8> {
 /// comes from the index or pack header and bounds the allocation, so a hostile payload cannot
 /// inflate beyond it.
 pub fn decode(payload: &[u8], raw_length: usize, name: &str) -> Result<Vec<u8>> {
-    let (flag, body) = payload
-        .split_first()
-        .ok_or_else(|| Error::corrupt("blob", name, "empty payload"))?;
+    let (flag, body) =
+        payload.split_first().ok_or_else(|| Error::corrupt("blob", name, "empty payload"))?;
     let data = match *flag {
         RAW => body.to_vec(),
         ZSTD => decompress(body, raw_length)
             .map_err(|e| Error::corrupt("blob", name, format!("zstd: {e}")))?,
         other => {
-            return Err(Error::corrupt(
-                "blob",
-                name,
-                format!("unknown compression flag {other}"),
-            ));
+            return Err(Error::corrupt("blob", name, format!("unknown compression flag {other}")));
         }
     };
     if data.len() != raw_length {

@@ -79,10 +79,7 @@ impl From<ConfigV1> for Config {
             compression_level: v1.compression_level,
             created_ns: v1.created_ns,
             // Keeps cutting as the repository always did, so dedup is not disturbed.
-            image_chunking: ImageChunking {
-                chunker: v1.chunker,
-                from_size: u64::MAX,
-            },
+            image_chunking: ImageChunking { chunker: v1.chunker, from_size: u64::MAX },
         }
         .into()
     }
@@ -152,9 +149,7 @@ impl Config {
             Some(2) => encoding::decode::<ConfigV2>(Tag::Config, 2, &plain, "config")?.into(),
             _ => encoding::decode(Tag::Config, CONFIG_VERSION, &plain, "config")?,
         };
-        config
-            .validate()
-            .map_err(|e| Error::corrupt("config", "config", e.to_string()))?;
+        config.validate().map_err(|e| Error::corrupt("config", "config", e.to_string()))?;
         Ok(config)
     }
 }

@@ -88,11 +88,7 @@ impl ContentNode {
             ContentNode::Inner(c) => c.len(),
         };
         if len == 0 || len > NODE_MAX {
-            return Err(Error::corrupt(
-                "content list",
-                name,
-                format!("{len} items in a node"),
-            ));
+            return Err(Error::corrupt("content list", name, format!("{len} items in a node")));
         }
         Ok(node)
     }
@@ -176,10 +172,7 @@ impl ContentBuilder {
                 .collect::<Result<_>>()?;
             depth += 1;
         }
-        Ok(Content::Indirect {
-            root: level[0].blob,
-            depth,
-        })
+        Ok(Content::Indirect { root: level[0].blob, depth })
     }
 }
 
@@ -286,9 +279,7 @@ impl Content {
 
     /// The entry covering byte `offset` and where that entry starts; `None` past the end.
     pub fn locate(&self, offset: u64, load: &LoadNode<'_>) -> Result<Option<(u64, ContentEntry)>> {
-        Ok(self
-            .leaf_at(offset, load)?
-            .and_then(|leaf| leaf.find(offset)))
+        Ok(self.leaf_at(offset, load)?.and_then(|leaf| leaf.find(offset)))
     }
 
     /// The run of entries (the whole inline list, or one B-tree leaf) that covers byte
@@ -350,11 +341,7 @@ impl LeafRun {
             (Some(start), Some(last)) => start.saturating_add(last.length()),
             _ => return None,
         };
-        Some(Self {
-            entries,
-            starts,
-            end,
-        })
+        Some(Self { entries, starts, end })
     }
 
     /// First byte the run covers.
@@ -369,8 +356,7 @@ impl LeafRun {
 
     /// The entry covering `offset` and its start (binary search over the prefix sums).
     pub fn find(&self, offset: u64) -> Option<(u64, ContentEntry)> {
-        self.position(offset)
-            .map(|i| (self.starts[i], self.entries[i]))
+        self.position(offset).map(|i| (self.starts[i], self.entries[i]))
     }
 
     /// Index of the entry covering `offset`.
@@ -383,10 +369,7 @@ impl LeafRun {
 
     /// Entries from index `i` on, each with its start.
     pub fn from_position(&self, i: usize) -> impl Iterator<Item = (u64, ContentEntry)> + '_ {
-        self.starts[i..]
-            .iter()
-            .copied()
-            .zip(self.entries[i..].iter().copied())
+        self.starts[i..].iter().copied().zip(self.entries[i..].iter().copied())
     }
 }
 
@@ -475,10 +458,7 @@ mod tests {
                     ContentEntry::Zero { length: 4096 }
                 } else {
                     let id = BlobId::hash_of(&i.to_le_bytes());
-                    ContentEntry::Data {
-                        id,
-                        length: 1000 + (i % 13) as u32,
-                    }
+                    ContentEntry::Data { id, length: 1000 + (i % 13) as u32 }
                 }
             })
             .collect()
@@ -497,17 +477,11 @@ mod tests {
         let store = Store::new();
         let list = entries(20_000);
         let content = Content::from_entries(list.clone(), &mut |b| store.put(b)).unwrap();
-        let Content::Indirect { depth, .. } = content else {
-            panic!("expected indirect")
-        };
+        let Content::Indirect { depth, .. } = content else { panic!("expected indirect") };
         assert!(depth >= 1);
         let load = |id: &BlobId| store.get(id);
-        let back: Vec<ContentEntry> = content
-            .entries(&load)
-            .unwrap()
-            .into_iter()
-            .map(|(_, e)| e)
-            .collect();
+        let back: Vec<ContentEntry> =
+            content.entries(&load).unwrap().into_iter().map(|(_, e)| e).collect();
         assert_eq!(back, list);
         let mut start = 0;
         for (i, entry) in list.iter().enumerate() {
@@ -546,10 +520,7 @@ mod tests {
         Content::from_entries(list.clone(), &mut |b| store.put(b)).unwrap();
         let before = store.0.borrow().len();
         let mut edited = list;
-        edited[15_000] = ContentEntry::Data {
-            id: BlobId([9; 32]),
-            length: 5,
-        };
+        edited[15_000] = ContentEntry::Data { id: BlobId([9; 32]), length: 5 };
         Content::from_entries(edited, &mut |b| store.put(b)).unwrap();
         let added = store.0.borrow().len() - before;
         assert!(added <= 4, "an edit added {added} content nodes");
@@ -560,10 +531,7 @@ mod tests {
         let store = Store::new();
         let zeros = (0..5).map(|_| ContentEntry::Zero { length: 10 });
         let content = Content::from_entries(zeros, &mut |b| store.put(b)).unwrap();
-        assert_eq!(
-            content,
-            Content::Inline(vec![ContentEntry::Zero { length: 50 }])
-        );
+        assert_eq!(content, Content::Inline(vec![ContentEntry::Zero { length: 50 }]));
     }
 
     #[test]
@@ -571,17 +539,11 @@ mod tests {
         assert!(ContentNode::decode(&ContentNode::Leaf(vec![]).encode(), "x").is_err());
         let store = Store::new();
         let leaf = store.put(ContentNode::Leaf(entries(3)).encode()).unwrap();
-        let lying = Content::Indirect {
-            root: leaf,
-            depth: 2,
-        };
+        let lying = Content::Indirect { root: leaf, depth: 2 };
         let load = |id: &BlobId| store.get(id);
         assert!(lying.entries(&load).is_err());
         assert!(lying.locate(0, &load).is_err());
-        let deep = Content::Indirect {
-            root: leaf,
-            depth: 200,
-        };
+        let deep = Content::Indirect { root: leaf, depth: 200 };
         assert!(deep.entries(&load).is_err());
     }
 }

@@ -64,22 +64,14 @@ impl std::fmt::Debug for MasterKey {
 impl MasterKey {
     /// Fresh random keys.
     pub fn generate() -> Self {
-        Self {
-            aead: random_bytes(),
-            id: random_bytes(),
-            chunker: random_bytes(),
-        }
+        Self { aead: random_bytes(), id: random_bytes(), chunker: random_bytes() }
     }
 
     /// Fresh encryption keys with `other`'s blob-id and chunker keys: a repository made with
     /// them cuts and names data exactly as `other`'s does, so blobs copy across unchanged and
     /// deduplicate (`init --copy-chunker-params`).
     pub fn sharing_ids_with(other: &Self) -> Self {
-        Self {
-            aead: random_bytes(),
-            id: other.id,
-            chunker: other.chunker,
-        }
+        Self { aead: random_bytes(), id: other.id, chunker: other.chunker }
     }
 
     /// Whether both name and cut data the same way (see [`MasterKey::sharing_ids_with`]).
@@ -165,12 +157,7 @@ fn open_with_key(key: &[u8; 32], aad: &[u8], sealed: &[u8]) -> Option<Vec<u8>> {
     let mut plain = body.to_vec();
     let cipher = XChaCha20Poly1305::new(Key::from_slice(key));
     cipher
-        .decrypt_in_place_detached(
-            XNonce::from_slice(nonce),
-            aad,
-            &mut plain,
-            Tag::from_slice(tag),
-        )
+        .decrypt_in_place_detached(XNonce::from_slice(nonce), aad, &mut plain, Tag::from_slice(tag))
         .ok()?;
     Some(plain)
 }
@@ -190,11 +177,7 @@ impl Default for KdfParams {
     /// 64 MiB, 3 passes, 1 lane: about a quarter of a second here, and above the
     /// OWASP-recommended floor for Argon2id.
     fn default() -> Self {
-        Self {
-            memory_kib: 64 * 1024,
-            iterations: 3,
-            parallelism: 1,
-        }
+        Self { memory_kib: 64 * 1024, iterations: 3, parallelism: 1 }
     }
 }
 
@@ -209,9 +192,7 @@ impl KdfParams {
         if sane {
             Ok(())
         } else {
-            Err(Error::InvalidParameter(format!(
-                "Argon2id parameters out of range: {self:?}"
-            )))
+            Err(Error::InvalidParameter(format!("Argon2id parameters out of range: {self:?}")))
         }
     }
 }
@@ -224,13 +205,9 @@ impl WrappingKey {
     /// Argon2id over the password and salt.
     pub fn derive(password: &[u8], salt: &[u8; 16], params: KdfParams) -> Result<Self> {
         params.validate()?;
-        let argon_params = Params::new(
-            params.memory_kib,
-            params.iterations,
-            params.parallelism,
-            Some(32),
-        )
-        .map_err(|e| Error::InvalidParameter(format!("Argon2id: {e}")))?;
+        let argon_params =
+            Params::new(params.memory_kib, params.iterations, params.parallelism, Some(32))
+                .map_err(|e| Error::InvalidParameter(format!("Argon2id: {e}")))?;
         let mut out = [0u8; 32];
         Argon2::new(Algorithm::Argon2id, Version::V0x13, argon_params)
             .hash_password_into(password, salt, &mut out)
@@ -241,23 +218,16 @@ impl WrappingKey {
     /// Seals the master key for a key file.
     pub fn wrap(&self, master: &MasterKey, nonce: [u8; NONCE_LEN]) -> Vec<u8> {
         let mut plain = postcard::to_allocvec(master).expect("master key encodes");
-        let sealed = seal_with_key(
-            &self.0,
-            &associated_data(SealKind::MasterKey, None),
-            &plain,
-            nonce,
-        );
+        let sealed =
+            seal_with_key(&self.0, &associated_data(SealKind::MasterKey, None), &plain, nonce);
         plain.zeroize();
         sealed
     }
 
     /// Opens a wrapped master key; `None` means the password was wrong or the file damaged.
     pub fn unwrap(&self, wrapped: &[u8]) -> Option<MasterKey> {
-        let mut plain = open_with_key(
-            &self.0,
-            &associated_data(SealKind::MasterKey, None),
-            wrapped,
-        )?;
+        let mut plain =
+            open_with_key(&self.0, &associated_data(SealKind::MasterKey, None), wrapped)?;
         let key = postcard::from_bytes(&plain).ok();
         plain.zeroize();
         key
@@ -280,11 +250,7 @@ mod tests {
         assert_eq!(twin.blob_id(b"chunk"), source.blob_id(b"chunk"));
         assert_eq!(twin.chunker_key(), source.chunker_key());
         let sealed = twin.seal(SealKind::Snapshot, None, b"secret");
-        assert!(
-            source
-                .open(SealKind::Snapshot, None, &sealed, "twin")
-                .is_err()
-        );
+        assert!(source.open(SealKind::Snapshot, None, &sealed, "twin").is_err());
         assert!(twin.open(SealKind::Snapshot, None, &sealed, "twin").is_ok());
         assert!(!MasterKey::generate().shares_ids_with(&source));
     }
@@ -294,10 +260,7 @@ mod tests {
         let k = key();
         let sealed = k.seal(SealKind::Snapshot, None, b"hello");
         assert_eq!(sealed.len(), 5 + SEAL_OVERHEAD);
-        assert_eq!(
-            k.open(SealKind::Snapshot, None, &sealed, "x").unwrap(),
-            b"hello"
-        );
+        assert_eq!(k.open(SealKind::Snapshot, None, &sealed, "x").unwrap(), b"hello");
     }
 
     #[test]
@@ -307,19 +270,13 @@ mod tests {
         let sealed = k.seal(SealKind::DataBlob, Some(&id), b"data");
         assert!(k.open(SealKind::TreeBlob, Some(&id), &sealed, "x").is_err());
         let other = k.blob_id(b"other");
-        assert!(
-            k.open(SealKind::DataBlob, Some(&other), &sealed, "x")
-                .is_err()
-        );
+        assert!(k.open(SealKind::DataBlob, Some(&other), &sealed, "x").is_err());
         for i in 0..sealed.len() {
             let mut bad = sealed.clone();
             bad[i] ^= 1;
             assert!(k.open(SealKind::DataBlob, Some(&id), &bad, "x").is_err());
         }
-        assert!(
-            k.open(SealKind::DataBlob, Some(&id), &sealed[..10], "x")
-                .is_err()
-        );
+        assert!(k.open(SealKind::DataBlob, Some(&id), &sealed[..10], "x").is_err());
     }
 
     #[test]
@@ -332,11 +289,7 @@ mod tests {
 
     #[test]
     fn wrap_unwrap() {
-        let params = KdfParams {
-            memory_kib: 64,
-            iterations: 1,
-            parallelism: 1,
-        };
+        let params = KdfParams { memory_kib: 64, iterations: 1, parallelism: 1 };
         let kek = WrappingKey::derive(b"pw", &[7; 16], params).unwrap();
         let wrapped = kek.wrap(&key(), [0; 24]);
         let back = kek.unwrap(&wrapped).unwrap();
@@ -347,11 +300,7 @@ mod tests {
 
     #[test]
     fn hostile_kdf_params_rejected() {
-        let params = KdfParams {
-            memory_kib: u32::MAX,
-            iterations: 1,
-            parallelism: 1,
-        };
+        let params = KdfParams { memory_kib: u32::MAX, iterations: 1, parallelism: 1 };
         assert!(WrappingKey::derive(b"pw", &[0; 16], params).is_err());
     }
 }

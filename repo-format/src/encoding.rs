@@ -52,11 +52,7 @@ pub fn encode<T: Serialize>(tag: Tag, version: u8, value: &T) -> Vec<u8> {
 pub fn decode<T: DeserializeOwned>(tag: Tag, supported: u8, bytes: &[u8], name: &str) -> Result<T> {
     let what = tag.describe();
     let [found_tag, version, body @ ..] = bytes else {
-        return Err(Error::corrupt(
-            what,
-            name,
-            "shorter than its 2-byte envelope",
-        ));
+        return Err(Error::corrupt(what, name, "shorter than its 2-byte envelope"));
     };
     if *found_tag != tag as u8 {
         return Err(Error::corrupt(
@@ -75,11 +71,7 @@ pub fn decode<T: DeserializeOwned>(tag: Tag, supported: u8, bytes: &[u8], name: 
     let (value, rest) = postcard::take_from_bytes(body)
         .map_err(|e| Error::corrupt(what, name, format!("undecodable: {e}")))?;
     if !rest.is_empty() {
-        return Err(Error::corrupt(
-            what,
-            name,
-            format!("{} trailing bytes", rest.len()),
-        ));
+        return Err(Error::corrupt(what, name, format!("{} trailing bytes", rest.len())));
     }
     Ok(value)
 }

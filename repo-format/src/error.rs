@@ -21,11 +21,7 @@ pub enum Error {
     )]
     NoReadableKey { location: String, reasons: String },
     #[error("{what} {name} is corrupt: {reason}")]
-    Corrupt {
-        what: &'static str,
-        name: String,
-        reason: String,
-    },
+    Corrupt { what: &'static str, name: String, reason: String },
     #[error(
         "blob {id} is not in the index (`cairn check` tells why; `cairn repair index` rebuilds \
          the index from the packs that exist)"
@@ -59,11 +55,7 @@ pub enum Error {
     )]
     IndexDamaged { path: PathBuf, reason: String },
     #[error("unsupported {what} version {version} (this cairn reads up to {supported})")]
-    UnsupportedVersion {
-        what: &'static str,
-        version: u32,
-        supported: u32,
-    },
+    UnsupportedVersion { what: &'static str, version: u32, supported: u32 },
     #[error("invalid parameter: {0}")]
     InvalidParameter(String),
     #[error("key file {id}: {reason}")]
@@ -76,11 +68,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 impl Error {
     /// Shorthand for a corruption error.
     pub fn corrupt(what: &'static str, name: impl Into<String>, reason: impl Into<String>) -> Self {
-        Error::Corrupt {
-            what,
-            name: name.into(),
-            reason: reason.into(),
-        }
+        Error::Corrupt { what, name: name.into(), reason: reason.into() }
     }
 
     /// Whether the object itself is damaged (it fails authentication or decoding), as opposed
@@ -92,18 +80,11 @@ impl Error {
     /// Whether an object that exists failed to open for what is in it (damaged, or from a
     /// newer cairn) rather than for the storage: listings set such objects aside.
     pub fn is_unreadable_object(&self) -> bool {
-        matches!(
-            self,
-            Error::Corrupt { .. } | Error::UnsupportedVersion { .. }
-        )
+        matches!(self, Error::Corrupt { .. } | Error::UnsupportedVersion { .. })
     }
 
     /// Shorthand for a backend I/O error.
     pub fn backend(op: &'static str, name: impl Into<String>, source: std::io::Error) -> Self {
-        Error::Backend {
-            op,
-            name: name.into(),
-            source,
-        }
+        Error::Backend { op, name: name.into(), source }
     }
 }

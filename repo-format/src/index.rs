@@ -195,10 +195,7 @@ impl LocalIndex {
 
     /// Looks up one blob.
     pub fn lookup(&self, id: &BlobId) -> Result<Option<BlobLocation>> {
-        let value = self
-            .db()
-            .get(key(BLOB, &id.0))
-            .map_err(|e| self.error(&e))?;
+        let value = self.db().get(key(BLOB, &id.0)).map_err(|e| self.error(&e))?;
         value.map(|v| decode_location(&v, &self.path)).transpose()
     }
 
@@ -210,15 +207,11 @@ impl LocalIndex {
     }
 
     fn second_best(&self) -> std::sync::RwLockReadGuard<'_, SecondBest> {
-        self.second_best
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
+        self.second_best.read().unwrap_or_else(PoisonError::into_inner)
     }
 
     fn second_best_mut(&self) -> std::sync::RwLockWriteGuard<'_, SecondBest> {
-        self.second_best
-            .write()
-            .unwrap_or_else(PoisonError::into_inner)
+        self.second_best.write().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Looks up many blobs in one batched call (bloom filters make misses cheap).
@@ -237,16 +230,12 @@ impl LocalIndex {
     /// Points a blob at another of its copies (an intact one, when `check` found the copy in
     /// use damaged).
     pub fn set_location(&self, id: &BlobId, location: &BlobLocation) -> Result<()> {
-        self.db()
-            .put(key(BLOB, &id.0), encode_location(location))
-            .map_err(|e| self.error(&e))
+        self.db().put(key(BLOB, &id.0), encode_location(location)).map_err(|e| self.error(&e))
     }
 
     /// Adds every pack and blob of a segment, and remembers the segment, atomically.
     pub fn ingest(&self, id: &IndexId, segment: &IndexSegment) -> Result<()> {
-        self.second_best_mut()
-            .marked
-            .extend(segment.marked.iter().map(|m| m.pack));
+        self.second_best_mut().marked.extend(segment.marked.iter().map(|m| m.pack));
         let second_best = self.second_best();
         let mut batch = WriteBatch::default();
         // Blobs placed by this batch, which lookups cannot see before it is written.
@@ -280,9 +269,7 @@ impl LocalIndex {
 
     /// Remembers a segment that another one supersedes, so it is never ingested.
     pub fn record_superseded(&self, id: &IndexId) -> Result<()> {
-        self.db()
-            .put(key(SEGMENT, &id.0), [1u8])
-            .map_err(|e| self.error(&e))
+        self.db().put(key(SEGMENT, &id.0), [1u8]).map_err(|e| self.error(&e))
     }
 
     /// The segments seen so far, each with the segments it supersedes (none for one that was
@@ -306,19 +293,14 @@ impl LocalIndex {
     /// A Unix-seconds record of a pack.
     fn seconds(&self, prefix: u8, pack: &PackId) -> Result<Option<i64>> {
         let db = self.db();
-        let value = db
-            .get_pinned(key(prefix, &pack.0))
-            .map_err(|e| self.error(&e))?;
+        let value = db.get_pinned(key(prefix, &pack.0)).map_err(|e| self.error(&e))?;
         Ok(value.and_then(|v| Some(i64::from_le_bytes(v.as_ref().try_into().ok()?))))
     }
 
     /// Every pack marked unused, with since when.
     pub fn marked_packs(&self) -> Result<Vec<(PackId, i64)>> {
         self.ids_with_prefix(MARKED, |bytes, value| {
-            Some((
-                PackId::from_slice(bytes)?,
-                i64::from_le_bytes(value.try_into().ok()?),
-            ))
+            Some((PackId::from_slice(bytes)?, i64::from_le_bytes(value.try_into().ok()?)))
         })
     }
 
@@ -342,9 +324,7 @@ impl LocalIndex {
     /// What the index knows of one pack.
     pub fn pack(&self, id: &PackId) -> Result<Option<KnownPack>> {
         let db = self.db();
-        let value = db
-            .get_pinned(key(PACK, &id.0))
-            .map_err(|e| self.error(&e))?;
+        let value = db.get_pinned(key(PACK, &id.0)).map_err(|e| self.error(&e))?;
         Ok(value.and_then(|value| {
             let (&kind, size) = value.split_first()?;
             Some(KnownPack {
@@ -357,11 +337,7 @@ impl LocalIndex {
 
     /// True if the index knows the pack.
     pub fn has_pack(&self, id: &PackId) -> Result<bool> {
-        Ok(self
-            .db()
-            .get_pinned(key(PACK, &id.0))
-            .map_err(|e| self.error(&e))?
-            .is_some())
+        Ok(self.db().get_pinned(key(PACK, &id.0)).map_err(|e| self.error(&e))?.is_some())
     }
 
     /// Number of blobs in the index (walks the keys; for statistics and tests).
@@ -421,9 +397,7 @@ impl LocalIndex {
         db.write(batch).map_err(|e| self.error(&e))?;
         let mut second_best = self.second_best_mut();
         second_best.damaged.retain(|(p, _)| p != pack);
-        second_best
-            .damaged
-            .extend(damaged.iter().map(|blob| (*pack, *blob)));
+        second_best.damaged.extend(damaged.iter().map(|blob| (*pack, *blob)));
         Ok(())
     }
 
@@ -498,18 +472,12 @@ pub const DAMAGE_MARKER: &str = "CAIRN-DAMAGED";
 
 fn index_error(path: &Path, e: &rocksdb::Error) -> Error {
     if e.kind() != rocksdb::ErrorKind::Corruption {
-        return Error::Index {
-            path: path.to_path_buf(),
-            reason: e.to_string(),
-        };
+        return Error::Index { path: path.to_path_buf(), reason: e.to_string() };
     }
     if let Err(marking) = std::fs::write(path.join(DAMAGE_MARKER), e.to_string()) {
         tracing::warn!(path = %path.display(), error = %marking, "cannot mark the damaged local index");
     }
-    Error::IndexDamaged {
-        path: path.to_path_buf(),
-        reason: e.to_string(),
-    }
+    Error::IndexDamaged { path: path.to_path_buf(), reason: e.to_string() }
 }
 
 /// A key and its value, as RocksDB iterates them.
@@ -592,8 +560,7 @@ fn decode_location(value: &[u8], path: &Path) -> Result<BlobLocation> {
         let (pack, rest) = value.split_first_chunk::<32>()?;
         let (&kind, rest) = rest.split_first()?;
         let u32_at = |i: usize| {
-            rest.get(i..i + 4)
-                .map(|b| u32::from_le_bytes(b.try_into().expect("4 bytes")))
+            rest.get(i..i + 4).map(|b| u32::from_le_bytes(b.try_into().expect("4 bytes")))
         };
         Some(BlobLocation {
             pack: PackId(*pack),
@@ -642,14 +609,9 @@ mod tests {
             let index = LocalIndex::open(&path).unwrap();
             index.ingest(&IndexId([1; 32]), &segment(10)).unwrap();
             let loc = index.lookup(&BlobId([11; 32])).unwrap().unwrap();
-            assert_eq!(
-                (loc.pack, loc.offset, loc.kind),
-                (PackId([10; 32]), 100, BlobKind::Tree)
-            );
+            assert_eq!((loc.pack, loc.offset, loc.kind), (PackId([10; 32]), 100, BlobKind::Tree));
             assert!(index.lookup(&BlobId([99; 32])).unwrap().is_none());
-            let many = index
-                .lookup_many(&[BlobId([10; 32]), BlobId([99; 32])])
-                .unwrap();
+            let many = index.lookup_many(&[BlobId([10; 32]), BlobId([99; 32])]).unwrap();
             assert!(many[0].is_some() && many[1].is_none());
             assert_eq!(index.segments().unwrap(), HashSet::from([IndexId([1; 32])]));
             assert_eq!(index.packs().unwrap()[0].size, 1000);
@@ -678,17 +640,11 @@ mod tests {
                 p.id = PackId([60; 32]);
                 p
             });
-            let packs = if marked_first {
-                vec![marked.clone(), live]
-            } else {
-                vec![live, marked.clone()]
-            };
+            let packs =
+                if marked_first { vec![marked.clone(), live] } else { vec![live, marked.clone()] };
             let both = IndexSegment {
                 packs,
-                marked: vec![crate::segment::MarkedPack {
-                    pack: marked.id,
-                    since_s: 5,
-                }],
+                marked: vec![crate::segment::MarkedPack { pack: marked.id, since_s: 5 }],
                 ..IndexSegment::default()
             };
             index.ingest(&IndexId([1; 32]), &both).unwrap();
@@ -705,18 +661,10 @@ mod tests {
         index.ingest(&IndexId([1; 32]), &segment(10)).unwrap();
         let blob = BlobId([11; 32]);
         assert!(index.lookup_intact(&blob).unwrap().is_some());
-        index
-            .record_verification(&PackId([10; 32]), 77, &[blob])
-            .unwrap();
+        index.record_verification(&PackId([10; 32]), 77, &[blob]).unwrap();
         assert_eq!(index.verified_at(&PackId([10; 32])).unwrap(), Some(77));
-        assert!(
-            index.lookup(&blob).unwrap().is_some(),
-            "restore still finds it"
-        );
-        assert!(
-            index.lookup_intact(&blob).unwrap().is_none(),
-            "backups store it again"
-        );
+        assert!(index.lookup(&blob).unwrap().is_some(), "restore still finds it");
+        assert!(index.lookup_intact(&blob).unwrap().is_none(), "backups store it again");
         assert!(index.lookup_intact(&BlobId([10; 32])).unwrap().is_some());
         // An intact copy in another pack wins, whichever segment is ingested last.
         let mut healed = segment(11);
@@ -727,9 +675,7 @@ mod tests {
         // Rebuilding keeps what checks found; a clean re-check clears the record.
         index.clear().unwrap();
         assert_eq!(index.damaged_copies().unwrap().len(), 1);
-        index
-            .record_verification(&PackId([10; 32]), 78, &[])
-            .unwrap();
+        index.record_verification(&PackId([10; 32]), 78, &[]).unwrap();
         assert!(index.damaged_copies().unwrap().is_empty());
     }
 
@@ -737,17 +683,10 @@ mod tests {
     fn damaged_database_is_rebuilt_empty() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("index");
-        LocalIndex::open(&path)
-            .unwrap()
-            .ingest(&IndexId([1; 32]), &segment(1))
-            .unwrap();
+        LocalIndex::open(&path).unwrap().ingest(&IndexId([1; 32]), &segment(1)).unwrap();
         for entry in std::fs::read_dir(&path).unwrap() {
             let p = entry.unwrap().path();
-            if p.file_name()
-                .unwrap()
-                .to_string_lossy()
-                .starts_with("MANIFEST")
-            {
+            if p.file_name().unwrap().to_string_lossy().starts_with("MANIFEST") {
                 std::fs::write(&p, b"garbage").unwrap();
             }
         }

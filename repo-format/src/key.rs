@@ -67,10 +67,7 @@ impl KeyFile {
             });
         }
         let key: KeyFile = encoding::decode(Tag::KeyFile, KEY_FILE_VERSION, bytes, &id.to_hex())?;
-        key.kdf.validate().map_err(|e| Error::Key {
-            id: id.to_hex(),
-            reason: e.to_string(),
-        })?;
+        key.kdf.validate().map_err(|e| Error::Key { id: id.to_hex(), reason: e.to_string() })?;
         Ok(key)
     }
 }

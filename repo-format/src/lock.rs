@@ -42,11 +42,7 @@ pub struct Lock {
 impl Lock {
     /// Sealed bytes of the lock object.
     pub fn seal(&self, key: &MasterKey) -> Vec<u8> {
-        key.seal(
-            SealKind::Lock,
-            None,
-            &encoding::encode(Tag::Lock, LOCK_VERSION, self),
-        )
+        key.seal(SealKind::Lock, None, &encoding::encode(Tag::Lock, LOCK_VERSION, self))
     }
 
     /// Opens a lock object.

@@ -80,11 +80,7 @@ pub fn open_blob(key: &MasterKey, entry: &PackEntry, sealed: &[u8]) -> Result<Ve
     let payload = key.open(entry.kind.seal_kind(), Some(&entry.id), sealed, &name)?;
     let plain = compress::decode(&payload, entry.raw_length as usize, &name)?;
     if key.blob_id(&plain) != entry.id {
-        return Err(Error::corrupt(
-            "blob",
-            name,
-            "plaintext does not hash to its id",
-        ));
+        return Err(Error::corrupt("blob", name, "plaintext does not hash to its id"));
     }
     Ok(plain)
 }
@@ -150,11 +146,7 @@ impl PackWriter {
         bytes.extend_from_slice(&sealed);
         bytes.extend_from_slice(&(sealed.len() as u32).to_le_bytes());
         bytes.extend_from_slice(PACK_MAGIC);
-        FinishedPack {
-            id: PackId::hash_of(&bytes),
-            bytes,
-            entries,
-        }
+        FinishedPack { id: PackId::hash_of(&bytes), bytes, entries }
     }
 }
 
@@ -253,10 +245,7 @@ mod tests {
             found.push(open_blob(&key, e, &pack.bytes[range]).unwrap());
         }
         found.sort();
-        assert_eq!(
-            found,
-            vec![vec![0u8; 5000], b"alpha".to_vec(), b"beta".to_vec()]
-        );
+        assert_eq!(found, vec![vec![0u8; 5000], b"alpha".to_vec(), b"beta".to_vec()]);
     }
 
     #[test]

@@ -169,17 +169,9 @@ impl BlobWriter {
         };
         counter.fetch_add(1, Ordering::Relaxed);
         let data = data();
-        self.shared
-            .counters
-            .bytes_raw
-            .fetch_add(data.len() as u64, Ordering::Relaxed);
+        self.shared.counters.bytes_raw.fetch_add(data.len() as u64, Ordering::Relaxed);
         let sender = self.jobs.as_ref().expect("add after finish");
-        let job = Job {
-            kind,
-            id,
-            level,
-            data,
-        };
+        let job = Job { kind, id, level, data };
         if sender.send(job).is_err() {
             self.check_error()?;
         }
@@ -268,10 +260,7 @@ fn work(shared: &Shared, jobs: &Receiver<Job>, packs: &Sender<FinishedPack>) {
     let pack_size = shared.repo.config().pack_size as usize;
     for job in jobs {
         let blob = SealedBlob::new(key, job.kind, job.id, &job.data, job.level);
-        shared
-            .counters
-            .bytes_stored
-            .fetch_add(blob.bytes.len() as u64, Ordering::Relaxed);
+        shared.counters.bytes_stored.fetch_add(blob.bytes.len() as u64, Ordering::Relaxed);
         let slot = &shared.open_packs[job.kind as usize];
         let full = {
             let mut writer = lock(slot);
@@ -334,10 +323,7 @@ fn write_segment(shared: &Shared) -> Result<()> {
     if packs.is_empty() || shared.options.dry_run {
         return Ok(());
     }
-    let segment = IndexSegment {
-        packs,
-        ..IndexSegment::default()
-    };
+    let segment = IndexSegment { packs, ..IndexSegment::default() };
     shared.repo.save_segment(&segment)?;
     shared.counters.segments.fetch_add(1, Ordering::Relaxed);
     let mut in_flight = lock(&shared.in_flight);

@@ -41,10 +41,7 @@ enum PartSource {
     /// Small files: the entries, fetched one at a time on the caller's thread.
     Inline(Arc<Repository>, VecDeque<ContentEntry>),
     /// Larger files: parts from the walker, fetched ahead by the fetchers.
-    Ahead {
-        parts: Option<Receiver<io::Result<Part>>>,
-        threads: Vec<JoinHandle<()>>,
-    },
+    Ahead { parts: Option<Receiver<io::Result<Part>>>, threads: Vec<JoinHandle<()>> },
 }
 
 impl FileReader {
@@ -55,12 +52,7 @@ impl FileReader {
             }
             _ => read_ahead(repo, content),
         };
-        Ok(Self {
-            parts,
-            buffer: Vec::new(),
-            position: 0,
-            zeros_left: 0,
-        })
+        Ok(Self { parts, buffer: Vec::new(), position: 0, zeros_left: 0 })
     }
 
     fn next_part(&mut self) -> io::Result<Option<Part>> {
@@ -87,9 +79,7 @@ fn read_ahead(repo: &Arc<Repository>, content: &Content) -> PartSource {
     let (parts_in, parts) = bounded::<io::Result<Part>>(AHEAD);
     let (jobs_in, jobs) = bounded::<(BlobId, Sender<io::Result<Vec<u8>>>)>(AHEAD);
     let mut threads = Vec::new();
-    let fetchers = std::thread::available_parallelism()
-        .map_or(2, usize::from)
-        .max(2);
+    let fetchers = std::thread::available_parallelism().map_or(2, usize::from).max(2);
     for _ in 0..fetchers {
         let (repo, jobs) = (repo.clone(), jobs.clone());
         threads.push(std::thread::spawn(move || {
@@ -126,10 +116,7 @@ fn read_ahead(repo: &Arc<Repository>, content: &Content) -> PartSource {
             let _ = parts_in.send(Err(io::Error::other(error)));
         }
     }));
-    PartSource::Ahead {
-        parts: Some(parts),
-        threads,
-    }
+    PartSource::Ahead { parts: Some(parts), threads }
 }
 
 fn fetch(repo: &Repository, id: &BlobId) -> io::Result<Vec<u8>> {
@@ -140,9 +127,7 @@ impl Read for FileReader {
     fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
         loop {
             if self.zeros_left > 0 {
-                let n = out
-                    .len()
-                    .min(usize::try_from(self.zeros_left).unwrap_or(usize::MAX));
+                let n = out.len().min(usize::try_from(self.zeros_left).unwrap_or(usize::MAX));
                 out[..n].fill(0);
                 self.zeros_left -= n as u64;
                 return Ok(n);
@@ -157,9 +142,8 @@ impl Read for FileReader {
                 None => return Ok(0),
                 Some(Part::Zeros(length)) => self.zeros_left = length,
                 Some(Part::Chunk(chunk)) => {
-                    self.buffer = chunk
-                        .recv()
-                        .map_err(|_| io::Error::other("a chunk fetcher stopped"))??;
+                    self.buffer =
+                        chunk.recv().map_err(|_| io::Error::other("a chunk fetcher stopped"))??;
                     self.position = 0;
                 }
             }

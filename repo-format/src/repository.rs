@@ -132,9 +132,7 @@ fn pack_read_error(
 fn backend_error<'a>(op: &'static str, name: &'a str) -> impl FnOnce(std::io::Error) -> Error + 'a {
     move |e| {
         if e.kind() == std::io::ErrorKind::NotFound {
-            Error::ObjectNotFound {
-                name: name.to_string(),
-            }
+            Error::ObjectNotFound { name: name.to_string() }
         } else {
             Error::backend(op, name, e)
         }
@@ -151,11 +149,7 @@ impl Repository {
         cache_root: &Path,
     ) -> Result<Self> {
         let location = backend.location();
-        if backend
-            .stat("config")
-            .map_err(backend_error("stat", "config"))?
-            .is_some()
-        {
+        if backend.stat("config").map_err(backend_error("stat", "config"))?.is_some() {
             return Err(Error::RepositoryExists { location });
         }
         let config = Config {
@@ -168,13 +162,9 @@ impl Repository {
             image_compression_level: options.image_compression_level,
         };
         config.validate()?;
-        backend
-            .create()
-            .map_err(|e| Error::backend("create", location.clone(), e))?;
-        let key = options
-            .ids_from
-            .as_ref()
-            .map_or_else(MasterKey::generate, MasterKey::sharing_ids_with);
+        backend.create().map_err(|e| Error::backend("create", location.clone(), e))?;
+        let key =
+            options.ids_from.as_ref().map_or_else(MasterKey::generate, MasterKey::sharing_ids_with);
         let key_file = KeyFile::create(
             &key,
             password,
@@ -269,11 +259,7 @@ impl Repository {
     /// The chunker for a file of `size` bytes, or for a stream (`None`): the image profile
     /// from `config.image_chunking.from_size` on and for streams, else the file profile.
     pub fn chunker_for(&self, size: Option<u64>) -> &Chunker {
-        if self.uses_image_profile(size) {
-            &self.image_chunker
-        } else {
-            &self.chunker
-        }
+        if self.uses_image_profile(size) { &self.image_chunker } else { &self.chunker }
     }
     /// The default zstd level for data of a file of `size` bytes, or of a stream (`None`),
     /// chosen as [`Repository::chunker_for`] chooses the chunker.
@@ -304,10 +290,9 @@ impl Repository {
     pub fn sync_index(&self) -> Result<usize> {
         let (read, mut unreadable) = self.healing(|| self.ingest_segments())?;
         match unreadable.pop() {
-            Some((id, error)) => Err(Error::SegmentUnreadable {
-                id: id.to_hex(),
-                reason: error.to_string(),
-            }),
+            Some((id, error)) => {
+                Err(Error::SegmentUnreadable { id: id.to_hex(), reason: error.to_string() })
+            }
             None => Ok(read),
         }
     }
@@ -366,11 +351,7 @@ impl Repository {
         let superseded: HashSet<IndexId> = records
             .iter()
             .flat_map(|(_, s)| s.iter().copied())
-            .chain(
-                loaded
-                    .iter()
-                    .flat_map(|(_, s)| s.supersedes.iter().copied()),
-            )
+            .chain(loaded.iter().flat_map(|(_, s)| s.supersedes.iter().copied()))
             .collect();
         if known.iter().any(|id| superseded.contains(id)) {
             // A prune rewrote the index: start over from the segments that are current.
@@ -392,9 +373,7 @@ impl Repository {
 
     /// Deletes an object; a missing one is not an error.
     fn delete(&self, name: &str) -> Result<()> {
-        self.backend
-            .delete(name)
-            .map_err(backend_error("delete", name))
+        self.backend.delete(name).map_err(backend_error("delete", name))
     }
 
     /// Reads a whole object.
@@ -421,16 +400,10 @@ impl Repository {
             }
         }
         // A superseded segment is one a prune that was stopped did not get to delete.
-        let superseded: HashSet<IndexId> = loaded
-            .iter()
-            .flat_map(|(_, s)| s.supersedes.iter().copied())
-            .collect();
+        let superseded: HashSet<IndexId> =
+            loaded.iter().flat_map(|(_, s)| s.supersedes.iter().copied()).collect();
         loaded.retain(|(id, _)| !superseded.contains(id));
-        Ok(Segments {
-            listed,
-            current: loaded,
-            unreadable,
-        })
+        Ok(Segments { listed, current: loaded, unreadable })
     }
 
     /// Writes a segment and ingests it into the local index.
@@ -446,20 +419,13 @@ impl Repository {
         &self,
         prefix: &str,
     ) -> Result<C> {
-        let objects = self
-            .backend
-            .list(prefix)
-            .map_err(backend_error("list", prefix))?;
-        Ok(objects
-            .iter()
-            .filter_map(|o| id_part(&o.name).parse().ok())
-            .collect())
+        let objects = self.backend.list(prefix).map_err(backend_error("list", prefix))?;
+        Ok(objects.iter().filter_map(|o| id_part(&o.name).parse().ok()).collect())
     }
 
     /// Where a blob is, or `BlobNotFound`.
     pub fn locate(&self, id: &BlobId) -> Result<BlobLocation> {
-        self.lookup(id)?
-            .ok_or_else(|| Error::BlobNotFound { id: id.to_hex() })
+        self.lookup(id)?.ok_or_else(|| Error::BlobNotFound { id: id.to_hex() })
     }
 
     /// Where the local index places a blob, if anywhere (rebuilding a damaged index first).
@@ -490,8 +456,7 @@ impl Repository {
             return Ok(plain);
         }
         let (plain, sealed) = self.fetch_blob(id, &location)?;
-        self.index
-            .cache_objects([(cache_name.clone(), sealed.as_slice())])?;
+        self.index.cache_objects([(cache_name.clone(), sealed.as_slice())])?;
         Ok(plain)
     }
 
@@ -504,10 +469,7 @@ impl Repository {
         let trees = pack.entries.iter().filter(|e| e.kind == BlobKind::Tree);
         self.index.cache_objects(trees.map(|e| {
             let start = e.offset as usize;
-            (
-                format!("blob/{}", e.id),
-                &pack.bytes[start..start + e.length as usize],
-            )
+            (format!("blob/{}", e.id), &pack.bytes[start..start + e.length as usize])
         }))
     }
 
@@ -523,17 +485,10 @@ impl Repository {
             return Ok(false);
         }
         let name = pack_name(pack);
-        let bytes = self
-            .backend
-            .get(&name)
-            .map_err(backend_error("read", &name))?;
+        let bytes = self.backend.get(&name).map_err(backend_error("read", &name))?;
         let size = bytes.len() as u64;
         if size < TRAILER_LEN as u64 {
-            return Err(Error::corrupt(
-                "pack",
-                pack.to_hex(),
-                "shorter than its trailer",
-            ));
+            return Err(Error::corrupt("pack", pack.to_hex(), "shorter than its trailer"));
         }
         let trailer_at = bytes.len() - TRAILER_LEN;
         let header_len = pack::header_length(pack, size, &bytes[trailer_at..])? as usize;
@@ -541,13 +496,10 @@ impl Repository {
             .checked_sub(header_len)
             .ok_or_else(|| Error::corrupt("pack", pack.to_hex(), "header longer than the pack"))?;
         let entries = pack::decode_header(&self.key, pack, size, &bytes[header_at..trailer_at])?;
-        let blobs = entries
-            .iter()
-            .filter(|e| e.kind == BlobKind::Tree)
-            .filter_map(|e| {
-                let (start, end) = (e.offset as usize, e.offset as usize + e.length as usize);
-                (end <= header_at).then(|| (format!("blob/{}", e.id), &bytes[start..end]))
-            });
+        let blobs = entries.iter().filter(|e| e.kind == BlobKind::Tree).filter_map(|e| {
+            let (start, end) = (e.offset as usize, e.offset as usize + e.length as usize);
+            (end <= header_at).then(|| (format!("blob/{}", e.id), &bytes[start..end]))
+        });
         self.index.cache_objects(blobs)?;
         Ok(true)
     }
@@ -652,11 +604,7 @@ impl Repository {
 
     /// Writes (or refreshes) a lock object.
     pub fn write_lock(&self, id: &LockId, lock: &Lock) -> Result<()> {
-        put(
-            &*self.backend,
-            &format!("locks/{id}"),
-            &lock.seal(&self.key),
-        )
+        put(&*self.backend, &format!("locks/{id}"), &lock.seal(&self.key))
     }
 
     /// Every lock object, each opened or with the reason it could not be.
@@ -699,11 +647,7 @@ impl Repository {
     /// Reads a pack's header through its trailer.
     pub fn read_pack_header(&self, id: &PackId, size: u64) -> Result<Vec<PackEntry>> {
         if size < TRAILER_LEN as u64 {
-            return Err(Error::corrupt(
-                "pack",
-                id.to_hex(),
-                "shorter than its trailer",
-            ));
+            return Err(Error::corrupt("pack", id.to_hex(), "shorter than its trailer"));
         }
         let trailer = self.read_pack_range(id, size - TRAILER_LEN as u64, TRAILER_LEN as u64)?;
         let length = u64::from(pack::header_length(id, size, &trailer)?);
@@ -729,19 +673,14 @@ impl Repository {
         let adopted = segment.packs.len();
         if adopted > 0 {
             self.save_segment(&segment)?;
-            tracing::info!(
-                packs = adopted,
-                "indexed packs left by an interrupted backup"
-            );
+            tracing::info!(packs = adopted, "indexed packs left by an interrupted backup");
         }
         Ok(adopted)
     }
 
     /// Every key file.
     pub fn keys(&self) -> Result<Vec<(KeyId, KeyFile)>> {
-        (self.key_files()?.into_iter())
-            .map(|(id, file)| Ok((id, file?)))
-            .collect()
+        (self.key_files()?.into_iter()).map(|(id, file)| Ok((id, file?))).collect()
     }
 
     /// Every key file, each decoded or with why it does not decode (`check`).
@@ -750,9 +689,8 @@ impl Repository {
         Ok(ids
             .into_iter()
             .map(|id| {
-                let decoded = self
-                    .get(&format!("keys/{id}"))
-                    .and_then(|bytes| KeyFile::decode(&id, &bytes));
+                let decoded =
+                    self.get(&format!("keys/{id}")).and_then(|bytes| KeyFile::decode(&id, &bytes));
                 (id, decoded)
             })
             .collect())
@@ -780,9 +718,7 @@ impl Repository {
     /// A pack's size in storage, `None` if it does not exist.
     pub fn pack_size(&self, id: &PackId) -> Result<Option<u64>> {
         let name = pack_name(id);
-        self.backend
-            .stat(&name)
-            .map_err(backend_error("stat", &name))
+        self.backend.stat(&name).map_err(backend_error("stat", &name))
     }
 
     /// Stores a finished pack (prune's repacked ones; backups go through the `BlobWriter`).
@@ -827,9 +763,7 @@ impl Repository {
     ) -> Result<KeyId> {
         let id = self.add_key(password, kdf, host, user, now_ns)?;
         let name = format!("keys/{}", self.key_id);
-        self.backend
-            .delete(&name)
-            .map_err(backend_error("delete", &name))?;
+        self.backend.delete(&name).map_err(backend_error("delete", &name))?;
         Ok(id)
     }
 
@@ -841,26 +775,17 @@ impl Repository {
             )));
         }
         let name = format!("keys/{id}");
-        if self
-            .backend
-            .stat(&name)
-            .map_err(backend_error("stat", &name))?
-            .is_none()
-        {
+        if self.backend.stat(&name).map_err(backend_error("stat", &name))?.is_none() {
             return Err(Error::ObjectNotFound { name });
         }
-        self.backend
-            .delete(&name)
-            .map_err(backend_error("delete", &name))
+        self.backend.delete(&name).map_err(backend_error("delete", &name))
     }
 }
 
 /// Tries the password against every key file.
 fn unlock(backend: &dyn Backend, password: &[u8]) -> Result<(MasterKey, KeyId)> {
     let location = backend.location();
-    let keys = backend
-        .list("keys/")
-        .map_err(backend_error("list", "keys/"))?;
+    let keys = backend.list("keys/").map_err(backend_error("list", "keys/"))?;
     if keys.is_empty() {
         return Err(Error::NoKeys { location });
     }
@@ -870,9 +795,7 @@ fn unlock(backend: &dyn Backend, password: &[u8]) -> Result<(MasterKey, KeyId)> 
         let Ok(id) = id_part(&object.name).parse::<KeyId>() else {
             continue;
         };
-        let bytes = backend
-            .get(&object.name)
-            .map_err(backend_error("get", &object.name))?;
+        let bytes = backend.get(&object.name).map_err(backend_error("get", &object.name))?;
         match KeyFile::decode(&id, &bytes) {
             Ok(key_file) => {
                 tried += 1;
@@ -888,16 +811,11 @@ fn unlock(backend: &dyn Backend, password: &[u8]) -> Result<(MasterKey, KeyId)> 
     }
     if tried == 0 && !unreadable.is_empty() {
         // No password could have opened anything: saying "wrong password" would mislead.
-        return Err(Error::NoReadableKey {
-            location,
-            reasons: unreadable.join("; "),
-        });
+        return Err(Error::NoReadableKey { location, reasons: unreadable.join("; ") });
     }
     Err(Error::WrongPassword { location })
 }
 
 fn put(backend: &dyn Backend, name: &str, data: &[u8]) -> Result<()> {
-    backend
-        .put(name, data)
-        .map_err(|e| Error::backend("write", name, e))
+    backend.put(name, data).map_err(|e| Error::backend("write", name, e))
 }

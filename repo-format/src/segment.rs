@@ -69,19 +69,12 @@ impl IndexSegment {
     pub fn open(key: &MasterKey, id: &IndexId, sealed: &[u8]) -> Result<Self> {
         let name = id.to_hex();
         if IndexId::hash_of(sealed) != *id {
-            return Err(Error::corrupt(
-                "index segment",
-                name,
-                "contents do not hash to the name",
-            ));
+            return Err(Error::corrupt("index segment", name, "contents do not hash to the name"));
         }
         let plain = key.open(SealKind::IndexSegment, None, sealed, &name)?;
         if encoding::version_of(&plain) == Some(1) {
             let v1: IndexSegmentV1 = encoding::decode(Tag::IndexSegment, 1, &plain, &name)?;
-            return Ok(IndexSegment {
-                packs: v1.packs,
-                ..IndexSegment::default()
-            });
+            return Ok(IndexSegment { packs: v1.packs, ..IndexSegment::default() });
         }
         encoding::decode(Tag::IndexSegment, SEGMENT_VERSION, &plain, &name)
     }

@@ -161,11 +161,7 @@ impl Snapshot {
     pub fn open(key: &MasterKey, id: &SnapshotId, sealed: &[u8]) -> Result<Self> {
         let name = id.to_hex();
         if SnapshotId::hash_of(sealed) != *id {
-            return Err(Error::corrupt(
-                "snapshot",
-                name,
-                "contents do not hash to the name",
-            ));
+            return Err(Error::corrupt("snapshot", name, "contents do not hash to the name"));
         }
         let plain = key.open(SealKind::Snapshot, None, sealed, &name)?;
         match encoding::version_of(&plain) {

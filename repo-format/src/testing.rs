@@ -14,11 +14,7 @@ use crate::{InitOptions, Repository};
 /// pass).
 pub fn cheap_options() -> InitOptions {
     InitOptions {
-        kdf: KdfParams {
-            memory_kib: 64,
-            iterations: 1,
-            parallelism: 1,
-        },
+        kdf: KdfParams { memory_kib: 64, iterations: 1, parallelism: 1 },
         ..InitOptions::default()
     }
 }

@@ -72,21 +72,14 @@ impl Tree {
         let tree: Tree = encoding::decode(Tag::Tree, TREE_VERSION, bytes, name)?;
         for pair in tree.nodes.windows(2) {
             if pair[0].name >= pair[1].name {
-                return Err(Error::corrupt(
-                    "tree",
-                    name,
-                    "names are not strictly sorted",
-                ));
+                return Err(Error::corrupt("tree", name, "names are not strictly sorted"));
             }
         }
         if let Some(node) = tree.nodes.iter().find(|n| !is_safe_name(&n.name)) {
             return Err(Error::corrupt(
                 "tree",
                 name,
-                format!(
-                    "unsafe entry name {:?}",
-                    String::from_utf8_lossy(&node.name)
-                ),
+                format!("unsafe entry name {:?}", String::from_utf8_lossy(&node.name)),
             ));
         }
         Ok(tree)
@@ -99,10 +92,7 @@ impl Tree {
 
     /// Finds a node by name (binary search).
     pub fn find(&self, name: &[u8]) -> Option<&Node> {
-        self.nodes
-            .binary_search_by(|n| n.name.as_slice().cmp(name))
-            .ok()
-            .map(|i| &self.nodes[i])
+        self.nodes.binary_search_by(|n| n.name.as_slice().cmp(name)).ok().map(|i| &self.nodes[i])
     }
 }
 
@@ -122,30 +112,22 @@ mod tests {
     #[test]
     fn hostile_names_are_rejected() {
         for bad in [&b".."[..], b".", b"", b"a/b", b"a\0"] {
-            let tree = Tree {
-                nodes: vec![node(bad)],
-            };
+            let tree = Tree { nodes: vec![node(bad)] };
             assert!(Tree::decode(&tree.encode(), "t").is_err(), "{bad:?}");
         }
     }
 
     #[test]
     fn unsorted_or_duplicate_names_are_rejected() {
-        let tree = Tree {
-            nodes: vec![node(b"b"), node(b"a")],
-        };
+        let tree = Tree { nodes: vec![node(b"b"), node(b"a")] };
         assert!(Tree::decode(&tree.encode(), "t").is_err());
-        let tree = Tree {
-            nodes: vec![node(b"a"), node(b"a")],
-        };
+        let tree = Tree { nodes: vec![node(b"a"), node(b"a")] };
         assert!(Tree::decode(&tree.encode(), "t").is_err());
     }
 
     #[test]
     fn round_trip_and_find() {
-        let mut tree = Tree {
-            nodes: vec![node(b"z"), node("é".as_bytes()), node(b"a")],
-        };
+        let mut tree = Tree { nodes: vec![node(b"z"), node("é".as_bytes()), node(b"a")] };
         tree.sort();
         let back = Tree::decode(&tree.encode(), "t").unwrap();
         assert_eq!(back, tree);

@@ -26,9 +26,8 @@ fn entry() -> impl Strategy<Value = ContentEntry> {
 
 fn kind() -> impl Strategy<Value = NodeKind> {
     prop_oneof![
-        prop::collection::vec(entry(), 0..5).prop_map(|e| NodeKind::File {
-            content: Content::Inline(e)
-        }),
+        prop::collection::vec(entry(), 0..5)
+            .prop_map(|e| NodeKind::File { content: Content::Inline(e) }),
         (blob_id(), any::<u8>()).prop_map(|(root, depth)| NodeKind::File {
             content: Content::Indirect { root, depth }
         }),
@@ -45,60 +44,40 @@ fn node() -> impl Strategy<Value = Node> {
     let name =
         prop::collection::vec(any::<u8>(), 1..20).prop_filter("safe name", |n| is_safe_name(n));
     let times = (any::<i64>(), any::<i64>(), any::<i64>());
-    let ids = (
-        any::<u32>(),
-        any::<u32>(),
-        any::<u64>(),
-        any::<u64>(),
-        any::<u64>(),
-        any::<u64>(),
-    );
+    let ids = (any::<u32>(), any::<u32>(), any::<u64>(), any::<u64>(), any::<u64>(), any::<u64>());
     let xattrs = prop::collection::vec(
-        (
-            prop::collection::vec(any::<u8>(), 1..10),
-            prop::collection::vec(any::<u8>(), 0..10),
-        )
+        (prop::collection::vec(any::<u8>(), 1..10), prop::collection::vec(any::<u8>(), 0..10))
             .prop_map(|(name, value)| Xattr { name, value }),
         0..3,
     );
-    (
-        name,
-        kind(),
-        any::<u32>(),
-        ids,
-        ".{0,8}",
-        ".{0,8}",
-        times,
-        xattrs,
+    (name, kind(), any::<u32>(), ids, ".{0,8}", ".{0,8}", times, xattrs).prop_map(
+        |(
+            name,
+            kind,
+            mode,
+            (uid, gid, inode, device, nlink, size),
+            user,
+            group,
+            (m, a, c),
+            xattrs,
+        )| Node {
+            name,
+            kind,
+            mode,
+            uid,
+            gid,
+            user,
+            group,
+            mtime_ns: m,
+            atime_ns: a,
+            ctime_ns: c,
+            inode,
+            device,
+            nlink,
+            size,
+            xattrs,
+        },
     )
-        .prop_map(
-            |(
-                name,
-                kind,
-                mode,
-                (uid, gid, inode, device, nlink, size),
-                user,
-                group,
-                (m, a, c),
-                xattrs,
-            )| Node {
-                name,
-                kind,
-                mode,
-                uid,
-                gid,
-                user,
-                group,
-                mtime_ns: m,
-                atime_ns: a,
-                ctime_ns: c,
-                inode,
-                device,
-                nlink,
-                size,
-                xattrs,
-            },
-        )
 }
 
 proptest! {

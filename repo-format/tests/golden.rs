@@ -70,17 +70,10 @@ fn blob_id_is_keyed_blake3() {
 
 #[test]
 fn chunk_boundaries() {
-    let params = ChunkerParams {
-        min_size: 1024,
-        avg_size: 4096,
-        max_size: 16384,
-    };
+    let params = ChunkerParams { min_size: 1024, avg_size: 4096, max_size: 16384 };
     let chunker = Chunker::new(params, &[0x33; 32]).unwrap();
     let lengths = chunker.chunk_lengths(&noise(0x0123_4567_89ab_cdef, 100_000));
-    let bytes: Vec<u8> = lengths
-        .iter()
-        .flat_map(|&l| (l as u32).to_le_bytes())
-        .collect();
+    let bytes: Vec<u8> = lengths.iter().flat_map(|&l| (l as u32).to_le_bytes()).collect();
     golden("chunk_lengths_u32le", &bytes);
 }
 
@@ -89,30 +82,19 @@ fn sealed_object_layout() {
     let sealed = key().seal_with_nonce(SealKind::Snapshot, None, b"plaintext", [0x44; 24]);
     golden("sealed_snapshot_kind", &sealed);
     assert_eq!(&sealed[..24], &[0x44; 24]);
-    assert_eq!(
-        key().open(SealKind::Snapshot, None, &sealed, "v").unwrap(),
-        b"plaintext"
-    );
+    assert_eq!(key().open(SealKind::Snapshot, None, &sealed, "v").unwrap(), b"plaintext");
 }
 
 #[test]
 fn config() {
     let config = Config {
         id: RepositoryId([0x55; 32]),
-        chunker: ChunkerParams {
-            min_size: 256 << 10,
-            avg_size: 1 << 20,
-            max_size: 4 << 20,
-        },
+        chunker: ChunkerParams { min_size: 256 << 10, avg_size: 1 << 20, max_size: 4 << 20 },
         pack_size: 16 << 20,
         compression_level: 3,
         created_ns: 1_763_769_600_000_000_000,
         image_chunking: ImageChunking {
-            chunker: ChunkerParams {
-                min_size: 32 << 10,
-                avg_size: 128 << 10,
-                max_size: 512 << 10,
-            },
+            chunker: ChunkerParams { min_size: 32 << 10, avg_size: 128 << 10, max_size: 512 << 10 },
             from_size: 1 << 30,
         },
         image_compression_level: 1,
@@ -125,11 +107,7 @@ fn config() {
 
 #[test]
 fn key_file() {
-    let kdf = KdfParams {
-        memory_kib: 64,
-        iterations: 1,
-        parallelism: 1,
-    };
+    let kdf = KdfParams { memory_kib: 64, iterations: 1, parallelism: 1 };
     let salt = [0x77; 16];
     let wrapping = WrappingKey::derive(b"password", &salt, kdf).unwrap();
     let file = KeyFile {
@@ -143,10 +121,7 @@ fn key_file() {
     let (id, bytes) = file.encode();
     golden("key_file", &bytes);
     let back = KeyFile::decode(&id, &bytes).unwrap();
-    assert_eq!(
-        back.unlock(b"password").unwrap().unwrap().blob_id(b"x"),
-        key().blob_id(b"x")
-    );
+    assert_eq!(back.unlock(b"password").unwrap().unwrap().blob_id(b"x"), key().blob_id(b"x"));
     assert!(back.unlock(b"wrong").unwrap().is_none());
 }
 
@@ -181,10 +156,7 @@ fn pack() {
     assert_eq!(entries, pack.entries);
     let first = &entries[0];
     let sealed = &pack.bytes[first.offset as usize..(first.offset + first.length) as usize];
-    assert_eq!(
-        pack::open_blob(&key(), first, sealed).unwrap(),
-        b"first blob"
-    );
+    assert_eq!(pack::open_blob(&key(), first, sealed).unwrap(), b"first blob");
 }
 
 #[test]
@@ -197,16 +169,10 @@ fn zstd_payload_decodes() {
     if std::env::var_os("CAIRN_BLESS_GOLDEN").is_some() {
         golden("zstd_payload", &compress::encode(&plain, 3));
     }
-    let text: String = std::fs::read_to_string(path)
-        .unwrap()
-        .split_whitespace()
-        .collect();
+    let text: String = std::fs::read_to_string(path).unwrap().split_whitespace().collect();
     let payload = hex::decode(text).unwrap();
     assert_eq!(payload[0], 1, "flag byte 1 = zstd");
-    assert_eq!(
-        compress::decode(&payload, plain.len(), "golden").unwrap(),
-        plain
-    );
+    assert_eq!(compress::decode(&payload, plain.len(), "golden").unwrap(), plain);
 }
 
 fn entry(n: u8) -> PackEntry {
@@ -228,10 +194,7 @@ fn index_segment() {
             blobs: vec![entry(1), entry(2)],
         }],
         supersedes: vec![IndexId([0xbb; 32])],
-        marked: vec![MarkedPack {
-            pack: PackId([0xaa; 32]),
-            since_s: 1_763_769_600,
-        }],
+        marked: vec![MarkedPack { pack: PackId([0xaa; 32]), since_s: 1_763_769_600 }],
     };
     golden("index_segment_plain", &segment.encode());
 }
@@ -265,51 +228,31 @@ fn node(name: &[u8], kind: NodeKind) -> Node {
         device: 2049,
         nlink: 1,
         size: 70_000,
-        xattrs: vec![Xattr {
-            name: b"user.tag".to_vec(),
-            value: b"v".to_vec(),
-        }],
+        xattrs: vec![Xattr { name: b"user.tag".to_vec(), value: b"v".to_vec() }],
     }
 }
 
 #[test]
 fn tree_and_content() {
     let content = Content::Inline(vec![
-        ContentEntry::Data {
-            id: BlobId([0xbb; 32]),
-            length: 65_536,
-        },
+        ContentEntry::Data { id: BlobId([0xbb; 32]), length: 65_536 },
         ContentEntry::Zero { length: 4464 },
     ]);
     let tree = Tree {
         nodes: vec![
-            node(
-                b"dir",
-                NodeKind::Directory {
-                    subtree: BlobId([0xcc; 32]),
-                },
-            ),
+            node(b"dir", NodeKind::Directory { subtree: BlobId([0xcc; 32]) }),
             node(b"file", NodeKind::File { content }),
-            node(
-                b"link",
-                NodeKind::Symlink {
-                    target: b"file".to_vec(),
-                },
-            ),
+            node(b"link", NodeKind::Symlink { target: b"file".to_vec() }),
             node(b"tty", NodeKind::CharDevice { rdev: 0x0401 }),
         ],
     };
     golden("tree_plain", &tree.encode());
     assert_eq!(Tree::decode(&tree.encode(), "g").unwrap(), tree);
-    let leaf = ContentNode::Leaf(vec![ContentEntry::Data {
-        id: BlobId([0xdd; 32]),
-        length: 1_048_576,
-    }]);
+    let leaf =
+        ContentNode::Leaf(vec![ContentEntry::Data { id: BlobId([0xdd; 32]), length: 1_048_576 }]);
     golden("content_leaf_plain", &leaf.encode());
-    let inner = ContentNode::Inner(vec![ContentChild {
-        blob: BlobId([0xee; 32]),
-        length: 1 << 40,
-    }]);
+    let inner =
+        ContentNode::Inner(vec![ContentChild { blob: BlobId([0xee; 32]), length: 1 << 40 }]);
     golden("content_inner_plain", &inner.encode());
 }
 
@@ -394,11 +337,7 @@ fn version_1_config_still_decodes() {
     let plain = cairn_format::encoding::encode(cairn_format::encoding::Tag::Config, 1, &v1);
     let sealed = key().seal(SealKind::Config, None, &plain);
     let config = Config::open(&key(), &sealed).unwrap();
-    assert_eq!(
-        config.image_chunking.from_size,
-        u64::MAX,
-        "no image profile in version 1"
-    );
+    assert_eq!(config.image_chunking.from_size, u64::MAX, "no image profile in version 1");
     assert_eq!(config.image_chunking.chunker, ChunkerParams::default());
 }
 

@@ -56,9 +56,7 @@ fn insert(level: &mut BTreeMap<Vec<u8>, Planned>, names: &[&OsStr], path: &Path)
         level.insert(key, Planned::Real(path.to_path_buf()));
         return;
     }
-    let entry = level
-        .entry(key)
-        .or_insert_with(|| Planned::Above(BTreeMap::new()));
+    let entry = level.entry(key).or_insert_with(|| Planned::Above(BTreeMap::new()));
     if let Planned::Above(children) = entry {
         insert(children, rest, path);
     } // a Real ancestor already covers this path
@@ -89,13 +87,7 @@ pub(super) fn run(
     std::thread::scope(|scope| {
         if stdin.is_none() && options.scan_totals {
             scope.spawn(|| {
-                scan::count(
-                    &options.paths,
-                    excludes,
-                    progress,
-                    &done,
-                    &options.interrupt,
-                );
+                scan::count(&options.paths, excludes, progress, &done, &options.interrupt);
             });
         }
         pool.install(|| {
@@ -113,11 +105,7 @@ pub(super) fn run(
             };
             let root = archiver.save_root(stdin, parent);
             done.store(true, Ordering::Relaxed);
-            Ok(Walked {
-                root: root?,
-                counts: archiver.counts,
-                reads: archiver.reads,
-            })
+            Ok(Walked { root: root?, counts: archiver.counts, reads: archiver.reads })
         })
     })
 }
@@ -193,11 +181,7 @@ impl<'a> Archiver<'a> {
     }
 
     fn tallies(self) -> Tallies {
-        Tallies {
-            counts: self.counts,
-            reads: self.reads,
-            hint_mismatches: self.hint_mismatches,
-        }
+        Tallies { counts: self.counts, reads: self.reads, hint_mismatches: self.hint_mismatches }
     }
 
     fn merge(&mut self, tallies: &Tallies) {
@@ -346,9 +330,7 @@ impl Archiver<'_> {
         let file_type = meta.file_type();
         Some(if file_type.is_symlink() {
             match fs::read_link(path) {
-                Ok(target) => NodeKind::Symlink {
-                    target: target.as_os_str().as_bytes().to_vec(),
-                },
+                Ok(target) => NodeKind::Symlink { target: target.as_os_str().as_bytes().to_vec() },
                 Err(e) => {
                     self.warn(path, &format!("cannot read symlink: {e}"));
                     return None;
@@ -591,9 +573,7 @@ impl Archiver<'_> {
         parent: Option<&Content>,
     ) -> Result<(Content, u64)> {
         let pieces = extent::pieces(file, size);
-        let data_pieces = (pieces.iter())
-            .filter(|p| matches!(p, Piece::Data { .. }))
-            .count();
+        let data_pieces = (pieces.iter()).filter(|p| matches!(p, Piece::Data { .. })).count();
         let hint = self.options.changed_ranges.as_ref().zip(parent);
         if data_pieces <= 1 && hint.is_none() {
             let runs = pieces.into_iter().map(|piece| {
@@ -681,10 +661,7 @@ impl Archiver<'_> {
         match hint::parent_entries(self.repo, self.writer, parent, start, end) {
             None => PieceAction::Job(Job::Read(piece)),
             Some(entries) if !ranges.touches(start, end) => PieceAction::Reuse(entries),
-            Some(entries) => PieceAction::Job(Job::Patch {
-                range: (start, end),
-                parent: entries,
-            }),
+            Some(entries) => PieceAction::Job(Job::Patch { range: (start, end), parent: entries }),
         }
     }
 
@@ -807,19 +784,13 @@ mod tests {
 
     #[test]
     fn plan_merges_paths_and_drops_nested_ones() {
-        let paths = [
-            PathBuf::from("/home/a"),
-            PathBuf::from("/home/a/b"),
-            PathBuf::from("/etc"),
-        ];
+        let paths = [PathBuf::from("/home/a"), PathBuf::from("/home/a/b"), PathBuf::from("/etc")];
         let root = plan(&paths);
         assert_eq!(
             root.keys().cloned().collect::<Vec<_>>(),
             vec![b"etc".to_vec(), b"home".to_vec()]
         );
-        let Planned::Above(home) = &root[&b"home".to_vec()] else {
-            panic!("home is above a path")
-        };
+        let Planned::Above(home) = &root[&b"home".to_vec()] else { panic!("home is above a path") };
         assert!(matches!(&home[&b"a".to_vec()], Planned::Real(p) if p == Path::new("/home/a")));
     }
 }

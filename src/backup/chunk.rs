@@ -108,16 +108,11 @@ impl ChunkContext<'_> {
             let entry = if chunk.iter().all(|&b| b == 0) {
                 reads.bytes_zero += u64::from(length);
                 self.progress.add_zero(u64::from(length));
-                ContentEntry::Zero {
-                    length: u64::from(length),
-                }
+                ContentEntry::Zero { length: u64::from(length) }
             } else {
                 let id = key.blob_id(chunk);
                 let level = self.compression_level;
-                if self
-                    .writer
-                    .add_at(BlobKind::Data, id, level, || chunk.to_vec())?
-                {
+                if self.writer.add_at(BlobKind::Data, id, level, || chunk.to_vec())? {
                     self.progress.add_new(u64::from(length));
                 }
                 ContentEntry::Data { id, length }
@@ -184,10 +179,7 @@ impl ChunkContext<'_> {
             self.chunk(source, Vec::new(), &mut reads, &mut |entry| {
                 position += entry.length();
                 out.push(entry);
-                resume = cuts
-                    .binary_search(&position)
-                    .ok()
-                    .filter(|&j| j < parent.len());
+                resume = cuts.binary_search(&position).ok().filter(|&j| j < parent.len());
                 Ok(resume.is_none())
             })?;
             match resume {
@@ -220,10 +212,7 @@ impl ChunkContext<'_> {
                             }
                             (Job::Patch { range, .. }, None) => self.piece(
                                 file,
-                                Piece::Data {
-                                    start: range.0,
-                                    length: range.1 - range.0,
-                                },
+                                Piece::Data { start: range.0, length: range.1 - range.0 },
                             ),
                             (Job::Read(piece), _) => self.piece(file, *piece),
                         };

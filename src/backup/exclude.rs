@@ -19,11 +19,7 @@ pub struct Excludes {
 
 impl Excludes {
     pub fn new(patterns: &[String], caches: bool, if_present: Vec<String>) -> Result<Self> {
-        Ok(Self {
-            globs: crate::pattern::compile(patterns)?,
-            caches,
-            if_present,
-        })
+        Ok(Self { globs: crate::pattern::compile(patterns)?, caches, if_present })
     }
 
     /// Reads patterns from an exclude file: one per line, `#` comments and blank lines skipped.
@@ -45,11 +41,7 @@ impl Excludes {
 
     /// True if the directory at `path` is to be skipped for its contents.
     pub fn skips_directory(&self, path: &Path) -> bool {
-        if self
-            .if_present
-            .iter()
-            .any(|name| path.join(name).symlink_metadata().is_ok())
-        {
+        if self.if_present.iter().any(|name| path.join(name).symlink_metadata().is_ok()) {
             return true;
         }
         self.caches && is_tagged_cache(path)
@@ -90,11 +82,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let cache = dir.path().join("cache");
         fs::create_dir(&cache).unwrap();
-        fs::write(
-            cache.join("CACHEDIR.TAG"),
-            [CACHEDIR_SIGNATURE, b"\n# x"].concat(),
-        )
-        .unwrap();
+        fs::write(cache.join("CACHEDIR.TAG"), [CACHEDIR_SIGNATURE, b"\n# x"].concat()).unwrap();
         let fake = dir.path().join("fake");
         fs::create_dir(&fake).unwrap();
         fs::write(fake.join("CACHEDIR.TAG"), b"not a tag").unwrap();

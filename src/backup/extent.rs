@@ -56,10 +56,7 @@ fn split_on_grid(mut start: u64, end: u64, out: &mut Vec<Piece>) {
     while start < end {
         let boundary = (start / SEGMENT + 1) * SEGMENT;
         let stop = boundary.min(end);
-        out.push(Piece::Data {
-            start,
-            length: stop - start,
-        });
+        out.push(Piece::Data { start, length: stop - start });
         start = stop;
     }
 }
@@ -137,10 +134,7 @@ impl ChangedRanges {
                 _ => merged.push((start, end)),
             }
         }
-        Ok(Self {
-            ranges: merged,
-            verify: false,
-        })
+        Ok(Self { ranges: merged, verify: false })
     }
 
     /// Whether any changed range overlaps `[start, end)`.
@@ -159,11 +153,7 @@ pub struct RangeReader<'f> {
 
 impl<'f> RangeReader<'f> {
     pub fn new(file: &'f File, start: u64, length: u64) -> Self {
-        Self {
-            file,
-            position: start,
-            end: start + length,
-        }
+        Self { file, position: start, end: start + length }
     }
 }
 
@@ -203,10 +193,8 @@ mod tests {
     #[test]
     fn data_extents_skip_large_holes_and_fold_small_ones() {
         let size = (256 << 20) + 12_345;
-        let (_dir, file) = sparse_file(
-            size,
-            &[4096, 100 << 20, (100 << 20) + (512 << 10), size - 5000],
-        );
+        let (_dir, file) =
+            sparse_file(size, &[4096, 100 << 20, (100 << 20) + (512 << 10), size - 5000]);
         let extents = data_extents(&file, size);
         if extents == [(0, size)] {
             eprintln!("skipping: this file system does not report holes (SEEK_HOLE)");
@@ -217,11 +205,7 @@ mod tests {
         assert_eq!(extents[0].0, 0);
         let (start, length) = extents[1];
         assert!(start <= 100 << 20 && start + length >= (100 << 20) + (512 << 10) + 3000);
-        assert_eq!(
-            extents[2].0 + extents[2].1,
-            size,
-            "a short trailing hole is folded in"
-        );
+        assert_eq!(extents[2].0 + extents[2].1, size, "a short trailing hole is folded in");
         let read: u64 = extents.iter().map(|e| e.1).sum();
         assert!(read < 16 << 20, "{read} bytes would be read");
     }
@@ -263,24 +247,14 @@ mod tests {
     #[test]
     fn a_dense_file_is_cut_only_on_the_grid() {
         let (_dir, file) = sparse_file(0, &[]);
-        file.write_all_at(&vec![1u8; (2 * SEGMENT + 9) as usize], 0)
-            .unwrap();
+        file.write_all_at(&vec![1u8; (2 * SEGMENT + 9) as usize], 0).unwrap();
         let size = 2 * SEGMENT + 9;
         assert_eq!(
             pieces(&file, size),
             [
-                Piece::Data {
-                    start: 0,
-                    length: SEGMENT
-                },
-                Piece::Data {
-                    start: SEGMENT,
-                    length: SEGMENT
-                },
-                Piece::Data {
-                    start: 2 * SEGMENT,
-                    length: 9
-                },
+                Piece::Data { start: 0, length: SEGMENT },
+                Piece::Data { start: SEGMENT, length: SEGMENT },
+                Piece::Data { start: 2 * SEGMENT, length: 9 },
             ]
         );
     }

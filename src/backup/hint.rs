@@ -31,9 +31,7 @@ pub fn parent_entries(
             match entry {
                 ContentEntry::Zero { .. } => {
                     let stop = entry_end.min(end);
-                    out.push(ContentEntry::Zero {
-                        length: stop - position,
-                    });
+                    out.push(ContentEntry::Zero { length: stop - position });
                     position = stop;
                 }
                 ContentEntry::Data { id, .. } => {
@@ -74,15 +72,8 @@ mod tests {
 
     #[test]
     fn zero_runs_cut_differently_are_the_same_bytes() {
-        let data = ContentEntry::Data {
-            id: BlobId([1; 32]),
-            length: 10,
-        };
-        let a = [
-            ContentEntry::Zero { length: 5 },
-            ContentEntry::Zero { length: 7 },
-            data,
-        ];
+        let data = ContentEntry::Data { id: BlobId([1; 32]), length: 10 };
+        let a = [ContentEntry::Zero { length: 5 }, ContentEntry::Zero { length: 7 }, data];
         let b = [ContentEntry::Zero { length: 12 }, data];
         assert!(same_bytes(&a, &b));
         assert!(!same_bytes(&a, &[ContentEntry::Zero { length: 11 }, data]));

@@ -44,26 +44,18 @@ impl StdinSource {
     /// status is checked at the end of its output: a failure fails the backup, so a truncated
     /// stream never becomes a snapshot.
     pub fn from_command(command: &[String], filename: &str) -> Result<Self> {
-        let (program, args) = command
-            .split_first()
-            .context("--stdin-from-command needs a command after `--`")?;
+        let (program, args) =
+            command.split_first().context("--stdin-from-command needs a command after `--`")?;
         let mut child = std::process::Command::new(program)
             .args(args)
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::piped())
             .spawn()
             .with_context(|| format!("cannot run {program:?}"))?;
-        let stdout = child
-            .stdout
-            .take()
-            .context("the command has no standard output")?;
+        let stdout = child.stdout.take().context("the command has no standard output")?;
         Ok(Self {
             filename: filename.to_string(),
-            reader: Box::new(CommandOutput {
-                child,
-                stdout,
-                command: command.join(" "),
-            }),
+            reader: Box::new(CommandOutput { child, stdout, command: command.join(" ") }),
         })
     }
 }
@@ -195,18 +187,8 @@ pub fn backup(
         }
         _ => false,
     };
-    let id = if options.dry_run || unchanged {
-        None
-    } else {
-        Some(repo.save_snapshot(&snapshot)?)
-    };
-    Ok(BackupOutcome {
-        id,
-        snapshot,
-        summary,
-        reads: walked.reads,
-        unchanged,
-    })
+    let id = if options.dry_run || unchanged { None } else { Some(repo.save_snapshot(&snapshot)?) };
+    Ok(BackupOutcome { id, snapshot, summary, reads: walked.reads, unchanged })
 }
 
 /// Leaves out the paths that do not exist, each reported (as restic does: one missing path
@@ -217,10 +199,7 @@ fn skip_missing(paths: &mut Vec<PathBuf>, observer: &dyn Observer) -> Result<u64
     paths.retain(|path| match std::fs::symlink_metadata(path) {
         Ok(_) => true,
         Err(e) => {
-            observer.warning(
-                path,
-                &format!("cannot back up: {e}; left out of the snapshot"),
-            );
+            observer.warning(path, &format!("cannot back up: {e}; left out of the snapshot"));
             false
         }
     });
@@ -238,9 +217,7 @@ fn summary(
 ) -> BackupSummary {
     BackupSummary {
         start_ns: started.timestamp_nanos_opt().unwrap_or_default(),
-        end_ns: chrono::Local::now()
-            .timestamp_nanos_opt()
-            .unwrap_or_default(),
+        end_ns: chrono::Local::now().timestamp_nanos_opt().unwrap_or_default(),
         data_blobs_added: stored.data_blobs,
         tree_blobs_added: stored.tree_blobs,
         bytes_added: stored.bytes_raw,
@@ -270,9 +247,7 @@ fn new_snapshot(
 ) -> Result<Snapshot> {
     let uid = nix::unistd::getuid().as_raw();
     Ok(Snapshot {
-        time_ns: time
-            .timestamp_nanos_opt()
-            .context("snapshot time out of range")?,
+        time_ns: time.timestamp_nanos_opt().context("snapshot time out of range")?,
         utc_offset_s: time.offset().local_minus_utc(),
         tree,
         paths: snapshot_paths(options),
@@ -295,11 +270,7 @@ fn new_snapshot(
 fn snapshot_paths(options: &BackupOptions) -> Vec<String> {
     match &options.stdin {
         Some(stdin) => vec![format!("/{}", stdin.filename)],
-        None => options
-            .paths
-            .iter()
-            .map(|p| p.to_string_lossy().into_owned())
-            .collect(),
+        None => options.paths.iter().map(|p| p.to_string_lossy().into_owned()).collect(),
     }
 }
 
@@ -351,11 +322,7 @@ fn choose_parent(repo: &Repository, options: &BackupOptions) -> Result<Option<Pa
         return Ok(None);
     };
     match repo.load_tree(&snapshot.tree) {
-        Ok(tree) => Ok(Some(Parent {
-            id,
-            root: snapshot.tree,
-            tree,
-        })),
+        Ok(tree) => Ok(Some(Parent { id, root: snapshot.tree, tree })),
         Err(e) => {
             tracing::warn!(parent = %id, error = %e, "parent snapshot unreadable; reading every file");
             Ok(None)
@@ -424,21 +391,12 @@ mod tests {
         };
         let progress = Progress::default();
         let outcome = backup(&repo, options, &progress, &LogObserver).unwrap();
-        assert_eq!(
-            progress.sample().files_total,
-            0,
-            "no scan when nobody watches"
-        );
+        assert_eq!(progress.sample().files_total, 0, "no scan when nobody watches");
         let sources = progress.sample().sources;
         let reads = outcome.reads;
         assert_eq!(
             (sources.read, sources.holes, sources.zero, sources.unchanged),
-            (
-                reads.bytes_read,
-                reads.bytes_holes,
-                reads.bytes_zero,
-                reads.bytes_unchanged
-            )
+            (reads.bytes_read, reads.bytes_holes, reads.bytes_zero, reads.bytes_unchanged)
         );
         assert!(reads.bytes_read >= 5 << 20, "{reads:?}");
         assert!(reads.bytes_zero >= 1 << 20, "{reads:?}");

@@ -41,10 +41,6 @@ pub(super) fn count(
 
 fn push_children(dir: &Path, stack: &mut Vec<PathBuf>) {
     if let Ok(entries) = fs::read_dir(dir) {
-        stack.extend(
-            entries
-                .filter_map(std::result::Result::ok)
-                .map(|e| e.path()),
-        );
+        stack.extend(entries.filter_map(std::result::Result::ok).map(|e| e.path()));
     }
 }

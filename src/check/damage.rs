@@ -91,11 +91,7 @@ impl Visitor for Mapper<'_> {
 
     fn file_done(&mut self, node: &Node, at: &Place) -> Result<()> {
         let file = std::mem::take(&mut self.file);
-        let lost_bytes = if file.list {
-            node.size.max(1)
-        } else {
-            file.bytes
-        };
+        let lost_bytes = if file.list { node.size.max(1) } else { file.bytes };
         if lost_bytes > 0 {
             self.report(at, lost_bytes, "file");
         }

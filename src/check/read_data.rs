@@ -130,15 +130,10 @@ pub(super) fn read_packs(
         .filter(|(id, info)| listed.get(id) == Some(&info.size))
         .map(|(id, info)| (*id, info.size))
         .collect();
-    let mut summary = ReadSummary {
-        packs_in_repository: present.len() as u64,
-        ..ReadSummary::default()
-    };
+    let mut summary =
+        ReadSummary { packs_in_repository: present.len() as u64, ..ReadSummary::default() };
     let selected = select(repo, present, options, &mut summary)?;
-    progress.add_total(
-        selected.len() as u64,
-        selected.iter().map(|(_, size)| size).sum(),
-    );
+    progress.add_total(selected.len() as u64, selected.iter().map(|(_, size)| size).sum());
     let (results, complete) = read_in_parallel(repo, indexed, selected, options, progress)?;
     summary.complete = complete;
     for (id, size, verdict) in results {
@@ -284,8 +279,7 @@ fn verify_pack(
         Err(e) => bail!("cannot read pack {id}: {e}"),
     }
     let verdict = verify_bytes(repo, id, info, buffer);
-    repo.index()
-        .record_verification(id, now(), &verdict.damaged_blobs)?;
+    repo.index().record_verification(id, now(), &verdict.damaged_blobs)?;
     Ok(verdict)
 }
 
@@ -319,10 +313,7 @@ fn verify_bytes(repo: &Repository, id: &PackId, info: &IndexedPackInfo, bytes: &
     reasons.extend(header);
     let damaged = verdict.damaged_blobs.len();
     if damaged > 0 {
-        reasons.push(format!(
-            "{damaged} of {} blobs do not verify",
-            info.entries.len()
-        ));
+        reasons.push(format!("{damaged} of {} blobs do not verify", info.entries.len()));
     }
     verdict.reason = (!reasons.is_empty()).then(|| reasons.join("; "));
     verdict
@@ -344,20 +335,12 @@ fn header_entries(repo: &Repository, id: &PackId, bytes: &[u8]) -> Result<Vec<Pa
     }
     let length = pack::header_length(id, size, &bytes[bytes.len() - TRAILER_LEN..])? as usize;
     let end = bytes.len() - TRAILER_LEN;
-    Ok(pack::decode_header(
-        repo.key(),
-        id,
-        size,
-        &bytes[end - length..end],
-    )?)
+    Ok(pack::decode_header(repo.key(), id, size, &bytes[end - length..end])?)
 }
 
 fn same_entries(a: &[PackEntry], b: &[PackEntry]) -> bool {
     let set = |entries: &[PackEntry]| -> HashSet<(BlobId, u32, u32, u32)> {
-        entries
-            .iter()
-            .map(|e| (e.id, e.offset, e.length, e.raw_length))
-            .collect()
+        entries.iter().map(|e| (e.id, e.offset, e.length, e.raw_length)).collect()
     };
     a.len() == b.len() && set(a) == set(b)
 }
@@ -407,10 +390,6 @@ mod tests {
         let chosen = Subset::Bytes(1000).select(all.clone());
         let total: u64 = chosen.iter().map(|(_, size)| size).sum();
         assert!((1000..1300).contains(&total), "{total}");
-        assert_eq!(
-            chosen,
-            storage_order(chosen.clone()),
-            "read in storage order"
-        );
+        assert_eq!(chosen, storage_order(chosen.clone()), "read in storage order");
     }
 }

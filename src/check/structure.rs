@@ -12,11 +12,7 @@ use super::{CheckReport, DamagedPack, IndexedPackInfo, IndexedPacks, Problem};
 use crate::walk::{Listing, Place, Visitor, Walker};
 
 fn problem(what: &'static str, name: impl Display, error: impl Display) -> Problem {
-    Problem {
-        what,
-        name: name.to_string(),
-        error: error.to_string(),
-    }
+    Problem { what, name: name.to_string(), error: error.to_string() }
 }
 
 /// Decodes every key file and index segment, and brings the local index up to date with the
@@ -40,10 +36,7 @@ pub(super) fn load_index(repo: &Repository, report: &mut CheckReport) -> Result<
     for (_, segment) in segments.current {
         marked.extend(segment.marked.iter().map(|m| m.pack));
         for pack in segment.packs {
-            let info = IndexedPackInfo {
-                size: pack.size,
-                entries: pack.blobs,
-            };
+            let info = IndexedPackInfo { size: pack.size, entries: pack.blobs };
             packs.insert(pack.id, info);
         }
     }
@@ -75,10 +68,8 @@ pub(super) fn check_packs(
             report.damaged_packs.push(damaged);
         }
     }
-    let mut unindexed: Vec<PackId> = (listed.keys())
-        .filter(|id| !indexed.packs.contains_key(id))
-        .copied()
-        .collect();
+    let mut unindexed: Vec<PackId> =
+        (listed.keys()).filter(|id| !indexed.packs.contains_key(id)).copied().collect();
     unindexed.sort();
     report.unindexed_packs = unindexed;
     let leftovers = repo.leftovers()?;
@@ -153,11 +144,7 @@ pub(super) fn check_snapshots(
     report.snapshots = walk.snapshots.len() as u64;
     let roots: Vec<BlobId> = walk.snapshots.iter().map(|(_, tree)| *tree).collect();
     let mut walker = Walker::new(repo);
-    let mut visitor = Structure {
-        repo,
-        walk: &mut walk,
-        report,
-    };
+    let mut visitor = Structure { repo, walk: &mut walk, report };
     for root in &roots {
         walker.walk(root, &mut visitor)?;
     }
@@ -197,9 +184,7 @@ impl Visitor for Structure<'_> {
     }
 
     fn failed(&mut self, id: &BlobId, listing: Listing, error: Error, _: &Place) -> Result<()> {
-        self.report
-            .problems
-            .push(problem(listing.name(), id, error));
+        self.report.problems.push(problem(listing.name(), id, error));
         Ok(())
     }
 }
@@ -232,16 +217,8 @@ pub(super) fn report_unused(
     referenced: &HashSet<BlobId>,
     report: &mut CheckReport,
 ) {
-    for (id, info) in indexed
-        .packs
-        .iter()
-        .filter(|(id, _)| !indexed.marked.contains(id))
-    {
-        let unused: Vec<_> = info
-            .entries
-            .iter()
-            .filter(|e| !referenced.contains(&e.id))
-            .collect();
+    for (id, info) in indexed.packs.iter().filter(|(id, _)| !indexed.marked.contains(id)) {
+        let unused: Vec<_> = info.entries.iter().filter(|e| !referenced.contains(&e.id)).collect();
         report.unused_blobs += unused.len() as u64;
         report.unused_bytes += unused.iter().map(|e| u64::from(e.length)).sum::<u64>();
         if unused.len() == info.entries.len() {

@@ -53,11 +53,7 @@ fn options(global: &Global, args: &BackupArgs, repo: &Repository) -> Result<Back
     }
     let stdin = stdin_source(args)?;
     Ok(BackupOptions {
-        paths: if stdin.is_some() {
-            Vec::new()
-        } else {
-            args.paths.clone()
-        },
+        paths: if stdin.is_some() { Vec::new() } else { args.paths.clone() },
         stdin,
         tags: args
             .tags
@@ -97,13 +93,9 @@ fn parent_choice(args: &BackupArgs, repo: &Repository) -> Result<ParentChoice> {
 /// `--stdin`, or `--stdin-from-command` (the paths are then the command and its arguments).
 fn stdin_source(args: &BackupArgs) -> Result<Option<StdinSource>> {
     if args.stdin_from_command {
-        let command: Vec<String> = (args.paths.iter())
-            .map(|p| p.to_string_lossy().into())
-            .collect();
-        return Ok(Some(StdinSource::from_command(
-            &command,
-            &args.stdin_filename,
-        )?));
+        let command: Vec<String> =
+            (args.paths.iter()).map(|p| p.to_string_lossy().into()).collect();
+        return Ok(Some(StdinSource::from_command(&command, &args.stdin_filename)?));
     }
     Ok(args.stdin.then(|| StdinSource {
         filename: args.stdin_filename.clone(),
@@ -122,10 +114,7 @@ fn changed_ranges(args: &BackupArgs) -> Result<Option<ChangedRanges>> {
     let text = std::fs::read_to_string(file)
         .with_context(|| format!("cannot read --changed-ranges {}", file.display()))?;
     let mut ranges = ChangedRanges::parse(&text).with_context(|| {
-        format!(
-            "{} is not a JSON list of {{\"offset\": N, \"length\": N}} ranges",
-            file.display()
-        )
+        format!("{} is not a JSON list of {{\"offset\": N, \"length\": N}} ranges", file.display())
     })?;
     ranges.verify = args.verify_unchanged;
     Ok(Some(ranges))
@@ -139,10 +128,8 @@ pub fn parse_time(text: &str) -> Result<DateTime<FixedOffset>> {
     let naive = NaiveDateTime::parse_from_str(text, "%Y-%m-%d %H:%M:%S").with_context(|| {
         format!("cannot read time {text:?}: use RFC 3339 or \"YYYY-MM-DD HH:MM:SS\"")
     })?;
-    let local = Local
-        .from_local_datetime(&naive)
-        .earliest()
-        .context("that local time does not exist")?;
+    let local =
+        Local.from_local_datetime(&naive).earliest().context("that local time does not exist")?;
     Ok(local.fixed_offset())
 }
 
@@ -186,15 +173,11 @@ fn merge(into: &mut serde_json::Value, from: serde_json::Value) {
 fn print_summary_text(outcome: &BackupOutcome) {
     let s: &BackupSummary = &outcome.summary;
     let changes = |new, changed, unmodified| {
-        [
-            (new, "new"),
-            (changed, "changed"),
-            (unmodified, "unmodified"),
-        ]
-        .into_iter()
-        .filter(|&(n, _)| n > 0)
-        .map(|(n, what)| format!("{n} {what}"))
-        .collect::<Vec<_>>()
+        [(new, "new"), (changed, "changed"), (unmodified, "unmodified")]
+            .into_iter()
+            .filter(|&(n, _)| n > 0)
+            .map(|(n, what)| format!("{n} {what}"))
+            .collect::<Vec<_>>()
     };
     let files = changes(s.files_new, s.files_changed, s.files_unmodified);
     let dirs = changes(s.dirs_new, s.dirs_changed, s.dirs_unmodified);
@@ -216,11 +199,7 @@ fn print_summary_text(outcome: &BackupOutcome) {
 }
 
 fn or_none(parts: &[String]) -> String {
-    if parts.is_empty() {
-        "none".into()
-    } else {
-        parts.join(", ")
-    }
+    if parts.is_empty() { "none".into() } else { parts.join(", ") }
 }
 
 /// How the bytes were got through, naming only what happened: "Read: 2.000 GiB (3.000 MiB
@@ -235,9 +214,7 @@ fn print_reads(r: &ReadStats) {
     }
     if r.bytes_unchanged > 0 {
         let taken = bytes(r.bytes_unchanged);
-        parts.push(format!(
-            "{taken} taken unread from the parent (--changed-ranges)"
-        ));
+        parts.push(format!("{taken} taken unread from the parent (--changed-ranges)"));
     }
     outln!("Read:        {}", parts.join(", "));
 }

@@ -27,9 +27,7 @@ pub fn run(global: &Global, args: &CatArgs) -> Result<Exit> {
         }
         CatKind::Pack => {
             let id: PackId = id()?.parse()?;
-            let Some(size) = repo.pack_size(&id)? else {
-                bail!("pack {id} does not exist")
-            };
+            let Some(size) = repo.pack_size(&id)? else { bail!("pack {id} does not exist") };
             let entries = repo.read_pack_header(&id, size)?;
             print_json(&serde_json::json!({ "id": id, "size": size, "blobs": entries }))?;
         }

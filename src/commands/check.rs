@@ -64,12 +64,7 @@ fn print_text(report: &CheckReport) {
     }
     print_notes(report);
     for problem in &report.problems {
-        outln!(
-            "error: {} {}: {}",
-            problem.what,
-            problem.name,
-            problem.error
-        );
+        outln!("error: {} {}: {}", problem.what, problem.name, problem.error);
     }
     print_damage(report);
     if report.is_clean() {
@@ -81,18 +76,12 @@ fn print_text(report: &CheckReport) {
 
 fn print_read(read: &ReadSummary) {
     let skipped = if read.packs_skipped_recent > 0 {
-        format!(
-            "; {} skipped, verified within --max-age",
-            read.packs_skipped_recent
-        )
+        format!("; {} skipped, verified within --max-age", read.packs_skipped_recent)
     } else {
         String::new()
     };
-    let interrupted = if read.complete {
-        ""
-    } else {
-        "; INTERRUPTED: run again with --max-age to continue"
-    };
+    let interrupted =
+        if read.complete { "" } else { "; INTERRUPTED: run again with --max-age to continue" };
     outln!(
         "read {} of {} ({}), {} verified{skipped}{interrupted}",
         read.packs_read,
@@ -137,10 +126,7 @@ fn print_damage(report: &CheckReport) {
     let rows: Vec<Vec<String>> = (report.damaged_packs.iter()).map(damage_row).collect();
     outln!(
         "\ndamaged packs:\n{}",
-        render(
-            &["pack", "damaged blobs", "lost blobs", "what is wrong"],
-            &rows
-        )
+        render(&["pack", "damaged blobs", "lost blobs", "what is wrong"], &rows)
     );
     print_affected(report);
 }
@@ -188,10 +174,7 @@ fn print_advice(report: &CheckReport) {
     outln!(
         "\nthe repository is damaged: {}, {} damaged, {} of file data cannot be restored",
         count(report.problems.len() as u64, "problem"),
-        count(
-            report.damaged_packs.iter().filter(|d| !d.harmless).count() as u64,
-            "pack"
-        ),
+        count(report.damaged_packs.iter().filter(|d| !d.harmless).count() as u64, "pack"),
         bytes(report.lost_bytes())
     );
     outln!(

@@ -19,11 +19,7 @@ use cairn_format::lock::LockKind;
 
 pub fn run(global: &Global, args: &CopyArgs) -> Result<Exit> {
     let source = open_source(global, &args.from)?;
-    let snapshots = choose(
-        &source,
-        &args.snapshots,
-        &SnapshotFilter::from(&args.filter),
-    )?;
+    let snapshots = choose(&source, &args.snapshots, &SnapshotFilter::from(&args.filter))?;
     // As for a backup: the lock is visible before the index is read (crate::prune).
     let target = open_unsynced(global)?;
     let _lock = super::lock(global, &target, LockKind::Backup, "copy")?;
@@ -31,21 +27,10 @@ pub fn run(global: &Global, args: &CopyArgs) -> Result<Exit> {
     let progress = Arc::new(Progress::default());
     let reporter = Reporter::start(global, progress.clone(), "copy");
     let interrupt = interrupt_flag()?;
-    let summary = copy(
-        &source,
-        &target,
-        &snapshots,
-        args.dry_run,
-        &progress,
-        &interrupt,
-    )?;
+    let summary = copy(&source, &target, &snapshots, args.dry_run, &progress, &interrupt)?;
     reporter.finish();
     report(global, &summary, &target);
-    Ok(if summary.failed.is_empty() {
-        Exit::Ok
-    } else {
-        Exit::Incomplete
-    })
+    Ok(if summary.failed.is_empty() { Exit::Ok } else { Exit::Incomplete })
 }
 
 /// The summary as JSON or text, and a warning for each snapshot that could not be copied.
@@ -86,11 +71,7 @@ fn summary_json(summary: &CopySummary) -> serde_json::Value {
 }
 
 fn print_text(summary: &CopySummary, target: &Repository) {
-    let verb = if summary.dry_run {
-        "would copy"
-    } else {
-        "copied"
-    };
+    let verb = if summary.dry_run { "would copy" } else { "copied" };
     for (from, to) in &summary.copied {
         if summary.dry_run {
             outln!("would copy snapshot {}", from.short());
@@ -99,11 +80,7 @@ fn print_text(summary: &CopySummary, target: &Repository) {
         }
     }
     for id in &summary.already_present {
-        outln!(
-            "snapshot {} is already in {}",
-            id.short(),
-            target.location()
-        );
+        outln!("snapshot {} is already in {}", id.short(), target.location());
     }
     outln!(
         "{} {verb}, {} already present; {} ({}) transferred",

@@ -16,13 +16,7 @@ pub fn run(global: &Global, args: &DumpArgs) -> Result<Exit> {
     let stdout = crate::commands::output::Stdout;
     let mut out = std::io::BufWriter::with_capacity(1 << 20, stdout);
     let tar_to_terminal = std::io::stdout().is_terminal();
-    crate::dump::dump(
-        &repo,
-        &chosen.snapshot,
-        &args.path,
-        &mut out,
-        tar_to_terminal,
-    )
-    .map_err(|e| chosen.explain(&repo, e))?;
+    crate::dump::dump(&repo, &chosen.snapshot, &args.path, &mut out, tar_to_terminal)
+        .map_err(|e| chosen.explain(&repo, e))?;
     Ok(Exit::Ok)
 }

@@ -26,12 +26,7 @@ impl Chosen {
     /// Resolves `reference` (`latest`, an id or a prefix) among the snapshots `filter` selects.
     pub fn resolve(repo: &Repository, reference: &str, filter: SnapshotFilter) -> Result<Self> {
         let (id, snapshot) = resolve(repo, reference, &filter)?;
-        Ok(Chosen {
-            id,
-            snapshot,
-            reference: reference.to_string(),
-            filter,
-        })
+        Ok(Chosen { id, snapshot, reference: reference.to_string(), filter })
     }
 
     /// `error` with the explanation when it is a path the snapshot does not hold.
@@ -76,10 +71,7 @@ impl Chosen {
         {
             return None;
         }
-        let mine = SnapshotFilter {
-            hosts: vec![me.clone()],
-            ..self.filter.clone()
-        };
+        let mine = SnapshotFilter { hosts: vec![me.clone()], ..self.filter.clone() };
         let (id, s) = mine.apply(repo).ok()?.pop()?;
         Some(format!(
             "; it is another host's, newer than this host's latest: `--host {me}` takes that \

@@ -110,11 +110,7 @@ fn print_outcome_text(
     for p in plans {
         print_group(p);
     }
-    let verb = if args.dry_run {
-        "would remove"
-    } else {
-        "removed"
-    };
+    let verb = if args.dry_run { "would remove" } else { "removed" };
     for id in damaged {
         outln!("{verb} damaged snapshot object {id}");
     }
@@ -136,10 +132,7 @@ fn resolve_for_removal(
     match repo.load_snapshot(&id) {
         Ok(snapshot) => Ok(Some((id, snapshot))),
         Err(e) if e.is_damage() => {
-            tracing::warn!(
-                "snapshot {} is damaged ({e}); removing the object",
-                id.short()
-            );
+            tracing::warn!("snapshot {} is damaged ({e}); removing the object", id.short());
             damaged.push(id);
             Ok(None)
         }
@@ -172,10 +165,7 @@ fn named(
             reasons: Vec::new(),
         });
     }
-    Ok(GroupPlan {
-        group: None,
-        decisions,
-    })
+    Ok(GroupPlan { group: None, decisions })
 }
 
 fn group_json(plan: &GroupPlan) -> serde_json::Value {
@@ -205,11 +195,8 @@ fn print_group(plan: &GroupPlan) {
             .iter()
             .filter(|d| d.keep() == keep)
             .map(|d| {
-                let reasons: Vec<String> = d
-                    .reasons
-                    .iter()
-                    .map(|r| format!("{r:?}").to_lowercase())
-                    .collect();
+                let reasons: Vec<String> =
+                    d.reasons.iter().map(|r| format!("{r:?}").to_lowercase()).collect();
                 let time = d.time.timestamp_nanos_opt().unwrap_or_default();
                 vec![d.id.short(), table::time(time), reasons.join(", ")]
             })

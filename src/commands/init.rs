@@ -22,11 +22,8 @@ fn chunker_params(average_kib: u32) -> ChunkerParams {
 
 pub fn run(global: &Global, args: &InitArgs) -> Result<Exit> {
     // The source first: its password prompt comes before the new one.
-    let source = if args.copy_chunker_params {
-        Some(open_source(global, &args.from)?)
-    } else {
-        None
-    };
+    let source =
+        if args.copy_chunker_params { Some(open_source(global, &args.from)?) } else { None };
     let backend = backend(global)?;
     let location = backend.location();
     let password = crate::password::refuse_empty(password(
@@ -44,10 +41,7 @@ pub fn run(global: &Global, args: &InitArgs) -> Result<Exit> {
             "repository": location,
         }))?;
     } else if !global.quiet {
-        outln!(
-            "created cairn repository {} at {location}",
-            repo.config().id.short()
-        );
+        outln!("created cairn repository {} at {location}", repo.config().id.short());
         outln!("Keep the password safe: without it the data cannot be read, by anyone.");
     }
     Ok(Exit::Ok)

@@ -64,24 +64,14 @@ fn list(global: &Global, repo: &Repository) -> Result<()> {
 fn change_password(repo: &Repository, new: &NewPasswordArgs) -> Result<KeyId> {
     let password = new_password(new)?;
     let (now, user) = creation_stamp();
-    let id = repo.change_password(
-        password.as_bytes(),
-        KdfParams::default(),
-        hostname(),
-        user,
-        now,
-    )?;
+    let id =
+        repo.change_password(password.as_bytes(), KdfParams::default(), hostname(), user, now)?;
     Ok(id)
 }
 
 fn new_password(args: &NewPasswordArgs) -> Result<Password> {
     let password = match &args.new_password_file {
-        Some(file) => PasswordSource {
-            file: Some(file),
-            command: None,
-            env: None,
-        }
-        .read("", false),
+        Some(file) => PasswordSource { file: Some(file), command: None, env: None }.read("", false),
         // CAIRN_PASSWORD holds the current password, so a new one comes from a file or a prompt.
         None if std::io::IsTerminal::is_terminal(&std::io::stdin()) => prompt_new("new password: "),
         None => {
@@ -94,13 +84,7 @@ fn new_password(args: &NewPasswordArgs) -> Result<Password> {
 fn add(repo: &cairn_format::Repository, args: &NewPasswordArgs) -> Result<KeyId> {
     let password = new_password(args)?;
     let (now, user) = creation_stamp();
-    Ok(repo.add_key(
-        password.as_bytes(),
-        KdfParams::default(),
-        hostname(),
-        user,
-        now,
-    )?)
+    Ok(repo.add_key(password.as_bytes(), KdfParams::default(), hostname(), user, now)?)
 }
 
 fn find_key(repo: &cairn_format::Repository, prefix: &str) -> Result<KeyId> {

@@ -84,10 +84,7 @@ impl Visitor for Printer<'_> {
     }
 
     fn failed(&mut self, id: &BlobId, _: Listing, error: Error, at: &Place) -> Result<()> {
-        bail!(
-            "directory {} (tree {id}) does not read: {error}",
-            at.path().display()
-        )
+        bail!("directory {} (tree {id}) does not read: {error}", at.path().display())
     }
 }
 
@@ -149,11 +146,7 @@ fn escaped(bytes: &[u8]) -> String {
 }
 
 fn display_owner(name: &str, id: u32) -> String {
-    if name.is_empty() {
-        id.to_string()
-    } else {
-        name.to_string()
-    }
+    if name.is_empty() { id.to_string() } else { name.to_string() }
 }
 
 fn type_name(kind: &NodeKind) -> &'static str {
@@ -188,11 +181,9 @@ fn mode_string(mode: u32) -> String {
             *c = '-';
         }
     }
-    for (bit, at, set, unset) in [
-        (0o4000, 2, 's', 'S'),
-        (0o2000, 5, 's', 'S'),
-        (0o1000, 8, 't', 'T'),
-    ] {
+    for (bit, at, set, unset) in
+        [(0o4000, 2, 's', 'S'), (0o2000, 5, 's', 'S'), (0o1000, 8, 't', 'T')]
+    {
         if mode & bit != 0 {
             s[at] = if s[at] == '-' { unset } else { set };
         }

@@ -153,13 +153,8 @@ fn open_source(global: &Global, from: &FromRepoArgs) -> Result<Arc<Repository>> 
         command: from.from_password_command.as_deref(),
         env: Some("CAIRN_FROM_PASSWORD"),
     }
-    .read(
-        &format!("password for the source repository {location}: "),
-        false,
-    )
-    .context(SourceRepository {
-        location: location.clone(),
-    })?;
+    .read(&format!("password for the source repository {location}: "), false)
+    .context(SourceRepository { location: location.clone() })?;
     output::report::phase(global, "opening the source repository, deriving key");
     let repo = Repository::open_unsynced(backend, password.as_bytes(), &cache_root(global)?)
         .context(SourceRepository { location })?;
@@ -239,24 +234,14 @@ fn lock(
     kind: LockKind,
     operation: &str,
 ) -> Result<LockGuard> {
-    let holder = Holder {
-        hostname: hostname(),
-        username: creation_stamp().1,
-        operation: operation.into(),
-    };
-    acquire(
-        repo,
-        kind,
-        &holder,
-        global.retry_lock.unwrap_or(Duration::ZERO),
-    )
+    let holder =
+        Holder { hostname: hostname(), username: creation_stamp().1, operation: operation.into() };
+    acquire(repo, kind, &holder, global.retry_lock.unwrap_or(Duration::ZERO))
 }
 
 /// This machine's host name.
 fn hostname() -> String {
-    nix::unistd::gethostname()
-        .map(|h| h.to_string_lossy().into_owned())
-        .unwrap_or_default()
+    nix::unistd::gethostname().map(|h| h.to_string_lossy().into_owned()).unwrap_or_default()
 }
 
 /// Now (ns since the epoch) and the user name, as recorded in new key files.

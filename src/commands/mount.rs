@@ -41,9 +41,7 @@ pub fn run(global: &Global, args: &MountArgs) -> Result<Exit> {
         .map_err(|error| mount_failure(&mountpoint, &error))?;
     unmount_on_signal(mount.unmounter(), args.mountpoint.clone())?;
     announce(global, &location, &mountpoint)?;
-    mount
-        .run()
-        .with_context(|| format!("serving the mount on {mountpoint}"))?;
+    mount.run().with_context(|| format!("serving the mount on {mountpoint}"))?;
     Ok(Exit::Ok)
 }
 
@@ -122,12 +120,7 @@ fn snapshot_directory(repo: &Repository, reference: &str, filter: &SnapshotFilte
     };
     match node {
         None => Ok(cairn_fuse::snapshot_root(&id.short(), snapshot)),
-        Some(
-            node @ Node {
-                kind: NodeKind::Directory { .. },
-                ..
-            },
-        ) => Ok(node),
+        Some(node @ Node { kind: NodeKind::Directory { .. }, .. }) => Ok(node),
         Some(_) => bail!(
             "{reference} is not a directory: mount its directory, or use `cairn dump` or `cairn restore` for one file"
         ),
@@ -139,27 +132,25 @@ fn snapshot_directory(repo: &Repository, reference: &str, filter: &SnapshotFilte
 fn unmount_on_signal(mut unmounter: Unmounter, mountpoint: PathBuf) -> Result<()> {
     use signal_hook::consts::{SIGINT, SIGTERM};
     let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])?;
-    std::thread::Builder::new()
-        .name("cairn-unmount".into())
-        .spawn(move || {
-            if signals.forever().next().is_none() {
-                return;
+    std::thread::Builder::new().name("cairn-unmount".into()).spawn(move || {
+        if signals.forever().next().is_none() {
+            return;
+        }
+        if let Err(error) = unmounter.unmount() {
+            tracing::warn!(%error, "mount busy; detaching it lazily");
+            let detached = std::process::Command::new("fusermount3")
+                .args(["-u", "-z", "--"])
+                .arg(&mountpoint)
+                .status();
+            if !detached.is_ok_and(|s| s.success()) {
+                errln!(
+                    "cairn: cannot unmount {}: {error}; run `fusermount3 -u -z {}`",
+                    mountpoint.display(),
+                    mountpoint.display()
+                );
             }
-            if let Err(error) = unmounter.unmount() {
-                tracing::warn!(%error, "mount busy; detaching it lazily");
-                let detached = std::process::Command::new("fusermount3")
-                    .args(["-u", "-z", "--"])
-                    .arg(&mountpoint)
-                    .status();
-                if !detached.is_ok_and(|s| s.success()) {
-                    errln!(
-                        "cairn: cannot unmount {}: {error}; run `fusermount3 -u -z {}`",
-                        mountpoint.display(),
-                        mountpoint.display()
-                    );
-                }
-            }
-        })?;
+        }
+    })?;
     Ok(())
 }
 
@@ -171,11 +162,7 @@ fn announce(global: &Global, location: &str, mountpoint: &str) -> Result<()> {
             repository: &'a str,
             mountpoint: &'a str,
         }
-        return print_json(&Mounted {
-            message_type: "mounted",
-            repository: location,
-            mountpoint,
-        });
+        return print_json(&Mounted { message_type: "mounted", repository: location, mountpoint });
     }
     if !global.quiet {
         errln!(

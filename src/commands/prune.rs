@@ -137,10 +137,7 @@ pub fn run_unlock(global: &Global, args: &UnlockArgs) -> Result<Exit> {
                 age(now - l.created_s)
             );
         }
-        outln!(
-            "{} removed",
-            count((removed.locks.len() + removed.damaged.len()) as u64, "lock")
-        );
+        outln!("{} removed", count((removed.locks.len() + removed.damaged.len()) as u64, "lock"));
     }
     Ok(Exit::Ok)
 }

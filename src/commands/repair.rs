@@ -35,11 +35,7 @@ fn index(global: &Global) -> Result<Exit> {
     for (pack, error) in &outcome.unreadable_packs {
         tracing::warn!("pack {pack}: header unreadable, its blobs are not indexed: {error}");
     }
-    Ok(if outcome.unreadable_packs.is_empty() {
-        Exit::Ok
-    } else {
-        Exit::Incomplete
-    })
+    Ok(if outcome.unreadable_packs.is_empty() { Exit::Ok } else { Exit::Incomplete })
 }
 
 fn print_index_outcome(global: &Global, outcome: &IndexRepair) -> Result<()> {
@@ -96,11 +92,8 @@ fn snapshots(global: &Global, args: &RepairSnapshotsArgs) -> Result<Exit> {
 }
 
 fn print_snapshot_repair(outcome: &SnapshotRepair, args: &RepairSnapshotsArgs) {
-    let (remove, rebuild) = if args.dry_run {
-        ("would remove", "would rebuild")
-    } else {
-        ("removed", "rebuilt")
-    };
+    let (remove, rebuild) =
+        if args.dry_run { ("would remove", "would rebuild") } else { ("removed", "rebuilt") };
     if !outcome.missing_packs.is_empty() {
         outln!(
             "{} indexed packs no longer exist: their blobs are lost; {rebuild} the index from \
@@ -123,11 +116,7 @@ fn print_snapshot_repair(outcome: &SnapshotRepair, args: &RepairSnapshotsArgs) {
             r.damaged_files,
             bytes(r.lost_bytes),
             r.lost_directories,
-            if args.forget && !args.dry_run {
-                " (original removed)"
-            } else {
-                ""
-            }
+            if args.forget && !args.dry_run { " (original removed)" } else { "" }
         );
     }
 }

@@ -71,13 +71,7 @@ fn into_directory(
     let options = restore_options(args, subpath, target)?;
     let progress = Arc::new(Progress::default());
     let reporter = Reporter::start(global, progress.clone(), "restore");
-    let summary = restore(
-        repo,
-        snapshot,
-        &options,
-        &progress,
-        &CliObserver::new(global),
-    );
+    let summary = restore(repo, snapshot, &options, &progress, &CliObserver::new(global));
     reporter.finish();
     let summary = summary?;
     if global.json {
@@ -133,10 +127,7 @@ fn print_summary(summary: &RestoreSummary, id: &SnapshotId, target: &Path, verif
         );
     }
     if summary.files_skipped > 0 {
-        outln!(
-            "skipped {} (--overwrite)",
-            count(summary.files_skipped, "existing file")
-        );
+        outln!("skipped {} (--overwrite)", count(summary.files_skipped, "existing file"));
     }
     if verified {
         outln!("verified {}", count(summary.files_verified, "file"));

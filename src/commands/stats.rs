@@ -30,14 +30,8 @@ pub fn run(global: &Global, args: &StatsArgs) -> Result<Exit> {
         outln!("Unique blobs:       {blobs}");
         outln!("Unique data:        {}", bytes(raw));
         outln!("Stored:             {}", bytes(stored));
-        outln!(
-            "Compression ratio:  {:.2}x",
-            stats.compression_ratio.unwrap_or(0.0)
-        );
-        outln!(
-            "Dedup ratio:        {:.2}x",
-            stats.dedup_ratio.unwrap_or(0.0)
-        );
+        outln!("Compression ratio:  {:.2}x", stats.compression_ratio.unwrap_or(0.0));
+        outln!("Dedup ratio:        {:.2}x", stats.dedup_ratio.unwrap_or(0.0));
     }
     Ok(Exit::Ok)
 }

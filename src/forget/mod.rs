@@ -37,16 +37,9 @@ pub struct Policy {
 impl Policy {
     /// True when no rule is set: such a policy would remove everything, so it is refused.
     pub fn is_empty(&self) -> bool {
-        [
-            self.last,
-            self.hourly,
-            self.daily,
-            self.weekly,
-            self.monthly,
-            self.yearly,
-        ]
-        .iter()
-        .all(|&n| n == 0)
+        [self.last, self.hourly, self.daily, self.weekly, self.monthly, self.yearly]
+            .iter()
+            .all(|&n| n == 0)
             && self.within.is_none()
             && self.tags.is_empty()
     }
@@ -145,11 +138,7 @@ pub fn apply(policy: &Policy, group: &[(SnapshotId, Snapshot)]) -> Vec<Decision>
     (snapshots.into_iter())
         .map(|(id, snapshot)| {
             let time = local_time(snapshot);
-            Decision {
-                id: *id,
-                time,
-                reasons: keeper.reasons(snapshot, &time),
-            }
+            Decision { id: *id, time, reasons: keeper.reasons(snapshot, &time) }
         })
         .collect()
 }
@@ -175,9 +164,7 @@ impl<'a> Keeper<'a> {
                 CalendarRule::new(Reason::Yearly, policy.yearly, year_of),
             ],
             last_left: policy.last,
-            within_since: newest
-                .zip(policy.within)
-                .and_then(|(t, span)| span.before(t)),
+            within_since: newest.zip(policy.within).and_then(|(t, span)| span.before(t)),
         }
     }
 
@@ -217,12 +204,7 @@ struct CalendarRule {
 
 impl CalendarRule {
     fn new(reason: Reason, count: i64, period: fn(&DateTime<FixedOffset>) -> i64) -> Self {
-        Self {
-            reason,
-            left: count,
-            period,
-            previous: None,
-        }
+        Self { reason, left: count, period, previous: None }
     }
 
     fn keeps(&mut self, time: &DateTime<FixedOffset>) -> bool {
@@ -269,11 +251,7 @@ impl std::str::FromStr for GroupBy {
     type Err = String;
 
     fn from_str(text: &str) -> Result<Self, String> {
-        let mut group = GroupBy {
-            host: false,
-            paths: false,
-            tags: false,
-        };
+        let mut group = GroupBy { host: false, paths: false, tags: false };
         for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
             match part {
                 "host" => group.host = true,
@@ -322,11 +300,7 @@ impl std::fmt::Display for GroupKey {
         if let Some(tags) = &self.tags {
             parts.push(format!("tags {}", tags.join(",")));
         }
-        if parts.is_empty() {
-            f.write_str("all snapshots")
-        } else {
-            f.write_str(&parts.join(", "))
-        }
+        if parts.is_empty() { f.write_str("all snapshots") } else { f.write_str(&parts.join(", ")) }
     }
 }
 
@@ -337,9 +311,7 @@ pub fn groups(
 ) -> BTreeMap<GroupKey, Vec<(SnapshotId, Snapshot)>> {
     let mut out: BTreeMap<GroupKey, Vec<_>> = BTreeMap::new();
     for (id, snapshot) in snapshots {
-        out.entry(GroupKey::of(by, &snapshot))
-            .or_default()
-            .push((id, snapshot));
+        out.entry(GroupKey::of(by, &snapshot)).or_default().push((id, snapshot));
     }
     out
 }

@@ -45,11 +45,8 @@ pub(super) fn write_contents(run: &Run<'_>, items: &[Item], files: &Files) {
                     if run.interrupted() {
                         break;
                     }
-                    let pack = PackWork {
-                        blobs: &blobs[range],
-                        targets: &targets,
-                        pending: &pending,
-                    };
+                    let pack =
+                        PackWork { blobs: &blobs[range], targets: &targets, pending: &pending };
                     restore_pack(run, items, &pack, &mut buffer);
                 }
             });
@@ -117,11 +114,7 @@ fn locate(run: &Run<'_>, items: &[Item], needs: &[(BlobId, Target)]) -> Vec<Plan
         let id = needs[start].0;
         let end = start + needs[start..].partition_point(|(other, _)| *other == id);
         match run.repo.locate(&id) {
-            Ok(location) => blobs.push(PlannedBlob {
-                id,
-                location,
-                targets: start..end,
-            }),
+            Ok(location) => blobs.push(PlannedBlob { id, location, targets: start..end }),
             Err(e) => {
                 for (_, t) in &needs[start..end] {
                     run.fail_file(items, t.file, &format!("{e}"));
@@ -174,10 +167,7 @@ fn restore_pack(run: &Run<'_>, items: &[Item], work: &PackWork<'_>, buffer: &mut
                 }
             }
             Err(e) => {
-                for t in blobs[start..end]
-                    .iter()
-                    .flat_map(|b| &targets[b.targets.clone()])
-                {
+                for t in blobs[start..end].iter().flat_map(|b| &targets[b.targets.clone()]) {
                     run.fail_file(items, t.file, &format!("cannot read pack: {e}"));
                 }
             }
@@ -225,8 +215,7 @@ fn write_blob(
         let path = run.options.target.join(rel(items, t.file));
         match run.options.sink.0.write_at(&path, &plain, t.offset) {
             Ok(()) => {
-                run.bytes_written
-                    .fetch_add(plain.len() as u64, Ordering::Relaxed);
+                run.bytes_written.fetch_add(plain.len() as u64, Ordering::Relaxed);
                 run.progress.add_bytes(plain.len() as u64);
                 pending.wrote(run, t.file);
             }
@@ -253,19 +242,14 @@ pub(super) fn discard_failed(
     for link in orphans {
         files.links.remove(&link);
         let _ = fs::remove_file(run.options.target.join(rel(items, link)));
-        run.warn(
-            &rel(items, link),
-            "hardlink not made: its file could not be restored",
-        );
+        run.warn(&rel(items, link), "hardlink not made: its file could not be restored");
     }
     for &i in &failed {
         summary.files_failed += 1;
         summary.total_bytes = summary.total_bytes.saturating_sub(items[i].node.size);
         let path = run.options.target.join(rel(items, i));
         match fs::remove_file(&path) {
-            Ok(()) => run
-                .observer
-                .warning(&path, "removed: it could not be restored completely"),
+            Ok(()) => run.observer.warning(&path, "removed: it could not be restored completely"),
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
             Err(e) => run.warn(&path, &format!("incomplete, and cannot be removed: {e}")),
         }

@@ -59,10 +59,7 @@ fn ensure_real_dir(run: &Run<'_>, path: &Path) -> io::Result<()> {
             fs::remove_file(path)?;
             fs::create_dir(path)
         }
-        Ok(_) => Err(io::Error::new(
-            io::ErrorKind::AlreadyExists,
-            "exists and is not a directory",
-        )),
+        Ok(_) => Err(io::Error::new(io::ErrorKind::AlreadyExists, "exists and is not a directory")),
         Err(e) if e.kind() == io::ErrorKind::NotFound => fs::create_dir(path),
         Err(e) => Err(e),
     }
@@ -105,8 +102,7 @@ pub(super) fn prepare_files(run: &Run<'_>, items: &[Item], summary: &mut Restore
             Err(e) => run.warn(&path, &format!("cannot create file: {e}")),
         }
     }
-    run.progress
-        .add_total(files.written.len() as u64, summary.total_bytes);
+    run.progress.add_total(files.written.len() as u64, summary.total_bytes);
     files
 }
 

@@ -165,12 +165,8 @@ pub fn restore(
     let filter = Filter::new(&options.includes, &options.excludes)?;
     progress.set_phase("planning");
     let items = plan(repo, snapshot, options.subpath.as_deref(), &filter)?;
-    fs::create_dir_all(&options.target).with_context(|| {
-        format!(
-            "cannot create target directory {}",
-            options.target.display()
-        )
-    })?;
+    fs::create_dir_all(&options.target)
+        .with_context(|| format!("cannot create target directory {}", options.target.display()))?;
     Run::new(repo, options, progress, observer).write(&items)
 }
 
@@ -195,10 +191,8 @@ impl<'a> Run<'a> {
 
     /// The stages after the plan, in order.
     fn write(&self, items: &[Item]) -> Result<RestoreSummary> {
-        let mut summary = RestoreSummary {
-            dirs_restored: create_dirs(self, items),
-            ..RestoreSummary::default()
-        };
+        let mut summary =
+            RestoreSummary { dirs_restored: create_dirs(self, items), ..RestoreSummary::default() };
         let mut files = prepare_files(self, items, &mut summary);
         write_contents(self, items, &files);
         if self.interrupted() {

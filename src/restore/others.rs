@@ -24,10 +24,9 @@ pub(super) fn create_others(run: &Run<'_>, items: &[Item], files: &Files) -> u64
         match result {
             Ok(true) => made += 1,
             Ok(false) => {}
-            Err(e) => run.warn(
-                &run.options.target.join(rel(items, i)),
-                &format!("cannot create: {e}"),
-            ),
+            Err(e) => {
+                run.warn(&run.options.target.join(rel(items, i)), &format!("cannot create: {e}"));
+            }
         }
     }
     made
@@ -46,16 +45,13 @@ fn create_other(
         // A socket is only meaningful to the process that bound it.
         NodeKind::Directory { .. } | NodeKind::Socket => return None,
         NodeKind::File { .. } => {
-            let first = files
-                .links
-                .get(&i)
-                .filter(|_| !files.skipped.contains(&i))?;
+            let first = files.links.get(&i).filter(|_| !files.skipped.contains(&i))?;
             let source = run.options.target.join(self::rel(items, *first));
             replace(run, &rel, |p| fs::hard_link(&source, p))
         }
-        NodeKind::Symlink { target } => replace(run, &rel, |p| {
-            std::os::unix::fs::symlink(OsStr::from_bytes(target), p)
-        }),
+        NodeKind::Symlink { target } => {
+            replace(run, &rel, |p| std::os::unix::fs::symlink(OsStr::from_bytes(target), p))
+        }
         NodeKind::BlockDevice { rdev } => make_node(run, &rel, SFlag::S_IFBLK, node.mode, *rdev),
         NodeKind::CharDevice { rdev } => make_node(run, &rel, SFlag::S_IFCHR, node.mode, *rdev),
         NodeKind::Fifo => make_node(run, &rel, SFlag::S_IFIFO, node.mode, 0),
@@ -85,8 +81,7 @@ fn replace(
 
 fn make_node(run: &Run<'_>, rel: &Path, kind: SFlag, mode: u32, rdev: u64) -> io::Result<bool> {
     if kind != SFlag::S_IFIFO && !metadata::running_as_root() {
-        run.observer
-            .warning(rel, "device node not restored: creating devices needs root");
+        run.observer.warning(rel, "device node not restored: creating devices needs root");
         return Ok(false);
     }
     replace(run, rel, |path| {

@@ -40,33 +40,18 @@ pub(super) fn plan(
 ) -> Result<Vec<Item>> {
     let subpath = subpath.unwrap_or(Path::new("/"));
     let full: PathBuf = std::iter::once(Component::RootDir)
-        .chain(
-            subpath
-                .components()
-                .filter(|c| matches!(c, Component::Normal(_))),
-        )
+        .chain(subpath.components().filter(|c| matches!(c, Component::Normal(_))))
         .collect();
     let root = match crate::dump::find_node(repo, snapshot, subpath)? {
         None => snapshot.tree,
-        Some(Node {
-            kind: NodeKind::Directory { subtree },
-            ..
-        }) => subtree,
+        Some(Node { kind: NodeKind::Directory { subtree }, .. }) => subtree,
         Some(node) => {
             let included = filter.includes.as_ref().is_none_or(|s| s.is_match(&full));
             let wanted = included && !filter.excludes.is_match(&full);
-            return Ok(if wanted {
-                vec![Item { parent: None, node }]
-            } else {
-                Vec::new()
-            });
+            return Ok(if wanted { vec![Item { parent: None, node }] } else { Vec::new() });
         }
     };
-    let mut planner = Planner {
-        filter,
-        items: Vec::new(),
-        open: Vec::new(),
-    };
+    let mut planner = Planner { filter, items: Vec::new(), open: Vec::new() };
     Walker::with_paths(repo).walk_at(&root, &full, &mut planner)?;
     let mut items = planner.items;
     items.shrink_to_fit(); // the list outlives its growth: give back up to half of it
@@ -93,10 +78,7 @@ impl Planner<'_> {
     fn push(&mut self, node: &Node) -> Result<u32> {
         let at = u32::try_from(self.items.len()).context("too many items to restore")?;
         let parent = self.open.last().map(|dir| dir.item);
-        self.items.push(Item {
-            parent,
-            node: node.clone(),
-        });
+        self.items.push(Item { parent, node: node.clone() });
         Ok(at)
     }
 
@@ -118,17 +100,10 @@ impl Visitor for Planner<'_> {
             return Ok(false);
         }
         let included = self.open.last().is_some_and(|dir| dir.included)
-            || filter
-                .includes
-                .as_ref()
-                .is_none_or(|s| s.is_match(at.path()));
+            || filter.includes.as_ref().is_none_or(|s| s.is_match(at.path()));
         if let NodeKind::Directory { .. } = node.kind {
             let item = self.push(node)?;
-            self.open.push(OpenDir {
-                item,
-                included,
-                any: false,
-            });
+            self.open.push(OpenDir { item, included, any: false });
             return Ok(true);
         }
         if included {
@@ -142,10 +117,7 @@ impl Visitor for Planner<'_> {
         if at.trees().len() == 1 {
             return Ok(()); // the top of the restore, which is not an item
         }
-        let dir = self
-            .open
-            .pop()
-            .expect("one open directory per tree below the top");
+        let dir = self.open.pop().expect("one open directory per tree below the top");
         if dir.any || dir.included {
             self.note_listed();
         } else {
@@ -155,9 +127,6 @@ impl Visitor for Planner<'_> {
     }
 
     fn failed(&mut self, id: &BlobId, _: Listing, error: Error, at: &Place) -> Result<()> {
-        bail!(
-            "directory {} (tree {id}) does not read: {error}",
-            at.path().display()
-        )
+        bail!("directory {} (tree {id}) does not read: {error}", at.path().display())
     }
 }

@@ -18,10 +18,7 @@ pub struct Disk;
 
 impl FileSink for Disk {
     fn write_at(&self, path: &Path, data: &[u8], offset: u64) -> io::Result<()> {
-        let file = OpenOptions::new()
-            .write(true)
-            .custom_flags(libc::O_NOFOLLOW)
-            .open(path)?;
+        let file = OpenOptions::new().write(true).custom_flags(libc::O_NOFOLLOW).open(path)?;
         write_sparse(&file, data, offset)
     }
 }
@@ -95,10 +92,7 @@ mod tests {
         data[(3 << 20) + 5] = 2;
         write_sparse(&file, &data, 1000).unwrap();
         let mut back = Vec::new();
-        fs::File::open(&path)
-            .unwrap()
-            .read_to_end(&mut back)
-            .unwrap();
+        fs::File::open(&path).unwrap().read_to_end(&mut back).unwrap();
         assert_eq!(&back[1000..1000 + data.len()], &data[..]);
         assert!(back[..1000].iter().all(|&b| b == 0));
         let blocks = fs::metadata(&path).unwrap().blocks();

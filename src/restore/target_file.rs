@@ -36,23 +36,16 @@ pub fn write_to_target(
     target: &Path,
     verify: bool,
 ) -> Result<TargetFileSummary> {
-    let Some(Node {
-        kind: NodeKind::File { content },
-        size,
-        ..
-    }) = crate::dump::find_node(repo, snapshot, path)?
+    let Some(Node { kind: NodeKind::File { content }, size, .. }) =
+        crate::dump::find_node(repo, snapshot, path)?
     else {
-        bail!(
-            "{} is not a file in the snapshot; --target-file restores one file",
-            path.display()
-        );
+        bail!("{} is not a file in the snapshot; --target-file restores one file", path.display());
     };
     let device = fs::metadata(target).is_ok_and(|m| m.file_type().is_block_device());
     let file = open_target(target, device, size)?;
     let reader = FileReader::new(repo, &content)?;
     let written = copy_into(reader, &file, device, target)?;
-    file.sync_all()
-        .with_context(|| format!("cannot flush {}", target.display()))?;
+    file.sync_all().with_context(|| format!("cannot flush {}", target.display()))?;
     if verify {
         let mut check = fs::File::open(target)?;
         verify_content(repo, &mut check, target, &content)

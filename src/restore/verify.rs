@@ -31,10 +31,7 @@ pub(super) fn verify(run: &Run<'_>, items: &[Item], files: &Files) -> u64 {
 }
 
 fn verify_file(repo: &Repository, path: &Path, content: &Content, size: u64) -> Result<()> {
-    let mut file = OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(path)?;
+    let mut file = OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW).open(path)?;
     if file.metadata()?.len() != size {
         bail!("size differs from the snapshot");
     }

@@ -50,9 +50,6 @@ fn peer_benchmark_smoke_mode_runs_every_scenario() {
         scenarios.extend(["s3-backup", "s3-restore"]);
     }
     for scenario in scenarios {
-        assert!(
-            table.contains(&format!("| {scenario} | cairn |")),
-            "{scenario} missing:\n{table}"
-        );
+        assert!(table.contains(&format!("| {scenario} | cairn |")), "{scenario} missing:\n{table}");
     }
 }

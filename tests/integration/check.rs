@@ -74,11 +74,7 @@ pub fn packs(s: &Scratch) -> Vec<(PathBuf, String, Vec<BlobAt>)> {
 
 /// The files of every indexed data pack.
 pub fn data_packs(s: &Scratch) -> Vec<PathBuf> {
-    packs(s)
-        .into_iter()
-        .filter(|(_, kind, _)| kind == "Data")
-        .map(|(path, _, _)| path)
-        .collect()
+    packs(s).into_iter().filter(|(_, kind, _)| kind == "Data").map(|(path, _, _)| path).collect()
 }
 
 /// The largest pack of a kind, with its blobs.
@@ -114,12 +110,7 @@ fn a_clean_repository_checks_clean_with_and_without_reading_data() {
         assert_eq!(code, 0, "{report}");
         assert_eq!(report["clean"], true);
         assert!(report["report"]["problems"].as_array().unwrap().is_empty());
-        assert!(
-            report["report"]["damaged_packs"]
-                .as_array()
-                .unwrap()
-                .is_empty()
-        );
+        assert!(report["report"]["damaged_packs"].as_array().unwrap().is_empty());
     }
     let (_, report) = check(&s, &["--read-data"]);
     let read = &report["report"]["read"];
@@ -140,14 +131,8 @@ fn a_flipped_byte_in_a_data_pack_is_found_mapped_repaired_and_healed() {
     let (code, report) = check(&s, &["--read-data"]);
     assert_eq!(code, 1, "{report}");
     let damaged = &report["report"]["damaged_packs"][0];
-    assert_eq!(
-        damaged["damaged_blobs"][0].as_str(),
-        Some(largest.id.as_str())
-    );
-    assert_eq!(
-        affected_paths(&report),
-        vec![format!("{}/big.bin", src.display())]
-    );
+    assert_eq!(damaged["damaged_blobs"][0].as_str(), Some(largest.id.as_str()));
+    assert_eq!(affected_paths(&report), vec![format!("{}/big.bin", src.display())]);
     assert!(report["lost_bytes"].as_u64().unwrap() > 0);
     // Unaffected files still restore.
     let target = s.path("partial");
@@ -156,10 +141,7 @@ fn a_flipped_byte_in_a_data_pack_is_found_mapped_repaired_and_healed() {
     assert_eq!(fs::read(target.join("note3.txt")).unwrap(), b"note 3\n");
     // repair snapshots keeps everything else, and marks the damaged file.
     let repaired = last_json(&s.ok(&["--json", "repair", "snapshots"])).unwrap();
-    let id = repaired["snapshots"][0]["repaired"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let id = repaired["snapshots"][0]["repaired"].as_str().unwrap().to_string();
     let target = s.path("repaired");
     s.ok(&["restore", &id, "--target", target.to_str().unwrap()]);
     let copy = target.join(src.strip_prefix("/").unwrap());
@@ -208,16 +190,10 @@ fn a_truncated_and_a_deleted_pack_are_found_without_reading_data() {
         .map(|d| d["reason"].as_str().unwrap())
         .collect();
     assert!(reasons.iter().any(|r| r.contains("missing")), "{reasons:?}");
-    assert!(
-        reasons.iter().any(|r| r.contains("the index says")),
-        "{reasons:?}"
-    );
+    assert!(reasons.iter().any(|r| r.contains("the index says")), "{reasons:?}");
     assert!(affected_paths(&report).contains(&format!("{}/big.bin", src.display())));
     let text = String::from_utf8_lossy(&s.run(&["check"]).stdout).into_owned();
-    assert!(
-        text.contains("big.bin") && text.contains("what to do"),
-        "{text}"
-    );
+    assert!(text.contains("big.bin") && text.contains("what to do"), "{text}");
 }
 
 #[test]
@@ -230,11 +206,7 @@ fn a_flipped_byte_in_a_tree_pack_loses_the_directory_listing() {
     let (code, report) = check(&s, &["--read-data"]);
     assert_eq!(code, 1, "{report}");
     assert!(
-        report["report"]["affected"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|a| a["kind"] == "directory"),
+        report["report"]["affected"].as_array().unwrap().iter().any(|a| a["kind"] == "directory"),
         "{report}"
     );
 }
@@ -242,10 +214,7 @@ fn a_flipped_byte_in_a_tree_pack_loses_the_directory_listing() {
 #[test]
 fn a_corrupt_index_segment_is_reported_and_repair_index_rebuilds_it() {
     let (s, src) = backed_up();
-    let segment = fs::read_dir(s.repo().join("index"))
-        .unwrap()
-        .next()
-        .unwrap();
+    let segment = fs::read_dir(s.repo().join("index")).unwrap().next().unwrap();
     let segment = segment.unwrap().path();
     flip_byte(&segment, 40);
     let (code, report) = check(&s, &[]);
@@ -254,12 +223,7 @@ fn a_corrupt_index_segment_is_reported_and_repair_index_rebuilds_it() {
     // Where the segment is not cached yet, other commands refuse with the reason instead of
     // guessing.
     fs::remove_dir_all(s.path("cache")).unwrap();
-    let out = s.run(&[
-        "restore",
-        "latest",
-        "--target",
-        s.path("x").to_str().unwrap(),
-    ]);
+    let out = s.run(&["restore", "latest", "--target", s.path("x").to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
     assert!(String::from_utf8_lossy(&out.stderr).contains("corrupt"));
     s.ok(&["repair", "index"]);
@@ -283,21 +247,14 @@ fn repair_index_after_losing_every_segment_restores_byte_identically() {
 #[test]
 fn a_corrupt_snapshot_and_a_missing_key_file_are_named() {
     let (s, _) = backed_up();
-    let snapshot = fs::read_dir(s.repo().join("snapshots"))
-        .unwrap()
-        .next()
-        .unwrap();
+    let snapshot = fs::read_dir(s.repo().join("snapshots")).unwrap().next().unwrap();
     let snapshot = snapshot.unwrap().path();
     flip_byte(&snapshot, 50);
     let (code, report) = check(&s, &[]);
     assert_eq!(code, 1, "{report}");
     let problem = &report["report"]["problems"][0];
     assert_eq!(problem["what"], "snapshot");
-    assert!(
-        snapshot
-            .to_string_lossy()
-            .ends_with(problem["name"].as_str().unwrap())
-    );
+    assert!(snapshot.to_string_lossy().ends_with(problem["name"].as_str().unwrap()));
     for key in fs::read_dir(s.repo().join("keys")).unwrap() {
         fs::remove_file(key.unwrap().path()).unwrap();
     }
@@ -310,9 +267,7 @@ fn a_corrupt_snapshot_and_a_missing_key_file_are_named() {
 fn subsets_partition_the_packs_and_max_age_skips_recent_ones() {
     let (s, _) = backed_up();
     let (_, full) = check(&s, &["--read-data"]);
-    let total = full["report"]["read"]["packs_in_repository"]
-        .as_u64()
-        .unwrap();
+    let total = full["report"]["read"]["packs_in_repository"].as_u64().unwrap();
     let mut read = 0;
     for part in ["1/3", "2/3", "3/3"] {
         let (code, report) = check(&s, &["--read-data-subset", part]);
@@ -330,17 +285,9 @@ fn subsets_partition_the_packs_and_max_age_skips_recent_ones() {
     let (_, half) = check(&s, &["--read-data-subset", "1/2"]);
     let first = half["report"]["read"]["packs_read"].as_u64().unwrap();
     let (_, rest) = check(&s, &["--read-data", "--max-age", "1d"]);
-    assert_eq!(
-        rest["report"]["read"]["packs_read"].as_u64().unwrap(),
-        total - first
-    );
+    assert_eq!(rest["report"]["read"]["packs_read"].as_u64().unwrap(), total - first);
     let (_, sized) = check(&s, &["--read-data-subset", "1K"]);
     assert!(sized["report"]["read"]["packs_read"].as_u64().unwrap() >= 1);
     let bad = s.run(&["check", "--read-data-subset", "4/3"]);
-    assert_eq!(
-        bad.status.code(),
-        Some(2),
-        "clap rejects it: {}",
-        describe(&bad)
-    );
+    assert_eq!(bad.status.code(), Some(2), "clap rejects it: {}", describe(&bad));
 }

@@ -20,32 +20,9 @@ fn small_tree(s: &Scratch) -> std::path::PathBuf {
 fn snapshots_filters_and_latest() {
     let s = Scratch::with_repo();
     let src = small_tree(&s);
-    s.backup(
-        &[&src],
-        &[
-            "--host",
-            "alpha",
-            "--tag",
-            "daily",
-            "--time",
-            "2026-01-01T10:00:00Z",
-        ],
-    );
-    s.backup(
-        &[&src],
-        &[
-            "--host",
-            "beta",
-            "--tag",
-            "daily,db",
-            "--time",
-            "2026-01-02T10:00:00Z",
-        ],
-    );
-    s.backup(
-        &[&src],
-        &["--host", "alpha", "--time", "2026-01-03 10:00:00"],
-    );
+    s.backup(&[&src], &["--host", "alpha", "--tag", "daily", "--time", "2026-01-01T10:00:00Z"]);
+    s.backup(&[&src], &["--host", "beta", "--tag", "daily,db", "--time", "2026-01-02T10:00:00Z"]);
+    s.backup(&[&src], &["--host", "alpha", "--time", "2026-01-03 10:00:00"]);
     let all = s.json_list(&["snapshots"]);
     assert_eq!(all.as_array().unwrap().len(), 3);
     let alpha = s.json_list(&["snapshots", "--host", "alpha"]);
@@ -54,19 +31,9 @@ fn snapshots_filters_and_latest() {
     assert_eq!(tagged[0]["hostname"], "beta");
     // The newest of each host and set of paths, as restic's --latest.
     let latest = s.json_list(&["snapshots", "--latest", "1"]);
-    let hosts: Vec<_> = latest
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|l| &l["hostname"])
-        .collect();
+    let hosts: Vec<_> = latest.as_array().unwrap().iter().map(|l| &l["hostname"]).collect();
     assert_eq!(hosts, ["beta", "alpha"], "{latest}");
-    assert!(
-        all[0]["time"]
-            .as_str()
-            .unwrap()
-            .starts_with("2026-01-01T10:00:00")
-    );
+    assert!(all[0]["time"].as_str().unwrap().starts_with("2026-01-01T10:00:00"));
     // `latest` honours filters; prefixes resolve; bad references are clear errors.
     let head = s.ok(&["ls", "latest", "--host", "beta", "--json"]);
     assert!(head.lines().next().unwrap().contains("\"beta\""));
@@ -77,9 +44,7 @@ fn snapshots_filters_and_latest() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("no snapshot matches"));
     let table = s.ok(&["snapshots"]);
     assert!(
-        table
-            .lines()
-            .any(|l| l.split_whitespace().any(|w| w == "db"))
+        table.lines().any(|l| l.split_whitespace().any(|w| w == "db"))
             && table.contains("3 snapshots"),
         "{table}"
     );
@@ -99,22 +64,12 @@ fn ls_long_and_json() {
             || lines.iter().any(|l| l.ends_with("keep/deep/a.txt"))
     );
     let long = s.ok(&["ls", "latest", sub.to_str().unwrap(), "--long"]);
-    assert!(
-        long.lines()
-            .any(|l| l.starts_with("-rw") && l.contains("b.log")),
-        "{long}"
-    );
+    assert!(long.lines().any(|l| l.starts_with("-rw") && l.contains("b.log")), "{long}");
     let json = s.ok(&["ls", "latest", "--json"]);
-    let nodes: Vec<serde_json::Value> = json
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let nodes: Vec<serde_json::Value> =
+        json.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(nodes[0]["struct_type"], "snapshot");
-    assert!(
-        nodes
-            .iter()
-            .any(|n| n["name"] == "top.txt" && n["type"] == "file" && n["size"] == 3)
-    );
+    assert!(nodes.iter().any(|n| n["name"] == "top.txt" && n["type"] == "file" && n["size"] == 3));
 }
 
 #[test]
@@ -128,12 +83,8 @@ fn cat_shows_every_object_kind() {
     let tree = snapshot["tree"].as_str().unwrap().to_string();
     let tree_bytes = s.cmd(&["cat", "blob", &tree]).output().unwrap().stdout;
     assert_eq!(tree_bytes[0], b'T', "tree blobs start with their tag byte");
-    let index_name = fs::read_dir(s.repo().join("index"))
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .file_name();
+    let index_name =
+        fs::read_dir(s.repo().join("index")).unwrap().next().unwrap().unwrap().file_name();
     let index = s.json(&["cat", "index", index_name.to_str().unwrap()]);
     let pack = index["packs"][0]["id"].as_str().unwrap().to_string();
     let header = s.json(&["cat", "pack", &pack]);
@@ -151,12 +102,7 @@ fn keys_can_be_added_listed_removed_and_changed() {
     s.ok(&["key", "add", "--new-password-file", pw2.to_str().unwrap()]);
     let keys = s.json_list(&["key", "list"]);
     assert_eq!(keys.as_array().unwrap().len(), 2);
-    let other = keys
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|k| k["current"] == false)
-        .unwrap()["id"]
+    let other = keys.as_array().unwrap().iter().find(|k| k["current"] == false).unwrap()["id"]
         .as_str()
         .unwrap()
         .to_string();
@@ -169,36 +115,18 @@ fn keys_can_be_added_listed_removed_and_changed() {
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", describe(&out));
-    let current = keys
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|k| k["current"] == true)
-        .unwrap()["id"]
+    let current = keys.as_array().unwrap().iter().find(|k| k["current"] == true).unwrap()["id"]
         .as_str()
         .unwrap()
         .to_string();
     let out = s.run(&["key", "remove", &current[..12]]);
-    assert_eq!(
-        out.status.code(),
-        Some(1),
-        "removing the key in use must fail"
-    );
+    assert_eq!(out.status.code(), Some(1), "removing the key in use must fail");
     s.ok(&["key", "remove", &other[..12]]);
     assert_eq!(s.json_list(&["key", "list"]).as_array().unwrap().len(), 1);
     let pw3 = s.path("pw3");
     fs::write(&pw3, "third").unwrap();
-    s.ok(&[
-        "key",
-        "passwd",
-        "--new-password-file",
-        pw3.to_str().unwrap(),
-    ]);
-    assert_eq!(
-        s.run(&["snapshots"]).status.code(),
-        Some(12),
-        "old password still works"
-    );
+    s.ok(&["key", "passwd", "--new-password-file", pw3.to_str().unwrap()]);
+    assert_eq!(s.run(&["snapshots"]).status.code(), Some(12), "old password still works");
     let out = s
         .cmd(&["snapshots"])
         .env("CAIRN_PASSWORD_COMMAND", format!("cat {}", pw3.display()))
@@ -212,11 +140,8 @@ fn excludes_caches_and_marker_files() {
     let s = Scratch::with_repo();
     let src = small_tree(&s);
     fs::create_dir(src.join("cache")).unwrap();
-    fs::write(
-        src.join("cache/CACHEDIR.TAG"),
-        b"Signature: 8a477f597d28d172789f06886806bc55",
-    )
-    .unwrap();
+    fs::write(src.join("cache/CACHEDIR.TAG"), b"Signature: 8a477f597d28d172789f06886806bc55")
+        .unwrap();
     fs::write(src.join("cache/blob"), b"x").unwrap();
     fs::create_dir(src.join("private")).unwrap();
     fs::write(src.join("private/.nobackup"), b"").unwrap();
@@ -236,15 +161,9 @@ fn excludes_caches_and_marker_files() {
         ],
     );
     let listing = s.ok(&["ls", "latest", src.to_str().unwrap()]);
-    let names: Vec<&str> = listing
-        .lines()
-        .map(|l| l.strip_prefix(src.to_str().unwrap()).unwrap_or(l))
-        .collect();
-    assert_eq!(
-        names,
-        ["", "/cache", "/keep", "/private", "/top.txt"],
-        "{listing}"
-    );
+    let names: Vec<&str> =
+        listing.lines().map(|l| l.strip_prefix(src.to_str().unwrap()).unwrap_or(l)).collect();
+    assert_eq!(names, ["", "/cache", "/keep", "/private", "/top.txt"], "{listing}");
 }
 
 #[test]
@@ -255,33 +174,14 @@ fn restore_filters_and_overwrite_modes() {
     let target = s.path("out");
     let t = target.to_str().unwrap();
     let reference = format!("latest:{}", src.display());
-    s.ok(&[
-        "restore",
-        &reference,
-        "--target",
-        t,
-        "--include",
-        "*.txt",
-        "--exclude",
-        "top.txt",
-    ]);
+    s.ok(&["restore", &reference, "--target", t, "--include", "*.txt", "--exclude", "top.txt"]);
     assert!(target.join("keep/deep/a.txt").exists());
     assert!(!target.join("keep/b.log").exists() && !target.join("top.txt").exists());
     fs::write(target.join("keep/deep/a.txt"), b"local change").unwrap();
     s.ok(&["restore", &reference, "--target", t, "--overwrite", "never"]);
-    assert_eq!(
-        fs::read(target.join("keep/deep/a.txt")).unwrap(),
-        b"local change"
-    );
+    assert_eq!(fs::read(target.join("keep/deep/a.txt")).unwrap(), b"local change");
     assert_eq!(fs::read(target.join("top.txt")).unwrap(), b"top");
-    s.ok(&[
-        "restore",
-        &reference,
-        "--target",
-        t,
-        "--overwrite",
-        "if-changed",
-    ]);
+    s.ok(&["restore", &reference, "--target", t, "--overwrite", "if-changed"]);
     assert_eq!(fs::read(target.join("keep/deep/a.txt")).unwrap(), b"a");
     let single = format!("latest:{}/keep/b.log", src.display());
     let one = s.path("one");
@@ -342,11 +242,7 @@ fn json_backup_emits_a_summary_and_help_documents_exit_codes() {
     for code in ["10", "11", "12", "130"] {
         assert!(help.contains(code), "--help lacks exit code {code}");
     }
-    let out = s
-        .cmd(&["snapshots"])
-        .env_remove("CAIRN_PASSWORD")
-        .output()
-        .unwrap();
+    let out = s.cmd(&["snapshots"]).env_remove("CAIRN_PASSWORD").output().unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("no password given"));
 }
@@ -379,12 +275,6 @@ fn explicit_parent_and_one_file_system() {
     s.backup(&[&src], &["--one-file-system"]);
     let listing = s.ok(&["ls", "latest", src.to_str().unwrap()]);
     let _ = std::process::Command::new("umount").arg(&mnt).status();
-    assert!(
-        listing.contains("/mnt"),
-        "the mount point itself is kept: {listing}"
-    );
-    assert!(
-        !listing.contains("other-fs"),
-        "crossed into another file system: {listing}"
-    );
+    assert!(listing.contains("/mnt"), "the mount point itself is kept: {listing}");
+    assert!(!listing.contains("other-fs"), "crossed into another file system: {listing}");
 }

@@ -17,10 +17,7 @@ fn dataset(s: &Scratch) -> std::path::PathBuf {
 }
 
 fn pack_count(s: &Scratch) -> usize {
-    s.repository_files()
-        .iter()
-        .filter(|(p, _)| p.starts_with(s.repo().join("data")))
-        .count()
+    s.repository_files().iter().filter(|(p, _)| p.starts_with(s.repo().join("data"))).count()
 }
 
 /// Starts a backup and stops it with `signal` once a few packs are on disk.
@@ -50,10 +47,7 @@ fn sigkill_mid_backup_then_rerun_reuses_uploaded_packs() {
     let src = dataset(&s);
     let out = start_and_stop(&s, &src, nix::sys::signal::Signal::SIGKILL);
     assert!(!out.status.success());
-    assert!(
-        s.ok(&["snapshots", "--json"]).trim().is_empty(),
-        "a killed backup left a snapshot"
-    );
+    assert!(s.ok(&["snapshots", "--json"]).trim().is_empty(), "a killed backup left a snapshot");
     let uploaded = pack_count(&s);
     let summary = s.backup(&[&src], &[]);
     let total = 12 * (6u64 << 20);
@@ -73,11 +67,8 @@ fn sigint_stops_cleanly_with_exit_130() {
     assert_eq!(out.status.code(), Some(130), "{}", describe(&out));
     assert!(String::from_utf8_lossy(&out.stderr).contains("interrupted"));
     // Everything uploaded was indexed on the way out: the rerun finds it without adopting packs.
-    let indexed = s
-        .repository_files()
-        .iter()
-        .filter(|(p, _)| p.starts_with(s.repo().join("index")))
-        .count();
+    let indexed =
+        s.repository_files().iter().filter(|(p, _)| p.starts_with(s.repo().join("index"))).count();
     assert!(indexed >= 1, "interrupted backup wrote no index segment");
     let summary = s.backup(&[&src], &[]);
     assert!(summary["data_added"].as_u64().unwrap() < 12 * (6 << 20));

@@ -55,10 +55,7 @@ fn identical_files_are_stored_once() {
     fs::write(src.join("b"), &data).unwrap();
     let summary = s.backup(&[&src], &[]);
     // Trees add a few hundred bytes; the second copy adds nothing.
-    assert!(
-        summary["data_added"].as_u64().unwrap() < (2 << 20) + 4096,
-        "{summary}"
-    );
+    assert!(summary["data_added"].as_u64().unwrap() < (2 << 20) + 4096, "{summary}");
 }
 
 #[test]
@@ -82,10 +79,7 @@ fn reading_files_between_backups_changes_no_tree() {
         );
     }
     let second = s.backup(&[&src], &[]);
-    assert_eq!(
-        second["dirs_changed"], 0,
-        "a read made a tree new: {second}"
-    );
+    assert_eq!(second["dirs_changed"], 0, "a read made a tree new: {second}");
     assert_eq!(second["dirs_unmodified"], 2);
     assert_eq!(second["files_unmodified"], 2);
 }

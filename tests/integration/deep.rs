@@ -56,11 +56,7 @@ fn copy_both_ways(source: &Scratch, more: impl Fn(&Scratch)) {
     for init_args in [&["--copy-chunker-params"][..], &[]] {
         let target = Scratch::new();
         let out = copy_into(&target, source, init_args);
-        assert!(
-            out.status.success(),
-            "copy {init_args:?}: {}",
-            describe(&out)
-        );
+        assert!(out.status.success(), "copy {init_args:?}: {}", describe(&out));
         let report = json_output(&String::from_utf8_lossy(&out.stdout));
         assert_eq!(report["copied"].as_array().unwrap().len(), 1);
         let check = target.ok(&["check", "--read-data"]);
@@ -72,8 +68,7 @@ fn copy_both_ways(source: &Scratch, more: impl Fn(&Scratch)) {
 fn copy_into(target: &Scratch, source: &Scratch, init_args: &[&str]) -> Output {
     let from = |args: &[&str]| {
         let mut cmd = target.cmd(args);
-        cmd.env("CAIRN_FROM_REPOSITORY", source.repo())
-            .env("CAIRN_FROM_PASSWORD", PASSWORD);
+        cmd.env("CAIRN_FROM_REPOSITORY", source.repo()).env("CAIRN_FROM_PASSWORD", PASSWORD);
         cmd.output().unwrap()
     };
     let mut init = vec!["init", "--argon2-memory", "256", "--argon2-iterations", "1"];
@@ -96,20 +91,13 @@ fn a_tree_as_deep_as_paths_allow_backs_up_restores_copies_checks_prunes_and_moun
 
     on_big_stack(|| s.restore_latest_and_compare(&src));
     let listing = s.ok(&["ls", "latest"]);
-    assert!(
-        listing.lines().any(|l| l == bottom.to_str().unwrap()),
-        "ls does not reach the bottom"
-    );
+    assert!(listing.lines().any(|l| l == bottom.to_str().unwrap()), "ls does not reach the bottom");
     let stats = s.json(&["stats", "--mode", "raw-data"]);
     assert_eq!(stats["stats"]["files"], 4, "{stats}"); // top and bottom, in each of two snapshots
 
     // Prune keeps everything the remaining snapshot needs, all the way down.
     let pruned = s.json(&["forget", "--keep-last", "1", "--prune"]);
-    assert_eq!(
-        s.json_list(&["snapshots"]).as_array().unwrap().len(),
-        1,
-        "{pruned}"
-    );
+    assert_eq!(s.json_list(&["snapshots"]).as_array().unwrap().len(), 1, "{pruned}");
     let check = s.ok(&["check", "--read-data"]);
     assert!(check.contains("no errors"), "{check}");
     fs::remove_dir_all(s.path("restored")).unwrap();

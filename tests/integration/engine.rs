@@ -48,10 +48,7 @@ fn options(paths: Vec<PathBuf>) -> BackupOptions {
 }
 
 fn init(backend: Arc<dyn Backend>, cache: &std::path::Path) -> Repository {
-    let options = InitOptions {
-        pack_size: 1 << 20,
-        ..cairn_format::testing::cheap_options()
-    };
+    let options = InitOptions { pack_size: 1 << 20, ..cairn_format::testing::cheap_options() };
     Repository::init(backend, b"pw", &options, cache).unwrap()
 }
 
@@ -73,25 +70,15 @@ fn full_disk_fails_cleanly_and_a_retry_succeeds() {
     )
     .unwrap_err();
     let message = format!("{error:#}");
-    assert!(
-        message.contains("No space left on device") && message.contains("data/"),
-        "{message}"
-    );
-    assert!(
-        memory.list("snapshots/").unwrap().is_empty(),
-        "a failed backup wrote a snapshot"
-    );
+    assert!(message.contains("No space left on device") && message.contains("data/"), "{message}");
+    assert!(memory.list("snapshots/").unwrap().is_empty(), "a failed backup wrote a snapshot");
     drop(repo);
     let repo =
         Arc::new(Repository::open(memory.clone(), b"pw", &dir.path().join("cache")).unwrap());
     let progress = Progress::default();
-    let outcome = backup(
-        &repo,
-        options(vec![src]),
-        &progress,
-        &CountingObserver(AtomicUsize::new(0)),
-    )
-    .unwrap();
+    let outcome =
+        backup(&repo, options(vec![src]), &progress, &CountingObserver(AtomicUsize::new(0)))
+            .unwrap();
     assert!(outcome.id.is_some());
     assert!(
         outcome.summary.bytes_added < 8 << 20,
@@ -111,13 +98,8 @@ fn dry_run_writes_nothing() {
     let before = memory.list("").unwrap().len();
     let mut opts = options(vec![src]);
     opts.dry_run = true;
-    let outcome = backup(
-        &repo,
-        opts,
-        &Progress::default(),
-        &CountingObserver(AtomicUsize::new(0)),
-    )
-    .unwrap();
+    let outcome =
+        backup(&repo, opts, &Progress::default(), &CountingObserver(AtomicUsize::new(0))).unwrap();
     assert!(outcome.id.is_none());
     assert!(outcome.summary.bytes_added >= 3 << 20);
     assert_eq!(memory.list("").unwrap().len(), before);
@@ -189,12 +171,7 @@ fn browse_everything(repo: &Repository) -> usize {
             })
             .sum::<usize>()
     }
-    repo.snapshots()
-        .unwrap()
-        .readable
-        .iter()
-        .map(|(_, snapshot)| walk(repo, &snapshot.tree))
-        .sum()
+    repo.snapshots().unwrap().readable.iter().map(|(_, snapshot)| walk(repo, &snapshot.tree)).sum()
 }
 
 #[test]
@@ -217,13 +194,7 @@ fn remote_snapshots_and_trees_are_read_once_and_the_cache_is_disposable() {
     let repo = Arc::new(init(backend.clone(), &cache));
     let observer = CountingObserver(AtomicUsize::new(0));
     for _ in 0..2 {
-        backup(
-            &repo,
-            options(vec![src.clone()]),
-            &Progress::default(),
-            &observer,
-        )
-        .unwrap();
+        backup(&repo, options(vec![src.clone()]), &Progress::default(), &observer).unwrap();
     }
     drop(repo);
 
@@ -249,26 +220,16 @@ fn remote_snapshots_and_trees_are_read_once_and_the_cache_is_disposable() {
     assert_eq!(browse_everything(&open(&cache)), trees);
     assert_eq!(reads(), (2, 0), "snapshot gets, ranged pack reads");
     let packs = whole_packs();
-    assert!(
-        (1..=2).contains(&packs),
-        "{packs} whole-pack reads for {trees} trees"
-    );
+    assert!((1..=2).contains(&packs), "{packs} whole-pack reads for {trees} trees");
     assert_eq!(browse_everything(&open(&cache)), trees);
-    assert_eq!(
-        (reads(), whole_packs()),
-        ((0, 0), 0),
-        "the second listing downloaded again"
-    );
+    assert_eq!((reads(), whole_packs()), ((0, 0), 0), "the second listing downloaded again");
 
     // Without the copies every snapshot and tree is read from the repository each time.
     let mut uncached = open(&cache);
     uncached.set_object_cache(false);
     browse_everything(&uncached);
     let (snapshots, ranged) = reads();
-    assert!(
-        snapshots == 2 && ranged >= trees,
-        "{snapshots} snapshots, {ranged} pack reads"
-    );
+    assert!(snapshots == 2 && ranged >= trees, "{snapshots} snapshots, {ranged} pack reads");
 }
 
 #[test]
@@ -295,13 +256,7 @@ fn copy_reads_the_data_it_transfers_pack_by_pack() {
     };
     let twin_backend: Arc<dyn Backend> = Arc::new(MemoryBackend::new());
     let twin = Arc::new(
-        Repository::init(
-            twin_backend,
-            b"pw2",
-            &twin_options,
-            &dir.path().join("cache"),
-        )
-        .unwrap(),
+        Repository::init(twin_backend, b"pw2", &twin_options, &dir.path().join("cache")).unwrap(),
     );
     let data_packs = source
         .index()
@@ -332,10 +287,7 @@ fn copy_reads_the_data_it_transfers_pack_by_pack() {
     assert_eq!(twin.snapshots().unwrap().readable.len(), 1);
 
     // Into an unrelated repository every data blob is read, still pack by pack.
-    let unrelated = Arc::new(init(
-        Arc::new(MemoryBackend::new()),
-        &dir.path().join("cache"),
-    ));
+    let unrelated = Arc::new(init(Arc::new(MemoryBackend::new()), &dir.path().join("cache")));
     remote.pack_reads.store(0, Ordering::Relaxed);
     let summary = cairn::copy::copy(
         &source,
@@ -348,10 +300,7 @@ fn copy_reads_the_data_it_transfers_pack_by_pack() {
     .unwrap();
     assert!(summary.rewritten);
     let reads = remote.pack_reads.load(Ordering::Relaxed);
-    assert!(
-        reads <= data_packs,
-        "{reads} ranged reads, {data_packs} data packs"
-    );
+    assert!(reads <= data_packs, "{reads} ranged reads, {data_packs} data packs");
     let (_, copied) = &unrelated.snapshots().unwrap().readable[0];
     assert_ne!(copied.tree, snapshots[0].1.tree, "ids were rewritten");
 }
@@ -447,31 +396,16 @@ fn each_engine_operation_runs_in_its_own_span() {
     let src = dir.path().join("src");
     std::fs::create_dir(&src).unwrap();
     std::fs::write(src.join("f"), noise(5, 1 << 20)).unwrap();
-    let repo = Arc::new(init(
-        Arc::new(MemoryBackend::new()),
-        &dir.path().join("cache"),
-    ));
-    let target = Arc::new(init(
-        Arc::new(MemoryBackend::new()),
-        &dir.path().join("cache2"),
-    ));
+    let repo = Arc::new(init(Arc::new(MemoryBackend::new()), &dir.path().join("cache")));
+    let target = Arc::new(init(Arc::new(MemoryBackend::new()), &dir.path().join("cache2")));
     let names = Arc::new(std::sync::Mutex::new(Vec::new()));
     let subscriber = tracing_subscriber::registry().with(SpanNames(names.clone()));
     let (progress, observer) = (Progress::default(), CountingObserver(AtomicUsize::new(0)));
     tracing::subscriber::with_default(subscriber, || {
         let outcome = backup(&repo, options(vec![src.clone()]), &progress, &observer).unwrap();
-        let restore_options = RestoreOptions {
-            target: dir.path().join("restored"),
-            ..RestoreOptions::default()
-        };
-        restore(
-            &repo,
-            &outcome.snapshot,
-            &restore_options,
-            &progress,
-            &observer,
-        )
-        .unwrap();
+        let restore_options =
+            RestoreOptions { target: dir.path().join("restored"), ..RestoreOptions::default() };
+        restore(&repo, &outcome.snapshot, &restore_options, &progress, &observer).unwrap();
         let snapshots = vec![(outcome.id.unwrap(), outcome.snapshot.clone())];
         let interrupt = AtomicBool::new(false);
         copy(&repo, &target, &snapshots, false, &progress, &interrupt).unwrap();
@@ -482,19 +416,10 @@ fn each_engine_operation_runs_in_its_own_span() {
         prune(&repo, &PruneOptions::default(), "test", &progress).unwrap();
     });
     let names = names.lock().unwrap();
-    for operation in [
-        "backup",
-        "restore",
-        "copy",
-        "repair_snapshots",
-        "repair_index",
-        "check",
-        "prune",
-    ] {
-        assert!(
-            names.contains(&operation),
-            "no {operation} span in {names:?}"
-        );
+    for operation in
+        ["backup", "restore", "copy", "repair_snapshots", "repair_index", "check", "prune"]
+    {
+        assert!(names.contains(&operation), "no {operation} span in {names:?}");
     }
 }
 
@@ -510,10 +435,7 @@ fn progress_counters_agree_with_the_summaries() {
     std::fs::write(src.join("sub/zeros"), vec![0; 1 << 20]).unwrap();
     std::fs::write(src.join("empty"), b"").unwrap();
     std::os::unix::fs::symlink("data", src.join("link")).unwrap();
-    let repo = Arc::new(init(
-        Arc::new(MemoryBackend::new()),
-        &dir.path().join("cache"),
-    ));
+    let repo = Arc::new(init(Arc::new(MemoryBackend::new()), &dir.path().join("cache")));
     let observer = CountingObserver(AtomicUsize::new(0));
     let progress = Progress::default();
     let outcome = backup(&repo, options(vec![src]), &progress, &observer).unwrap();
@@ -522,10 +444,8 @@ fn progress_counters_agree_with_the_summaries() {
     assert_eq!(sample.files_total, 3, "the scan counts files only");
     assert_eq!(sample.files_done, 3);
     let restored = Progress::default();
-    let options = RestoreOptions {
-        target: dir.path().join("restored"),
-        ..RestoreOptions::default()
-    };
+    let options =
+        RestoreOptions { target: dir.path().join("restored"), ..RestoreOptions::default() };
     let summary = restore(&repo, &outcome.snapshot, &options, &restored, &observer).unwrap();
     let sample = restored.sample();
     assert_eq!(summary.files_restored, 3);

@@ -14,10 +14,8 @@ fn snapshots_at(times: &[&str]) -> Scratch {
     fs::create_dir(&src).unwrap();
     fs::write(src.join("file"), "contents").unwrap();
     for time in times {
-        let (host, time) = time
-            .split_once(':')
-            .filter(|(h, _)| h.len() == 1)
-            .unwrap_or(("a", time));
+        let (host, time) =
+            time.split_once(':').filter(|(h, _)| h.len() == 1).unwrap_or(("a", time));
         s.backup(&[&src], &["--time", time, "--host", host]);
     }
     s
@@ -25,11 +23,7 @@ fn snapshots_at(times: &[&str]) -> Scratch {
 
 fn ids(s: &Scratch) -> Vec<String> {
     let list = s.json_list(&["snapshots"]);
-    list.as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["time"].as_str().unwrap()[..10].to_string())
-        .collect()
+    list.as_array().unwrap().iter().map(|s| s["time"].as_str().unwrap()[..10].to_string()).collect()
 }
 
 #[test]
@@ -58,11 +52,7 @@ fn forget_applies_a_policy_per_group_and_a_dry_run_changes_nothing() {
     assert_eq!(a["keep"].as_array().unwrap().len(), 2);
     assert_eq!(a["keep"][0]["reasons"][0], "monthly");
     assert_eq!(a["remove"].as_array().unwrap().len(), 2);
-    assert_eq!(
-        groups[1]["keep"].as_array().unwrap().len(),
-        1,
-        "host b's own policy"
-    );
+    assert_eq!(groups[1]["keep"].as_array().unwrap().len(), 1, "host b's own policy");
     s.json(&["forget", "--keep-monthly", "2"]);
     let left = ids(&s);
     assert_eq!(left, ["2024-01-15", "2024-02-29", "2024-03-31"]);
@@ -72,15 +62,8 @@ fn forget_applies_a_policy_per_group_and_a_dry_run_changes_nothing() {
 
 #[test]
 fn protected_snapshots_survive_policies_and_cannot_be_named() {
-    let s = snapshots_at(&[
-        "2024-05-01 10:00:00",
-        "2024-05-02 10:00:00",
-        "2024-05-03 10:00:00",
-    ]);
-    let oldest = s.json_list(&["snapshots"])[0]["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let s = snapshots_at(&["2024-05-01 10:00:00", "2024-05-02 10:00:00", "2024-05-03 10:00:00"]);
+    let oldest = s.json_list(&["snapshots"])[0]["id"].as_str().unwrap().to_string();
     let tagged: Value = s.json(&["tag", &oldest[..8], "--protect", "--add", "keep"]);
     let protected = tagged["snapshots"][0]["new"].as_str().unwrap().to_string();
     assert_ne!(protected, oldest, "a changed snapshot gets a new id");
@@ -93,10 +76,7 @@ fn protected_snapshots_survive_policies_and_cannot_be_named() {
     assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--unprotect"));
     s.ok(&["tag", &protected[..8], "--unprotect"]);
-    let unprotected = s.json_list(&["snapshots"])[0]["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let unprotected = s.json_list(&["snapshots"])[0]["id"].as_str().unwrap().to_string();
     s.ok(&["forget", &unprotected[..8]]);
     assert_eq!(ids(&s), ["2024-05-03"]);
 }
@@ -137,10 +117,7 @@ fn stats_count_restore_size_and_unique_compressed_data() {
     assert_eq!(restore["snapshots"], 2);
     assert_eq!(restore["files"], 4);
     assert_eq!(restore["restore_size"], 4_000_000);
-    assert!(
-        restore["raw_size"].is_null(),
-        "restore-size mode reads no index"
-    );
+    assert!(restore["raw_size"].is_null(), "restore-size mode reads no index");
     let raw = s.json(&["stats", "--mode", "raw-data"])["stats"].clone();
     let unique = raw["raw_size"].as_u64().unwrap();
     assert!((1_000_000..1_100_000).contains(&unique), "{raw}");

@@ -18,14 +18,9 @@ fn holes_are_not_read_and_a_sparse_image_restores_exactly() {
     let file = fs::File::create(&image).unwrap();
     file.set_len(size).unwrap();
     // Data at the start, the middle and the end, with unaligned offsets and lengths.
-    let pieces = [
-        (0u64, 300_001usize),
-        ((512 << 20) + 17, 2_000_003),
-        (size - 70_000, 70_000),
-    ];
+    let pieces = [(0u64, 300_001usize), ((512 << 20) + 17, 2_000_003), (size - 70_000, 70_000)];
     for (i, (offset, length)) in pieces.iter().enumerate() {
-        file.write_all_at(&noise(60 + i as u64, *length), *offset)
-            .unwrap();
+        file.write_all_at(&noise(60 + i as u64, *length), *offset).unwrap();
     }
     drop(file);
     let written: u64 = pieces.iter().map(|p| p.1 as u64).sum();
@@ -36,29 +31,20 @@ fn holes_are_not_read_and_a_sparse_image_restores_exactly() {
         eprintln!("skipping the hole checks: this file system does not report holes");
     } else {
         // Each data run is read with its block rounding and folded small holes, no more.
-        assert!(
-            read < written + (8 << 20),
-            "read {read} bytes for {written} of data"
-        );
+        assert!(read < written + (8 << 20), "read {read} bytes for {written} of data");
         assert_eq!(read + holes, size, "every byte is either read or a hole");
     }
     let restored = s.restore_latest_and_compare(&src);
     let copy = restored.join("vm.raw");
     let meta = fs::metadata(&copy).unwrap();
     assert_eq!(meta.len(), size, "apparent size");
-    assert!(
-        meta.blocks() * 512 < 32 << 20,
-        "restored image lost its holes"
-    );
+    assert!(meta.blocks() * 512 < 32 << 20, "restored image lost its holes");
     assert!(
         blake3::hash(&fs::read(&copy).unwrap()) == blake3::hash(&fs::read(&image).unwrap()),
         "restored bytes differ"
     );
     // dump streams the same bytes (chunks fetched ahead, holes as zeros).
-    let out = s
-        .cmd(&["dump", "latest", image.to_str().unwrap()])
-        .output()
-        .unwrap();
+    let out = s.cmd(&["dump", "latest", image.to_str().unwrap()]).output().unwrap();
     assert!(out.status.success(), "{}", describe(&out));
     assert!(
         blake3::hash(&out.stdout) == blake3::hash(&fs::read(&image).unwrap()),
@@ -67,19 +53,10 @@ fn holes_are_not_read_and_a_sparse_image_restores_exactly() {
     // --target-file writes the one file wherever asked, holes left as holes.
     let single = s.path("single.raw");
     let reference = format!("latest:{}", image.display());
-    s.ok(&[
-        "restore",
-        &reference,
-        "--target-file",
-        single.to_str().unwrap(),
-        "--verify",
-    ]);
+    s.ok(&["restore", &reference, "--target-file", single.to_str().unwrap(), "--verify"]);
     let meta = fs::metadata(&single).unwrap();
     assert_eq!(meta.len(), size);
-    assert!(
-        meta.blocks() * 512 < 32 << 20,
-        "--target-file lost the holes"
-    );
+    assert!(meta.blocks() * 512 < 32 << 20, "--target-file lost the holes");
     assert!(blake3::hash(&fs::read(&single).unwrap()) == blake3::hash(&fs::read(&image).unwrap()));
     // An unchanged second backup reads nothing at all.
     let again = s.backup(&[&src], &[]);
@@ -107,35 +84,17 @@ fn stdin_from_command_saves_the_output_and_fails_with_the_command() {
     assert_eq!(summary["bytes_read"].as_u64(), Some(3_000_000));
     let out = s.cmd(&["dump", "latest", "vm.raw"]).output().unwrap();
     assert!(out.status.success(), "{}", describe(&out));
-    assert!(
-        out.stdout == fs::read(&expected).unwrap(),
-        "dumped bytes differ"
-    );
+    assert!(out.stdout == fs::read(&expected).unwrap(), "dumped bytes differ");
 
     let before = s.json_list(&["snapshots"]).as_array().unwrap().len();
-    let out = s.run(&[
-        "backup",
-        "--stdin-from-command",
-        "--",
-        "sh",
-        "-c",
-        "echo partial output; exit 3",
-    ]);
+    let out =
+        s.run(&["backup", "--stdin-from-command", "--", "sh", "-c", "echo partial output; exit 3"]);
     assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("exit status: 3"), "{stderr}");
-    assert_eq!(
-        s.json_list(&["snapshots"]).as_array().unwrap().len(),
-        before,
-        "no snapshot"
-    );
+    assert_eq!(s.json_list(&["snapshots"]).as_array().unwrap().len(), before, "no snapshot");
 
-    let out = s.run(&[
-        "backup",
-        "--stdin-from-command",
-        "--",
-        "/nonexistent/program",
-    ]);
+    let out = s.run(&["backup", "--stdin-from-command", "--", "/nonexistent/program"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot run"));
 }
@@ -154,19 +113,13 @@ fn read_special_backs_up_a_block_device_by_its_contents() {
     let mut bytes = noise(70, 12 << 20);
     bytes[(2 << 20)..(9 << 20)].fill(0);
     fs::write(&image, &bytes).unwrap();
-    let out = Command::new("losetup")
-        .args(["--find", "--show"])
-        .arg(&image)
-        .output();
+    let out = Command::new("losetup").args(["--find", "--show"]).arg(&image).output();
     let device = match out {
         Ok(out) if out.status.success() => {
             String::from_utf8(out.stdout).unwrap().trim().to_string()
         }
         Ok(out) => {
-            eprintln!(
-                "skipping: losetup cannot attach a loop device here: {}",
-                describe(&out)
-            );
+            eprintln!("skipping: losetup cannot attach a loop device here: {}", describe(&out));
             return;
         }
         Err(e) => {
@@ -180,32 +133,19 @@ fn read_special_backs_up_a_block_device_by_its_contents() {
     let result = std::panic::catch_unwind(|| {
         let summary = s.backup(&[std::path::Path::new(&device)], &["--read-special"]);
         assert_eq!(summary["bytes_read"].as_u64(), Some(12 << 20));
-        assert!(
-            summary["bytes_zero"].as_u64().unwrap() >= 1 << 20,
-            "zeros found: {summary}"
-        );
+        assert!(summary["bytes_zero"].as_u64().unwrap() >= 1 << 20, "zeros found: {summary}");
         let out = s.cmd(&["dump", "latest", &device]).output().unwrap();
         assert!(out.status.success(), "{}", describe(&out));
         assert!(out.stdout == bytes, "dumped device contents differ");
         // A second run reads the device again (its metadata says nothing about its contents).
         let again = s.backup(&[std::path::Path::new(&device)], &["--read-special"]);
         assert_eq!(again["bytes_read"].as_u64(), Some(12 << 20));
-        assert_eq!(
-            again["data_blobs"].as_u64(),
-            Some(0),
-            "nothing new to store"
-        );
+        assert_eq!(again["data_blobs"].as_u64(), Some(0), "nothing new to store");
         // Restoring into a device overwrites what was there, zeros included.
         let (_, other_device) = attach(&s, "other.img", 16 << 20);
         let (_, small_device) = attach(&s, "small.img", 4 << 20);
         let reference = format!("latest:{device}");
-        let restored = s.run(&[
-            "restore",
-            &reference,
-            "--target-file",
-            &other_device,
-            "--verify",
-        ]);
+        let restored = s.run(&["restore", &reference, "--target-file", &other_device, "--verify"]);
         let written = fs::read(&other_device).unwrap();
         let too_small = s.run(&["restore", &reference, "--target-file", &small_device]);
         let small_contents = fs::read(&small_device).unwrap();
@@ -213,16 +153,10 @@ fn read_special_backs_up_a_block_device_by_its_contents() {
             let _ = Command::new("losetup").args(["-d", dev]).status();
         }
         assert!(restored.status.success(), "{}", describe(&restored));
-        assert!(
-            written[..bytes.len()] == bytes[..],
-            "device contents differ"
-        );
+        assert!(written[..bytes.len()] == bytes[..], "device contents differ");
         assert_eq!(too_small.status.code(), Some(1), "{}", describe(&too_small));
         assert!(String::from_utf8_lossy(&too_small.stderr).contains("nothing was written"));
-        assert!(
-            small_contents.iter().all(|&b| b == 0xAA),
-            "the small device was touched"
-        );
+        assert!(small_contents.iter().all(|&b| b == 0xAA), "the small device was touched");
     });
     detach();
     if let Err(panic) = result {
@@ -247,10 +181,7 @@ fn dump_of_a_damaged_image_fails_instead_of_streaming_wrong_bytes() {
     let middle = bytes.len() / 2;
     bytes[middle] ^= 0x40;
     fs::write(&pack, bytes).unwrap();
-    let out = s
-        .cmd(&["dump", "latest", image.to_str().unwrap()])
-        .output()
-        .unwrap();
+    let out = s.cmd(&["dump", "latest", image.to_str().unwrap()]).output().unwrap();
     assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
     assert!(out.stdout.len() < 12 << 20, "stopped at the damaged chunk");
     assert!(String::from_utf8_lossy(&out.stderr).contains("error"));
@@ -260,34 +191,20 @@ fn dump_of_a_damaged_image_fails_instead_of_streaming_wrong_bytes() {
 fn attach(s: &Scratch, name: &str, size: usize) -> (std::path::PathBuf, String) {
     let path = s.path(name);
     fs::write(&path, vec![0xAA; size]).unwrap();
-    let out = Command::new("losetup")
-        .args(["--find", "--show"])
-        .arg(&path)
-        .output()
-        .unwrap();
+    let out = Command::new("losetup").args(["--find", "--show"]).arg(&path).output().unwrap();
     assert!(out.status.success(), "{}", describe(&out));
-    (
-        path,
-        String::from_utf8(out.stdout).unwrap().trim().to_string(),
-    )
+    (path, String::from_utf8(out.stdout).unwrap().trim().to_string())
 }
 
 /// An image with 3 MiB of data in each 64 MiB: pieces at k*64 MiB (2 MiB) and k*64+32 MiB
 /// (1 MiB), holes between.
 fn pieced_image(path: &std::path::Path) -> fs::File {
-    let file = fs::File::options()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .open(path)
-        .unwrap();
+    let file =
+        fs::File::options().read(true).write(true).create(true).truncate(true).open(path).unwrap();
     file.set_len(256 << 20).unwrap();
     for k in 0..4u64 {
-        file.write_all_at(&noise(90 + k, 2 << 20), k * (64 << 20))
-            .unwrap();
-        file.write_all_at(&noise(95 + k, 1 << 20), k * (64 << 20) + (32 << 20))
-            .unwrap();
+        file.write_all_at(&noise(90 + k, 2 << 20), k * (64 << 20)).unwrap();
+        file.write_all_at(&noise(95 + k, 1 << 20), k * (64 << 20) + (32 << 20)).unwrap();
     }
     file
 }
@@ -305,12 +222,7 @@ fn ranges_file(s: &Scratch, ranges: &[(u64, u64)]) -> std::path::PathBuf {
 fn restored_image(s: &Scratch, image: &std::path::Path) -> Vec<u8> {
     let out = s.path("check.raw");
     let reference = format!("latest:{}", image.display());
-    s.ok(&[
-        "restore",
-        &reference,
-        "--target-file",
-        out.to_str().unwrap(),
-    ]);
+    s.ok(&["restore", &reference, "--target-file", out.to_str().unwrap()]);
     fs::read(out).unwrap()
 }
 
@@ -367,12 +279,7 @@ fn changed_ranges_read_only_around_the_changes_and_verify_catches_a_lying_map() 
     assert!(String::from_utf8_lossy(&out.stderr).contains("--changed-ranges map missed changes"));
     assert!(restored_image(&s, &image) == fs::read(&image).unwrap());
 
-    let out = s.run(&[
-        "backup",
-        src.to_str().unwrap(),
-        "--changed-ranges",
-        "/nonexistent",
-    ]);
+    let out = s.run(&["backup", src.to_str().unwrap(), "--changed-ranges", "/nonexistent"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read --changed-ranges"));
 }
@@ -413,20 +320,11 @@ fn images_are_compressed_at_their_own_level() {
     fs::create_dir(&dir).unwrap();
     fs::write(dir.join("image.raw"), text(1, 4 << 20)).unwrap();
     let image = s.backup(&[&dir], &[]);
-    assert!(
-        stored_share(&image) > 1.0,
-        "image data stored raw at level 0: {image}"
-    );
+    assert!(stored_share(&image) > 1.0, "image data stored raw at level 0: {image}");
     fs::write(dir.join("small.txt"), text(2, 512 << 10)).unwrap();
     let small = s.backup(&[&dir], &[]);
-    assert!(
-        stored_share(&small) < 0.5,
-        "small files at the repository level 3: {small}"
-    );
+    assert!(stored_share(&small) < 0.5, "small files at the repository level 3: {small}");
     fs::write(dir.join("other.raw"), text(3, 4 << 20)).unwrap();
     let forced = s.backup(&[&dir], &["--compression", "3"]);
-    assert!(
-        stored_share(&forced) < 0.5,
-        "--compression applies to images too: {forced}"
-    );
+    assert!(stored_share(&forced) < 0.5, "--compression applies to images too: {forced}");
 }

@@ -21,10 +21,7 @@ const CHUNK_BLOCKS: u64 = 4096 + 8;
 
 /// Whether real mounts can run here; explains on stderr when not.
 pub fn fuse_usable() -> bool {
-    let device = fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open("/dev/fuse");
+    let device = fs::OpenOptions::new().read(true).write(true).open("/dev/fuse");
     let helper = Command::new("fusermount3").arg("-V").output();
     let reason = match (device, helper) {
         (Ok(_), Ok(_)) => return true,
@@ -70,19 +67,12 @@ impl Mounted {
         let deadline = Instant::now() + Duration::from_secs(30);
         while !is_mounted(&dir) {
             if let Some(status) = child.try_wait().unwrap() {
-                panic!(
-                    "cairn mount exited ({status}): {}",
-                    fs::read_to_string(&log).unwrap()
-                );
+                panic!("cairn mount exited ({status}): {}", fs::read_to_string(&log).unwrap());
             }
             assert!(Instant::now() < deadline, "mount did not appear");
             std::thread::sleep(Duration::from_millis(50));
         }
-        Self {
-            child: Some(child),
-            dir,
-            log,
-        }
+        Self { child: Some(child), dir, log }
     }
 
     pub fn path(&self, inside: &str) -> PathBuf {
@@ -122,21 +112,14 @@ impl Drop for Mounted {
             let _ = child.wait();
         }
         if is_mounted(&self.dir) {
-            let _ = Command::new("fusermount3")
-                .arg("-uz")
-                .arg(&self.dir)
-                .status();
+            let _ = Command::new("fusermount3").arg("-uz").arg(&self.dir).status();
         }
     }
 }
 
 fn run_tool(program: &str, args: &[&str]) -> String {
     let out = Command::new(program).args(args).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{program} {args:?}: {}",
-        describe(&out)
-    );
+    assert!(out.status.success(), "{program} {args:?}: {}", describe(&out));
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
@@ -158,18 +141,10 @@ fn a_mounted_snapshot_matches_its_source_for_every_tool() {
         .map(|e| e.unwrap().file_name().into_string().unwrap())
         .find(|n| n != "latest")
         .unwrap();
-    assert_same_tree_within(
-        &src,
-        &m.path(&format!("ids/{by_id}/{}", src.display())),
-        CHUNK_BLOCKS,
-    );
+    assert_same_tree_within(&src, &m.path(&format!("ids/{by_id}/{}", src.display())), CHUNK_BLOCKS);
     let host = fs::read_dir(m.path("hosts")).unwrap().count();
     assert_eq!(host, 1);
-    assert!(
-        m.path("tags/first/latest")
-            .join(src.strip_prefix("/").unwrap())
-            .is_dir()
-    );
+    assert!(m.path("tags/first/latest").join(src.strip_prefix("/").unwrap()).is_dir());
 
     // The usual tools: diff, stat, find, du, cp -a, rsync -aHAXS (S keeps holes), tar.
     let (a, b) = (src.join("dir"), inside.join("dir"));
@@ -194,26 +169,14 @@ fn a_mounted_snapshot_matches_its_source_for_every_tool() {
     assert_eq!(found.lines().count(), expected.lines().count());
     run_tool("du", &["-s", inside.to_str().unwrap()]);
     let copy = s.path("copied");
-    run_tool(
-        "cp",
-        &["-a", inside.to_str().unwrap(), copy.to_str().unwrap()],
-    );
+    run_tool("cp", &["-a", inside.to_str().unwrap(), copy.to_str().unwrap()]);
     assert_same_tree(&src, &copy);
     let synced = s.path("synced");
     let from = format!("{}/", inside.display());
     run_tool("rsync", &["-aHAXS", &from, synced.to_str().unwrap()]);
     assert_same_tree(&src, &synced);
     let tarball = s.path("tree.tar");
-    run_tool(
-        "tar",
-        &[
-            "-cf",
-            tarball.to_str().unwrap(),
-            "-C",
-            inside.to_str().unwrap(),
-            "dir",
-        ],
-    );
+    run_tool("tar", &["-cf", tarball.to_str().unwrap(), "-C", inside.to_str().unwrap(), "dir"]);
     assert!(fs::metadata(&tarball).unwrap().len() > 3000);
 }
 
@@ -228,10 +191,7 @@ fn a_large_sparse_image_copies_out_exactly_and_stays_sparse() {
     let image = src.join("vm.raw");
     let file = fs::File::create(&image).unwrap();
     file.set_len(512 << 20).unwrap();
-    for (i, offset) in [0u64, 7 << 20, 100 << 20, 511 << 20]
-        .into_iter()
-        .enumerate()
-    {
+    for (i, offset) in [0u64, 7 << 20, 100 << 20, 511 << 20].into_iter().enumerate() {
         std::os::unix::fs::FileExt::write_all_at(&file, &noise(40 + i as u64, 1 << 20), offset)
             .unwrap();
     }
@@ -241,22 +201,12 @@ fn a_large_sparse_image_copies_out_exactly_and_stays_sparse() {
     let mounted = m.path(&format!("snapshots/latest/{}", image.display()));
     assert_eq!(fs::metadata(&mounted).unwrap().len(), 512 << 20);
     let copy = s.path("copy.raw");
-    run_tool(
-        "cp",
-        &[
-            "--sparse=always",
-            mounted.to_str().unwrap(),
-            copy.to_str().unwrap(),
-        ],
-    );
+    run_tool("cp", &["--sparse=always", mounted.to_str().unwrap(), copy.to_str().unwrap()]);
     assert!(
         blake3::hash(&fs::read(&copy).unwrap()) == blake3::hash(&fs::read(&image).unwrap()),
         "copied bytes differ"
     );
-    assert!(
-        fs::metadata(&copy).unwrap().blocks() < 64 << 11,
-        "the copy lost its holes"
-    );
+    assert!(fs::metadata(&copy).unwrap().blocks() < 64 << 11, "the copy lost its holes");
     // `du` on the mount reports stored data, not the apparent size.
     assert!(fs::metadata(&mounted).unwrap().blocks() < 64 << 11);
     // Random 4 KiB reads anywhere in the image.
@@ -264,9 +214,7 @@ fn a_large_sparse_image_copies_out_exactly_and_stays_sparse() {
     let mut reader = fs::File::open(&mounted).unwrap();
     let mut x = 99u64;
     for _ in 0..200 {
-        x = x
-            .wrapping_mul(6_364_136_223_846_793_005)
-            .wrapping_add(1_442_695_040_888_963_407);
+        x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
         let offset = (x >> 16) % ((512 << 20) - 4096);
         let mut buf = [0u8; 4096];
         std::os::unix::fs::FileExt::read_exact_at(&reader, &mut buf, offset).unwrap();
@@ -315,10 +263,7 @@ fn snapshots_made_after_mounting_appear_and_readers_run_concurrently() {
         assert!(fs::read_dir(m.path("hosts")).unwrap().count() >= 2);
     }
     for reader in readers {
-        assert!(
-            reader.join().unwrap(),
-            "a concurrent reader got wrong bytes"
-        );
+        assert!(reader.join().unwrap(), "a concurrent reader got wrong bytes");
     }
 }
 
@@ -429,11 +374,8 @@ fn bad_mountpoints_and_passwords_fail_before_anything_is_mounted() {
 
     let empty = s.path("empty");
     fs::create_dir(&empty).unwrap();
-    let out = s
-        .cmd(&["mount", empty.to_str().unwrap()])
-        .env("CAIRN_PASSWORD", "wrong")
-        .output()
-        .unwrap();
+    let out =
+        s.cmd(&["mount", empty.to_str().unwrap()]).env("CAIRN_PASSWORD", "wrong").output().unwrap();
     assert_eq!(out.status.code(), Some(12), "{}", describe(&out));
     let out = s
         .cmd(&["mount", empty.to_str().unwrap()])
@@ -469,10 +411,7 @@ fn a_mount_of_an_empty_repository_shows_its_first_snapshot() {
     let file = m.path(&format!("snapshots/latest/{}/first", src.display()));
     let deadline = Instant::now() + Duration::from_secs(20);
     while !file.exists() {
-        assert!(
-            Instant::now() < deadline,
-            "the first snapshot never appeared"
-        );
+        assert!(Instant::now() < deadline, "the first snapshot never appeared");
         std::thread::sleep(Duration::from_millis(200));
     }
     // Its blobs are found: the index segments written after mounting were read.

@@ -33,11 +33,7 @@ fn lines_of(s: &Scratch, args: &[&str]) -> Vec<Value> {
     assert!(out.status.success(), "{args:?}: {}", describe(&out));
     let (stdout, stderr) = text(&out);
     let lines = json_lines(&stdout);
-    assert!(
-        !lines.is_empty(),
-        "{args:?} printed no JSON: {}",
-        describe(&out)
-    );
+    assert!(!lines.is_empty(), "{args:?} printed no JSON: {}", describe(&out));
     for line in &lines {
         assert!(line["message_type"].is_string(), "{args:?}: {line}");
     }
@@ -52,10 +48,7 @@ fn lines_of(s: &Scratch, args: &[&str]) -> Vec<Value> {
 #[test]
 fn every_command_prints_one_json_object_per_line() {
     let s = Scratch::new();
-    let init = lines_of(
-        &s,
-        &["init", "--argon2-memory", "256", "--argon2-iterations", "1"],
-    );
+    let init = lines_of(&s, &["init", "--argon2-memory", "256", "--argon2-iterations", "1"]);
     assert_eq!(init.len(), 1);
     let src = tree(&s);
     let src_arg = src.to_str().unwrap();
@@ -65,17 +58,8 @@ fn every_command_prints_one_json_object_per_line() {
     assert_eq!(snapshots.len(), 1);
     // One vocabulary: the snapshot's summary says what the backup summary said.
     let stored = &snapshots[0]["summary"];
-    for field in [
-        "files_new",
-        "dirs_new",
-        "data_added",
-        "total_files_processed",
-        "error_count",
-    ] {
-        assert_eq!(
-            stored[field], summary[field],
-            "{field}: {stored} vs {summary}"
-        );
+    for field in ["files_new", "dirs_new", "data_added", "total_files_processed", "error_count"] {
+        assert_eq!(stored[field], summary[field], "{field}: {stored} vs {summary}");
     }
     assert_eq!(stored["backup_start"], summary["backup_start"]);
     let target = s.path("restored");
@@ -121,46 +105,24 @@ fn errors_with_json_are_json_lines_with_the_exit_code_and_hint() {
     let error: Value = serde_json::from_str(text(&out).1.trim()).expect("one JSON line");
     assert_eq!(error["message_type"], "error");
     assert_eq!(error["exit_code"], 10);
-    assert!(
-        error["hint"].as_str().unwrap().contains("cairn init"),
-        "{error}"
-    );
+    assert!(error["hint"].as_str().unwrap().contains("cairn init"), "{error}");
     let usage = s.run(&["--json", "snapshots", "--no-such-option"]);
     assert_eq!(usage.status.code(), Some(2), "{}", describe(&usage));
     let error: Value = serde_json::from_str(text(&usage).1.trim()).expect("one JSON line");
     assert_eq!(error["exit_code"], 2);
-    assert!(
-        error["message"]
-            .as_str()
-            .unwrap()
-            .contains("--no-such-option")
-    );
+    assert!(error["message"].as_str().unwrap().contains("--no-such-option"));
     let plain = s.run(&["snapshots", "--no-such-option"]);
     assert_eq!(plain.status.code(), Some(2), "usage errors exit 2");
 }
 
 /// Runs with stdout a pipe whose reading end is already closed.
 fn with_closed_stdout(s: &Scratch, args: &[&str]) -> Output {
-    let mut child = s
-        .cmd(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = s.cmd(args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
     drop(child.stdout.take());
     let mut stderr = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut stderr)
-        .unwrap();
+    child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
     let status = child.wait().unwrap();
-    Output {
-        status,
-        stdout: Vec::new(),
-        stderr: stderr.into_bytes(),
-    }
+    Output { status, stdout: Vec::new(), stderr: stderr.into_bytes() }
 }
 
 #[test]
@@ -217,11 +179,7 @@ fn a_missing_backup_path_is_skipped_with_exit_3() {
     crate::util::assert_same_tree(&src, &target);
     let none = s.run(&["backup", missing.to_str().unwrap()]);
     assert_eq!(none.status.code(), Some(1), "{}", describe(&none));
-    assert!(
-        text(&none).1.contains("none of the paths"),
-        "{}",
-        describe(&none)
-    );
+    assert!(text(&none).1.contains("none of the paths"), "{}", describe(&none));
     assert_eq!(s.json_list(&["snapshots"]).as_array().unwrap().len(), 1);
 }
 
@@ -231,35 +189,18 @@ fn verbose_backups_list_what_changed_and_very_verbose_what_did_not() {
     let src = tree(&s);
     let first = s.ok(&["backup", "-v", src.to_str().unwrap()]);
     let a = src.join("dir/sub/a.txt");
-    assert!(
-        first.contains(&format!("new       {}", a.display())),
-        "{first}"
-    );
+    assert!(first.contains(&format!("new       {}", a.display())), "{first}");
     fs::write(src.join("top.txt"), b"changed").unwrap();
     let second = s.ok(&["backup", "-v", src.to_str().unwrap()]);
     let top = src.join("top.txt");
-    assert!(
-        second.contains(&format!("modified  {}", top.display())),
-        "{second}"
-    );
-    assert!(
-        !second.contains("unchanged"),
-        "-v leaves unchanged files out: {second}"
-    );
+    assert!(second.contains(&format!("modified  {}", top.display())), "{second}");
+    assert!(!second.contains("unchanged"), "-v leaves unchanged files out: {second}");
     let third = s.ok(&["backup", "-vv", src.to_str().unwrap()]);
-    assert!(
-        third.contains(&format!("unchanged {}", a.display())),
-        "{third}"
-    );
+    assert!(third.contains(&format!("unchanged {}", a.display())), "{third}");
     let json = lines_of(&s, &["backup", "-vv", src.to_str().unwrap()]);
-    let verbose: Vec<_> = json
-        .iter()
-        .filter(|l| l["message_type"] == "verbose_status")
-        .collect();
+    let verbose: Vec<_> = json.iter().filter(|l| l["message_type"] == "verbose_status").collect();
     assert!(
-        verbose
-            .iter()
-            .any(|l| l["action"] == "unchanged" && l["item"] == a.to_str().unwrap()),
+        verbose.iter().any(|l| l["action"] == "unchanged" && l["item"] == a.to_str().unwrap()),
         "{json:?}"
     );
 }
@@ -279,10 +220,7 @@ fn skip_if_unchanged_saves_no_snapshot_when_nothing_changed() {
     assert_eq!(s.json_list(&["snapshots"]).as_array().unwrap().len(), 2);
     fs::remove_file(src.join("dir/sub/a.txt")).unwrap();
     let removed = s.backup(&[&src], &["--skip-if-unchanged"]);
-    assert_eq!(
-        removed["skipped_unchanged"], false,
-        "a removed file is a change"
-    );
+    assert_eq!(removed["skipped_unchanged"], false, "a removed file is a change");
     assert_eq!(s.json_list(&["snapshots"]).as_array().unwrap().len(), 3);
 }
 
@@ -301,44 +239,23 @@ fn tables_read_well() {
     s.backup(&[&a], &["--host", "h2", "--time", "2026-01-04T10:00:00Z"]);
     let table = s.ok(&["snapshots"]);
     // One path per line, as restic; times in UTC as the mount names snapshots.
-    let first = table
-        .lines()
-        .find(|l| l.contains("2026-01-01T10:00:00Z"))
-        .unwrap();
+    let first = table.lines().find(|l| l.contains("2026-01-01T10:00:00Z")).unwrap();
     assert!(first.ends_with(a.to_str().unwrap()) || first.contains(&format!("{} ", a.display())));
     assert!(!first.contains(b.to_str().unwrap()), "{table}");
-    assert!(
-        table.lines().any(|l| l.trim() == b.to_str().unwrap()),
-        "{table}"
-    );
+    assert!(table.lines().any(|l| l.trim() == b.to_str().unwrap()), "{table}");
     assert!(table.lines().all(|l| l.chars().count() <= 120), "{table}");
     assert!(table.trim_end().ends_with("4 snapshots"), "{table}");
     let latest = s.json_list(&["snapshots", "--latest", "1"]);
-    let hosts: Vec<_> = latest
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|l| l["hostname"].clone())
-        .collect();
-    assert_eq!(
-        hosts,
-        ["h1", "h1", "h2"],
-        "newest per host and paths: {latest}"
-    );
+    let hosts: Vec<_> = latest.as_array().unwrap().iter().map(|l| l["hostname"].clone()).collect();
+    assert_eq!(hosts, ["h1", "h1", "h2"], "newest per host and paths: {latest}");
     let one = s.ok(&["snapshots", "--host", "h1", "--latest", "1", "--compact"]);
     assert!(one.trim_end().ends_with("2 snapshots"), "{one}");
-    assert!(
-        !one.contains(a.to_str().unwrap()),
-        "--compact leaves paths out: {one}"
-    );
+    assert!(!one.contains(a.to_str().unwrap()), "--compact leaves paths out: {one}");
     let id = latest[2]["short_id"].as_str().unwrap().to_string();
     let named = s.ok(&["snapshots", &id]);
     assert!(named.trim_end().ends_with("1 snapshot"), "{named}");
     let summary = s.ok(&["backup", a.to_str().unwrap()]);
-    assert!(
-        !summary.contains(" 0 B skipped"),
-        "zero counts left out: {summary}"
-    );
+    assert!(!summary.contains(" 0 B skipped"), "zero counts left out: {summary}");
     assert!(!summary.contains("0 new"), "{summary}");
 }
 
@@ -352,12 +269,7 @@ fn errors_about_latest_say_what_it_was_and_what_to_try() {
     fs::create_dir_all(&other).unwrap();
     s.backup(&[&other], &["--host", "elsewhere"]);
     let wanted = format!("latest:{}", src.join("top.txt").display());
-    let out = s.run(&[
-        "restore",
-        &wanted,
-        "--target",
-        s.path("t").to_str().unwrap(),
-    ]);
+    let out = s.run(&["restore", &wanted, "--target", s.path("t").to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1));
     let error = text(&out).1;
     assert!(error.contains("host elsewhere"), "{error}");
@@ -369,10 +281,7 @@ fn errors_about_latest_say_what_it_was_and_what_to_try() {
     let none = s.run(&["ls", "latest", "--host", "nobody"]);
     let error = text(&none).1;
     assert!(error.contains("--host nobody"), "{error}");
-    assert!(
-        !error.contains("SnapshotFilter"),
-        "no Rust debug text: {error}"
-    );
+    assert!(!error.contains("SnapshotFilter"), "no Rust debug text: {error}");
 }
 
 #[test]
@@ -415,13 +324,7 @@ fn copy_dry_run_prints_no_ids_the_real_run_would_not_use() {
     let said = text(&dry).0;
     assert!(said.contains("would copy snapshot"), "{said}");
     assert!(!said.contains(" as "), "{said}");
-    assert!(
-        target
-            .json_list(&["snapshots"])
-            .as_array()
-            .unwrap()
-            .is_empty()
-    );
+    assert!(target.json_list(&["snapshots"]).as_array().unwrap().is_empty());
 }
 
 #[test]
@@ -430,10 +333,7 @@ fn dump_of_a_directory_holds_the_directory_and_refuses_a_terminal() {
     let src = tree(&s);
     s.backup(&[&src], &[]);
     let dir = src.join("dir");
-    let out = s
-        .cmd(&["dump", "latest", dir.to_str().unwrap()])
-        .output()
-        .unwrap();
+    let out = s.cmd(&["dump", "latest", dir.to_str().unwrap()]).output().unwrap();
     assert!(out.status.success(), "{}", describe(&out));
     let mut archive = tar::Archive::new(&out.stdout[..]);
     let names: Vec<String> = (archive.entries().unwrap())
@@ -442,11 +342,7 @@ fn dump_of_a_directory_holds_the_directory_and_refuses_a_terminal() {
     assert_eq!(names[0].trim_end_matches('/'), "dir", "{names:?}");
     assert!(names.iter().any(|n| n == "dir/sub/a.txt"), "{names:?}");
     // Under `script`, stdout is a terminal.
-    let command = format!(
-        "{} dump latest {}",
-        env!("CARGO_BIN_EXE_cairn"),
-        dir.display()
-    );
+    let command = format!("{} dump latest {}", env!("CARGO_BIN_EXE_cairn"), dir.display());
     let environment = s.cmd(&[]);
     let tty = std::process::Command::new("script")
         .envs(environment.get_envs().filter_map(|(k, v)| Some((k, v?))))
@@ -462,9 +358,7 @@ fn help_puts_the_commands_own_options_first_and_lists_the_environment() {
     let s = Scratch::new();
     let help = s.ok(&["backup", "--help"]);
     let own = help.find("--exclude").unwrap();
-    let global = help
-        .find("Global options")
-        .expect("a heading for global options");
+    let global = help.find("Global options").expect("a heading for global options");
     assert!(own < global, "{help}");
     assert!(help.find("--repo").unwrap() > global, "{help}");
     let top = s.ok(&["--help"]);
@@ -480,14 +374,9 @@ fn help_puts_the_commands_own_options_first_and_lists_the_environment() {
     assert!(top.contains("2    wrong command line"), "{top}");
     let forget = s.ok(&["forget", "--help"]);
     for keep in ["last", "hourly", "daily", "weekly", "monthly", "yearly"] {
-        let line = forget
-            .lines()
-            .skip_while(|l| !l.contains(&format!("--keep-{keep}")));
+        let line = forget.lines().skip_while(|l| !l.contains(&format!("--keep-{keep}")));
         let described: String = line.take(3).collect();
-        assert!(
-            described.contains("(-1:"),
-            "--keep-{keep} says what -1 means: {forget}"
-        );
+        assert!(described.contains("(-1:"), "--keep-{keep} says what -1 means: {forget}");
     }
     let ls = s.run(&["ls", "latest", "--recursive"]);
     assert_eq!(ls.status.code(), Some(2));
@@ -495,10 +384,7 @@ fn help_puts_the_commands_own_options_first_and_lists_the_environment() {
     assert!(said.contains("restic's"), "{said}");
     assert!(!said.contains("--retries"), "{said}");
     let version = s.ok(&["version"]);
-    assert!(
-        version.starts_with(&format!("cairn {}", env!("CARGO_PKG_VERSION"))),
-        "{version}"
-    );
+    assert!(version.starts_with(&format!("cairn {}", env!("CARGO_PKG_VERSION"))), "{version}");
 }
 
 #[test]
@@ -521,12 +407,7 @@ fn key_passwd_reads_well() {
     let s = Scratch::with_repo();
     let file = s.path("new-password");
     fs::write(&file, "another password").unwrap();
-    let said = s.ok(&[
-        "key",
-        "passwd",
-        "--new-password-file",
-        file.to_str().unwrap(),
-    ]);
+    let said = s.ok(&["key", "passwd", "--new-password-file", file.to_str().unwrap()]);
     assert!(said.starts_with("password changed; new key "), "{said}");
     assert!(!said.contains("key key"), "{said}");
 }
@@ -546,21 +427,9 @@ impl Tmux {
                 Some(format!("{}='{value}'", k.to_str()?))
             })
             .collect();
-        let script = format!(
-            "env {} {command}; echo exit=$?; sleep 60",
-            environment.join(" ")
-        );
+        let script = format!("env {} {command}; echo exit=$?; sleep 60", environment.join(" "));
         let started = std::process::Command::new("tmux")
-            .args([
-                "new-session",
-                "-d",
-                "-s",
-                &name,
-                "-x",
-                &width.to_string(),
-                "-y",
-                "30",
-            ])
+            .args(["new-session", "-d", "-s", &name, "-x", &width.to_string(), "-y", "30"])
             .arg(script)
             .status()
             .expect("tmux is installed (scripts/setup-debian --test-servers)");
@@ -593,18 +462,14 @@ impl Tmux {
             }
             std::thread::sleep(std::time::Duration::from_millis(100));
         }
-        panic!(
-            "the screen never showed what was expected:\n{}",
-            self.screen()
-        );
+        panic!("the screen never showed what was expected:\n{}", self.screen());
     }
 }
 
 impl Drop for Tmux {
     fn drop(&mut self) {
-        let _ = std::process::Command::new("tmux")
-            .args(["kill-session", "-t", &self.name])
-            .status();
+        let _ =
+            std::process::Command::new("tmux").args(["kill-session", "-t", &self.name]).status();
     }
 }
 
@@ -626,20 +491,14 @@ fn the_progress_line_fits_the_terminal_and_ctrl_c_clears_it() {
         let tmux = Tmux::start(&s, width, &command);
         let screen = tmux.wait_for(|screen| screen.contains("ETA"));
         let line = screen.lines().find(|l| l.contains("ETA")).unwrap();
-        assert!(
-            line.chars().count() < usize::from(width),
-            "{width}: {line:?}"
-        );
+        assert!(line.chars().count() < usize::from(width), "{width}: {line:?}");
         assert!(line.starts_with("backup "), "{line:?}");
         assert!(line.contains('%') && line.contains("files"), "{line:?}");
         assert!(!line.contains("0 B/0 B"), "{line:?}");
         tmux.keys("C-c");
         let after = tmux.wait_for(|screen| screen.contains("exit="));
         assert!(after.contains("exit=130"), "{after}");
-        let message = after
-            .lines()
-            .find(|l| l.contains("interrupted"))
-            .unwrap_or("");
+        let message = after.lines().find(|l| l.contains("interrupted")).unwrap_or("");
         assert!(message.starts_with("error: interrupted"), "{after}");
         assert!(!after.contains("ETA"), "the bar was cleared: {after}");
     }

@@ -47,11 +47,7 @@ fn data_bytes(s: &Scratch) -> u64 {
             .unwrap()
             .map(|e| {
                 let path = e.unwrap().path();
-                if path.is_dir() {
-                    walk(&path)
-                } else {
-                    fs::metadata(path).unwrap().len()
-                }
+                if path.is_dir() { walk(&path) } else { fs::metadata(path).unwrap().len() }
             })
             .sum()
     }
@@ -66,11 +62,7 @@ fn prune_report(s: &Scratch, extra: &[&str]) -> Value {
 
 fn check_clean(s: &Scratch) {
     let out = s.run(&["check", "--read-data"]);
-    assert!(
-        out.status.success(),
-        "check after prune: {}",
-        describe(&out)
-    );
+    assert!(out.status.success(), "check after prune: {}", describe(&out));
 }
 
 #[test]
@@ -132,9 +124,7 @@ fn copy_of(template: &Scratch) -> Scratch {
 /// after `stop` operations (all of them when `None`), as `kill -9` would stop the process
 /// there. Returns how many operations prune asked for.
 fn prune_stopped_after(s: &Scratch, stop: Option<i64>) -> i64 {
-    let backend = Arc::new(FaultyBackend::healthy(Arc::new(LocalBackend::new(
-        s.repo(),
-    ))));
+    let backend = Arc::new(FaultyBackend::healthy(Arc::new(LocalBackend::new(s.repo()))));
     let repo = Arc::new(
         Repository::open_unsynced(backend.clone(), PASSWORD.as_bytes(), &s.path("cache")).unwrap(),
     );
@@ -142,12 +132,7 @@ fn prune_stopped_after(s: &Scratch, stop: Option<i64>) -> i64 {
     if let Some(stop) = stop {
         backend.die_after(stop);
     }
-    let outcome = prune(
-        &repo,
-        &PruneOptions::default(),
-        &hostname(),
-        &Progress::default(),
-    );
+    let outcome = prune(&repo, &PruneOptions::default(), &hostname(), &Progress::default());
     assert_eq!(outcome.is_ok(), stop.is_none(), "{:?}", outcome.err());
     backend.operations() - before
 }
@@ -169,16 +154,10 @@ fn a_prune_stopped_anywhere_leaves_a_checkable_repository_that_the_next_prune_fi
         s.restore_latest_and_compare(&src);
         // What a killed prune leaves behind: its lock, stale since its process is gone.
         open(&s)
-            .write_lock(
-                &cairn_format::LockId([9; 32]),
-                &exclusive_lock(4_000_000_000),
-            )
+            .write_lock(&cairn_format::LockId([9; 32]), &exclusive_lock(4_000_000_000))
             .unwrap();
         let report = prune_report(&s, &[]);
-        assert_eq!(
-            report["packs_deferred"], 0,
-            "stopped after {stop}: {report}"
-        );
+        assert_eq!(report["packs_deferred"], 0, "stopped after {stop}: {report}");
         check_clean(&s);
         s.restore_latest_and_compare(&src);
         assert!(
@@ -232,18 +211,12 @@ pub fn backup_during_prune_keeps_reused_blobs(s: &Scratch, delay_ms: u64) {
     }
     check_clean(s);
     let dumped = s.cmd(&["dump", "latest", "/again.bin"]).output().unwrap();
-    assert!(
-        dumped.stdout == content,
-        "{delay_ms} ms: restored bytes differ"
-    );
+    assert!(dumped.stdout == content, "{delay_ms} ms: restored bytes differ");
     // With the backup done, the next prune keeps the reused packs (needed again).
     prune_report(s, &[]);
     check_clean(s);
     let dumped = s.cmd(&["dump", "latest", "/again.bin"]).output().unwrap();
-    assert!(
-        dumped.stdout == content,
-        "{delay_ms} ms: lost after the second prune"
-    );
+    assert!(dumped.stdout == content, "{delay_ms} ms: lost after the second prune");
 }
 
 fn open(s: &Scratch) -> Arc<Repository> {
@@ -252,10 +225,7 @@ fn open(s: &Scratch) -> Arc<Repository> {
 }
 
 fn hostname() -> String {
-    nix::unistd::gethostname()
-        .unwrap()
-        .to_string_lossy()
-        .into_owned()
+    nix::unistd::gethostname().unwrap().to_string_lossy().into_owned()
 }
 
 fn exclusive_lock(pid: u32) -> Lock {
@@ -276,8 +246,7 @@ fn locks_conflict_with_a_clear_message_retry_and_unlock() {
     let (s, _) = half_unused();
     let repo = open(&s);
     let live = cairn_format::LockId([7; 32]);
-    repo.write_lock(&live, &exclusive_lock(std::process::id()))
-        .unwrap();
+    repo.write_lock(&live, &exclusive_lock(std::process::id())).unwrap();
     let out = s.run(&["prune"]);
     assert_eq!(out.status.code(), Some(11), "{}", describe(&out));
     let message = String::from_utf8_lossy(&out.stderr);
@@ -285,10 +254,7 @@ fn locks_conflict_with_a_clear_message_retry_and_unlock() {
         message.contains(&hostname()) && message.contains(&std::process::id().to_string()),
         "{message}"
     );
-    assert!(
-        message.contains("taken 1m 3"),
-        "the age, 90 s and a little: {message}"
-    );
+    assert!(message.contains("taken 1m 3"), "the age, 90 s and a little: {message}");
     // A check waits for an exclusive lock too; a backup does not.
     assert_eq!(s.run(&["check"]).status.code(), Some(11));
     s.backup(&[&s.path("src")], &[]);
@@ -304,10 +270,8 @@ fn locks_conflict_with_a_clear_message_retry_and_unlock() {
     remover.join().unwrap();
     // unlock removes a stale lock (a process that is gone) but not a live one.
     let dead = cairn_format::LockId([8; 32]);
-    repo.write_lock(&dead, &exclusive_lock(4_000_000_000))
-        .unwrap();
-    repo.write_lock(&live, &exclusive_lock(std::process::id()))
-        .unwrap();
+    repo.write_lock(&dead, &exclusive_lock(4_000_000_000)).unwrap();
+    repo.write_lock(&live, &exclusive_lock(std::process::id())).unwrap();
     let removed = s.json(&["unlock"]);
     assert_eq!(removed["removed"].as_array().unwrap().len(), 1, "{removed}");
     let left: Vec<_> = fs::read_dir(s.repo().join("locks")).unwrap().collect();

@@ -45,21 +45,12 @@ fn s3_repository_backs_up_restores_checks_and_deduplicates() {
     assert!(check.contains("no errors"), "{check}");
 
     // Another host with its own cache deduplicates against what the first one uploaded.
-    let mut other = s.cmd(&[
-        "--json",
-        "backup",
-        "--host",
-        "second",
-        src.to_str().unwrap(),
-    ]);
+    let mut other = s.cmd(&["--json", "backup", "--host", "second", src.to_str().unwrap()]);
     other.env("CAIRN_CACHE_DIR", s.path("cache-second"));
     let out = other.output().unwrap();
     assert!(out.status.success(), "{}", describe(&out));
     let summary = json_output(&String::from_utf8_lossy(&out.stdout));
-    assert!(
-        summary["data_added"].as_u64().unwrap() < 64 << 10,
-        "{summary}"
-    );
+    assert!(summary["data_added"].as_u64().unwrap() < 64 << 10, "{summary}");
     let listing = s.json_list(&["snapshots"]);
     assert_eq!(listing.as_array().unwrap().len(), 2, "{listing}");
 }
@@ -76,37 +67,21 @@ fn s3_failures_that_retrying_cannot_fix_are_immediate_and_named() {
     let started = Instant::now();
     let out = s.run(&["init"]);
     assert!(!out.status.success());
-    assert!(
-        describe(&out).contains("bucket does not exist"),
-        "{}",
-        describe(&out)
-    );
+    assert!(describe(&out).contains("bucket does not exist"), "{}", describe(&out));
 
     let good = remote_scratch(garage, "credentials");
     let mut cmd = good.cmd(&["snapshots"]);
     cmd.env("AWS_SECRET_ACCESS_KEY", "not-the-secret");
     let out = cmd.output().unwrap();
     assert!(!out.status.success());
-    assert!(
-        describe(&out).contains("check the credentials"),
-        "{}",
-        describe(&out)
-    );
+    assert!(describe(&out).contains("check the credentials"), "{}", describe(&out));
     // Neither was retried: both answers are permanent.
-    assert!(
-        started.elapsed().as_secs() < 20,
-        "took {:?}",
-        started.elapsed()
-    );
+    assert!(started.elapsed().as_secs() < 20, "took {:?}", started.elapsed());
 
     s.location = Some("s3:http://127.0.0.1:1/bucket/x".into());
     let out = s.run(&["--retries", "1", "snapshots"]);
     assert!(!out.status.success());
-    assert!(
-        describe(&out).contains("could not be reached"),
-        "{}",
-        describe(&out)
-    );
+    assert!(describe(&out).contains("could not be reached"), "{}", describe(&out));
 }
 
 #[test]
@@ -139,14 +114,7 @@ fn s3_several_hosts_back_up_into_one_repository_at_once() {
     for host in ["alpha", "beta", "gamma"] {
         let target = s.path(&format!("restored-{host}"));
         let snapshot = format!("latest:{}", s.path(host).display());
-        s.ok(&[
-            "restore",
-            &snapshot,
-            "--host",
-            host,
-            "--target",
-            target.to_str().unwrap(),
-        ]);
+        s.ok(&["restore", &snapshot, "--host", host, "--target", target.to_str().unwrap()]);
         assert_eq!(fs::read(target.join("shared")).unwrap(), shared);
     }
 }
@@ -174,11 +142,7 @@ fn s3_cluster_losing_nodes() {
     let packs = || bucket.list("data/").unwrap().len();
     let before = packs();
     let mut cmd = s.cmd(&["backup", "--limit-upload", "4096", src.to_str().unwrap()]);
-    let child = cmd
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
     let waiting = Instant::now();
     while packs() < before + 3 {
         assert!(waiting.elapsed().as_secs() < 60, "no pack was uploaded");
@@ -187,11 +151,7 @@ fn s3_cluster_losing_nodes() {
     garage.kill_all();
     let out = child.wait_with_output().unwrap();
     assert!(!out.status.success(), "{}", describe(&out));
-    assert!(
-        describe(&out).contains("could not be reached"),
-        "{}",
-        describe(&out)
-    );
+    assert!(describe(&out).contains("could not be reached"), "{}", describe(&out));
     garage.restart();
 
     // A rerun reuses the packs the failed run stored (never indexed: the backup adopts them
@@ -218,11 +178,7 @@ fn s3_throttling_answers_are_retried() {
     };
     let throttler = Throttler::start(&garage.endpoint, 3);
     let mut s = Scratch::new();
-    s.location = Some(
-        garage
-            .location("throttled")
-            .replace(&garage.endpoint, &throttler.endpoint),
-    );
+    s.location = Some(garage.location("throttled").replace(&garage.endpoint, &throttler.endpoint));
     s.env = garage.env();
     s.env.retain(|(k, _)| k != "CAIRN_RETRIES"); // the default retries
     let s = s.initialized();
@@ -236,10 +192,7 @@ fn s3_throttling_answers_are_retried() {
     let check = s.ok(&["check", "--read-data"]);
     assert!(check.contains("no errors"), "{check}");
     assert!(
-        throttler
-            .throttled
-            .load(std::sync::atomic::Ordering::Relaxed)
-            > 0,
+        throttler.throttled.load(std::sync::atomic::Ordering::Relaxed) > 0,
         "the proxy throttled nothing: the test tested nothing"
     );
 }
@@ -266,10 +219,7 @@ fn sftp_repository_backs_up_restores_and_checks() {
     // Objects land under their final names only: no temporary file is left behind, and the
     // directory is an ordinary repository a local cairn opens as well.
     let repo = sshd.root.join("repo");
-    let leftovers: Vec<_> = walk(&repo)
-        .into_iter()
-        .filter(|p| p.contains(".tmp-"))
-        .collect();
+    let leftovers: Vec<_> = walk(&repo).into_iter().filter(|p| p.contains(".tmp-")).collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
     let mut local = Scratch::new();
     local.location = Some(repo.display().to_string());
@@ -292,23 +242,12 @@ fn sftp_unknown_host_key_is_refused() {
         ),
     )
     .unwrap();
-    fs::set_permissions(
-        &wrapper,
-        std::os::unix::fs::PermissionsExt::from_mode(0o755),
-    )
-    .unwrap();
+    fs::set_permissions(&wrapper, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     s.location = Some(sshd.location("repo"));
-    s.env = vec![(
-        "PATH".into(),
-        format!("{}:{}", bin.display(), sshd.path_env()),
-    )];
+    s.env = vec![("PATH".into(), format!("{}:{}", bin.display(), sshd.path_env()))];
     let out = s.run(&["--retries", "0", "init"]);
     assert!(!out.status.success(), "{}", describe(&out));
-    assert!(
-        describe(&out).contains("ssh could not connect"),
-        "{}",
-        describe(&out)
-    );
+    assert!(describe(&out).contains("ssh could not connect"), "{}", describe(&out));
     assert!(!sshd.root.join("repo").exists(), "nothing was written");
 }
 
@@ -359,14 +298,9 @@ fn copy_makes_an_off_site_twin_and_copies_into_unrelated_repositories() {
     assert_same_tree(&src, &rewritten.join(src.strip_prefix("/").unwrap()));
     let check = unrelated.ok(&["check", "--read-data"]);
     assert!(check.contains("no errors"), "{check}");
-    let again = json_output(&String::from_utf8_lossy(
-        &from(&unrelated, &["--json", "copy"]).stdout,
-    ));
-    assert_eq!(
-        again["already_present"].as_array().unwrap().len(),
-        2,
-        "{again}"
-    );
+    let again =
+        json_output(&String::from_utf8_lossy(&from(&unrelated, &["--json", "copy"]).stdout));
+    assert_eq!(again["already_present"].as_array().unwrap().len(), 2, "{again}");
 
     // The twin on S3.
     let mut twin = Scratch::new();
@@ -374,42 +308,25 @@ fn copy_makes_an_off_site_twin_and_copies_into_unrelated_repositories() {
     twin.env = garage.env();
     let out = from(
         &twin,
-        &[
-            "init",
-            "--argon2-memory",
-            "256",
-            "--argon2-iterations",
-            "1",
-            "--copy-chunker-params",
-        ],
+        &["init", "--argon2-memory", "256", "--argon2-iterations", "1", "--copy-chunker-params"],
     );
     assert!(out.status.success(), "{}", describe(&out));
     let out = from(&twin, &["copy", "--dry-run"]);
     assert!(out.status.success(), "{}", describe(&out));
     assert!(
-        twin.json_list(&["snapshots"])
-            .as_array()
-            .unwrap()
-            .is_empty(),
+        twin.json_list(&["snapshots"]).as_array().unwrap().is_empty(),
         "a dry run wrote a snapshot"
     );
     let out = from(&twin, &["--json", "copy"]);
     assert!(out.status.success(), "{}", describe(&out));
     let report = json_output(&String::from_utf8_lossy(&out.stdout));
     assert_eq!(report["copied"].as_array().unwrap().len(), 2, "{report}");
-    assert!(
-        report["bytes_copied"].as_u64().unwrap() >= 4 << 20,
-        "{report}"
-    );
+    assert!(report["bytes_copied"].as_u64().unwrap() >= 4 << 20, "{report}");
 
     // Copying again transfers nothing; the twin restores and checks on its own.
     let out = from(&twin, &["--json", "copy"]);
     let again = json_output(&String::from_utf8_lossy(&out.stdout));
-    assert_eq!(
-        again["already_present"].as_array().unwrap().len(),
-        2,
-        "{again}"
-    );
+    assert_eq!(again["already_present"].as_array().unwrap().len(), 2, "{again}");
     assert_eq!(again["blobs_copied"], 0, "{again}");
     assert_eq!(again["ids_rewritten"], false, "{again}");
     let target = twin.path("out");
@@ -451,22 +368,14 @@ fn s3_credentials_and_region_come_from_the_aws_profile_files() {
         ),
     )
     .unwrap();
-    fs::write(
-        home.join(".aws/config"),
-        "[profile backup]\nregion = garage\n",
-    )
-    .unwrap();
+    fs::write(home.join(".aws/config"), "[profile backup]\nregion = garage\n").unwrap();
     let mut cmd = s.cmd(&["--json", "snapshots"]);
     for (key, _) in garage.env() {
         if key.starts_with("AWS_") {
             cmd.env_remove(key);
         }
     }
-    let out = cmd
-        .env("HOME", &home)
-        .env("AWS_PROFILE", "backup")
-        .output()
-        .unwrap();
+    let out = cmd.env("HOME", &home).env("AWS_PROFILE", "backup").output().unwrap();
     assert!(out.status.success(), "{}", describe(&out));
 }
 
@@ -483,23 +392,10 @@ fn s3_transfers_keep_under_the_rate_limits() {
     let started = Instant::now();
     s.backup(&[&src], &["--limit-upload", "2048"]);
     let upload = started.elapsed();
-    assert!(
-        upload.as_secs_f64() >= 1.5,
-        "4 MiB uploaded at 2 MiB/s in {upload:?}"
-    );
+    assert!(upload.as_secs_f64() >= 1.5, "4 MiB uploaded at 2 MiB/s in {upload:?}");
     let target = s.path("out");
     let started = Instant::now();
-    s.ok(&[
-        "--limit-download",
-        "2048",
-        "restore",
-        "latest",
-        "--target",
-        target.to_str().unwrap(),
-    ]);
+    s.ok(&["--limit-download", "2048", "restore", "latest", "--target", target.to_str().unwrap()]);
     let download = started.elapsed();
-    assert!(
-        download.as_secs_f64() >= 1.5,
-        "4 MiB restored at 2 MiB/s in {download:?}"
-    );
+    assert!(download.as_secs_f64() >= 1.5, "4 MiB restored at 2 MiB/s in {download:?}");
 }

@@ -16,11 +16,7 @@ fn every_node_type_round_trips() {
     // Holes stay holes: 64 MiB apparent, a few blocks allocated.
     let sparse = fs::metadata(target.join("sparse.img")).unwrap();
     assert_eq!(sparse.len(), 64 << 20);
-    assert!(
-        sparse.blocks() * 512 < 1 << 20,
-        "sparse file allocated {} blocks",
-        sparse.blocks()
-    );
+    assert!(sparse.blocks() * 512 < 1 << 20, "sparse file allocated {} blocks", sparse.blocks());
     let zeros = fs::metadata(target.join("zeros-in-data")).unwrap();
     assert!(
         zeros.blocks() * 512 < 4 << 20,
@@ -69,10 +65,7 @@ fn dump_of_a_directory_is_a_tar_stream() {
     fs::create_dir_all(src.join("d")).unwrap();
     fs::write(src.join("d/f"), b"in tar").unwrap();
     s.backup(&[&src], &[]);
-    let out = s
-        .cmd(&["dump", "latest", src.to_str().unwrap()])
-        .output()
-        .unwrap();
+    let out = s.cmd(&["dump", "latest", src.to_str().unwrap()]).output().unwrap();
     assert!(out.status.success());
     let mut archive = tar::Archive::new(&out.stdout[..]);
     let mut names = Vec::new();

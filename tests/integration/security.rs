@@ -20,11 +20,8 @@ fn plaintext_never_reaches_the_repository() {
     let src = s.path("src");
     fs::create_dir(&src).unwrap();
     fs::write(src.join(format!("{MARKER}.txt")), MARKER.repeat(1000)).unwrap();
-    fs::write(
-        src.join("random"),
-        [noise(1, 100_000), MARKER.as_bytes().to_vec()].concat(),
-    )
-    .unwrap();
+    fs::write(src.join("random"), [noise(1, 100_000), MARKER.as_bytes().to_vec()].concat())
+        .unwrap();
     s.backup(&[&src], &["--tag", MARKER, "--host", MARKER]);
     for (path, bytes) in s.repository_files() {
         assert!(!path.to_string_lossy().contains(MARKER));
@@ -111,18 +108,11 @@ fn any_flipped_byte_gives_an_error_never_wrong_output() {
 #[test]
 fn wrong_password_exits_12_and_missing_repository_exits_10() {
     let s = Scratch::with_repo();
-    let out = s
-        .cmd(&["snapshots"])
-        .env("CAIRN_PASSWORD", "wrong")
-        .output()
-        .unwrap();
+    let out = s.cmd(&["snapshots"]).env("CAIRN_PASSWORD", "wrong").output().unwrap();
     assert_eq!(out.status.code(), Some(12), "{}", describe(&out));
     assert!(String::from_utf8_lossy(&out.stderr).contains("wrong password"));
-    let out = s
-        .cmd(&["snapshots"])
-        .env("CAIRN_REPOSITORY", s.path("nothing-here"))
-        .output()
-        .unwrap();
+    let out =
+        s.cmd(&["snapshots"]).env("CAIRN_REPOSITORY", s.path("nothing-here")).output().unwrap();
     assert_eq!(out.status.code(), Some(10), "{}", describe(&out));
     assert!(String::from_utf8_lossy(&out.stderr).contains("cairn init"));
     let out = s.run(&["init"]);
@@ -179,15 +169,9 @@ fn restore_never_follows_a_symlink_planted_in_the_target() {
         "--overwrite",
         "never",
     ]);
-    assert!(
-        !outside.join("f").exists(),
-        "restore wrote through a symlink"
-    );
+    assert!(!outside.join("f").exists(), "restore wrote through a symlink");
     assert_eq!(out.status.code(), Some(1));
     s.ok(&["restore", &reference, "--target", target.to_str().unwrap()]);
-    assert!(
-        !outside.join("f").exists(),
-        "restore wrote through a symlink"
-    );
+    assert!(!outside.join("f").exists(), "restore wrote through a symlink");
     assert_eq!(fs::read(target.join("sub/f")).unwrap(), b"payload");
 }

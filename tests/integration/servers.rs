@@ -48,11 +48,7 @@ fn start_server(
         eprintln!("skipping {what}: {missing}");
         return None;
     }
-    let dir = tempfile::Builder::new()
-        .prefix("cairn-server-")
-        .tempdir()
-        .expect("temp dir")
-        .keep();
+    let dir = tempfile::Builder::new().prefix("cairn-server-").tempdir().expect("temp dir").keep();
     let out = Command::new("bash")
         .arg(script().with_file_name(script_name))
         .arg("start")
@@ -116,10 +112,8 @@ impl Garage {
 
     /// A repository location in the bucket, unique to `name` and this run.
     pub fn location(&self, name: &str) -> String {
-        let unique = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos();
+        let unique =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
         format!("s3:{}/{}/{name}-{unique:x}", self.endpoint, self.bucket)
     }
 
@@ -243,10 +237,7 @@ impl Throttler {
                 });
             }
         });
-        Self {
-            endpoint,
-            throttled,
-        }
+        Self { endpoint, throttled }
     }
 }
 
@@ -279,20 +270,12 @@ impl Sshd {
 
     /// `sftp:` location of a repository named `name` on the server.
     pub fn location(&self, name: &str) -> String {
-        format!(
-            "sftp:{}@127.0.0.1:{}",
-            self.user,
-            self.root.join(name).display()
-        )
+        format!("sftp:{}@127.0.0.1:{}", self.user, self.root.join(name).display())
     }
 
     /// PATH for a process that should reach the server through the wrapper.
     pub fn path_env(&self) -> String {
-        format!(
-            "{}:{}",
-            self.path_prefix,
-            std::env::var("PATH").unwrap_or_default()
-        )
+        format!("{}:{}", self.path_prefix, std::env::var("PATH").unwrap_or_default())
     }
 }
 

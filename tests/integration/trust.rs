@@ -24,11 +24,7 @@ fn many_files() -> (Scratch, PathBuf) {
     let src = s.path("src");
     fs::create_dir_all(src.join("sub")).unwrap();
     for i in 0..40u64 {
-        let dir = if i % 2 == 0 {
-            src.clone()
-        } else {
-            src.join("sub")
-        };
+        let dir = if i % 2 == 0 { src.clone() } else { src.join("sub") };
         let size = 1_000 + (i as usize * 3_989) % 155_000;
         fs::write(dir.join(format!("f{i:02}")), noise(i + 1, size)).unwrap();
     }
@@ -56,11 +52,9 @@ fn absent_or_exact(src: &Path, target: &Path) -> usize {
             }
             let restored = target.join(path.strip_prefix(src).unwrap());
             match fs::read(&restored) {
-                Ok(bytes) => assert!(
-                    bytes == fs::read(&path).unwrap(),
-                    "{} differs",
-                    restored.display()
-                ),
+                Ok(bytes) => {
+                    assert!(bytes == fs::read(&path).unwrap(), "{} differs", restored.display());
+                }
                 Err(_) => absent += 1,
             }
         }
@@ -101,33 +95,22 @@ fn a_restore_whose_writes_fail_removes_the_files_it_could_not_finish() {
     let (_, snapshot) = repo.snapshots().unwrap().readable.pop().unwrap();
     for errno in [5, 28, 122] {
         let target = s.path(&format!("target-{errno}"));
-        let sink = FailingDisk {
-            nth: 7,
-            errno,
-            writes: AtomicU64::new(0),
-        };
+        let sink = FailingDisk { nth: 7, errno, writes: AtomicU64::new(0) };
         let options = RestoreOptions {
             target: target.clone(),
             subpath: Some(src.clone()),
             sink: Sink(Arc::new(sink)),
             ..RestoreOptions::default()
         };
-        let summary = restore(
-            &repo,
-            &snapshot,
-            &options,
-            &Progress::default(),
-            &LogObserver,
-        )
-        .unwrap();
+        let summary =
+            restore(&repo, &snapshot, &options, &Progress::default(), &LogObserver).unwrap();
         assert_eq!(summary.files_failed, 1, "{summary:?}");
         assert_eq!(summary.files_restored, 40, "{summary:?}");
         assert!(summary.errors > 0, "{summary:?}");
         assert_eq!(absent_or_exact(&src, &target), 1, "errno {errno}");
         // The next restore does not take anything for complete that is not.
-        let again = restore_into(&s, &src, &target, &["--overwrite", "if-changed"])
-            .output()
-            .unwrap();
+        let again =
+            restore_into(&s, &src, &target, &["--overwrite", "if-changed"]).output().unwrap();
         assert!(again.status.success(), "{}", describe(&again));
         assert_same_tree(&src, &target);
     }
@@ -160,9 +143,7 @@ fn a_restore_into_a_full_file_system_leaves_no_wrong_bytes_behind() {
     assert!(failed > 0, "{summary}");
     assert_eq!(absent_or_exact(&src, &target) as u64, failed, "{summary}");
     mount("remount,size=64m");
-    let again = restore_into(&s, &src, &target, &["--overwrite", "if-changed"])
-        .output()
-        .unwrap();
+    let again = restore_into(&s, &src, &target, &["--overwrite", "if-changed"]).output().unwrap();
     assert!(again.status.success(), "{}", describe(&again));
     assert_same_tree(&src, &target);
     drop(unmount);
@@ -177,10 +158,8 @@ impl Drop for Unmount {
 }
 
 fn snapshot_objects(s: &Scratch) -> Vec<PathBuf> {
-    let mut objects: Vec<PathBuf> = fs::read_dir(s.repo().join("snapshots"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
+    let mut objects: Vec<PathBuf> =
+        fs::read_dir(s.repo().join("snapshots")).unwrap().map(|e| e.unwrap().path()).collect();
     objects.sort();
     objects
 }
@@ -208,23 +187,11 @@ fn a_damaged_snapshot_object_is_skipped_and_can_be_removed() {
         all.extend_from_slice(args);
         let out = s.run(&all);
         assert_eq!(out.status.code(), Some(3), "{args:?}: {}", describe(&out));
-        assert!(
-            said(&out).contains("repair snapshots"),
-            "{args:?}: {}",
-            describe(&out)
-        );
+        assert!(said(&out).contains("repair snapshots"), "{args:?}: {}", describe(&out));
         let mut lines = crate::util::json_lines(&String::from_utf8_lossy(&out.stdout));
-        if lines.len() == 1 {
-            lines.pop().unwrap()
-        } else {
-            serde_json::Value::Array(lines)
-        }
+        if lines.len() == 1 { lines.pop().unwrap() } else { serde_json::Value::Array(lines) }
     };
-    assert_eq!(
-        partial(&["snapshots"])["message_type"],
-        "snapshot",
-        "one left"
-    );
+    assert_eq!(partial(&["snapshots"])["message_type"], "snapshot", "one left");
     let backup = partial(&["backup", src.to_str().unwrap()]);
     assert!(backup["snapshot_id"].is_string(), "{backup}");
     partial(&["stats"]);
@@ -232,21 +199,14 @@ fn a_damaged_snapshot_object_is_skipped_and_can_be_removed() {
     assert_eq!(kept[0]["remove"].as_array().unwrap().len(), 0, "{kept}");
     let prune = s.run(&["prune"]);
     assert_eq!(prune.status.code(), Some(3), "{}", describe(&prune));
-    assert!(
-        said(&prune).contains("treated as absent"),
-        "{}",
-        describe(&prune)
-    );
+    assert!(said(&prune).contains("treated as absent"), "{}", describe(&prune));
     // `forget ID` removes a damaged object it names.
     let damaged = name_of(&objects[0]);
     s.ok(&["forget", &damaged[..12]]);
     assert!(!objects[0].exists());
     // `repair snapshots` removes the rest, after which nothing is partial any more.
     let repaired = json_output(&s.ok(&["--json", "repair", "snapshots"]));
-    assert_eq!(
-        repaired["removed_damaged"],
-        serde_json::json!([name_of(&renamed)])
-    );
+    assert_eq!(repaired["removed_damaged"], serde_json::json!([name_of(&renamed)]));
     assert!(!renamed.exists());
     assert_eq!(s.json_list(&["snapshots"]).as_array().unwrap().len(), 2);
     assert_eq!(check(&s, &["--read-data"]).0, 0);
@@ -265,10 +225,7 @@ fn a_damaged_lock_object_is_ignored_and_unlock_removes_it() {
     assert!(out.status.success(), "{}", describe(&out));
     assert!(said(&out).contains("does not open"), "{}", describe(&out));
     let unlocked = s.json(&["unlock"]);
-    assert_eq!(
-        unlocked["removed_damaged"],
-        serde_json::json!(["cd".repeat(32)])
-    );
+    assert_eq!(unlocked["removed_damaged"], serde_json::json!(["cd".repeat(32)]));
     assert!(!lock.exists());
 }
 
@@ -284,10 +241,7 @@ fn repair_snapshots_counts_the_blobs_of_a_deleted_pack_as_lost() {
     let damaged = dry["snapshots"][0]["damaged_files"].clone();
     assert!(damaged.as_u64().unwrap() >= 1, "{dry}");
     let repaired = json_output(&s.ok(&["--json", "repair", "snapshots", "--forget"]));
-    assert_eq!(
-        repaired["snapshots"][0]["damaged_files"], damaged,
-        "{repaired}"
-    );
+    assert_eq!(repaired["snapshots"][0]["damaged_files"], damaged, "{repaired}");
     let (code, report) = check(&s, &["--read-data"]);
     assert_eq!(code, 0, "{report}");
     // The damaged file is read again and its lost chunks stored again.
@@ -347,11 +301,7 @@ fn a_damaged_local_index_is_rebuilt_and_every_command_finishes() {
         let args: Vec<&str> = command.iter().map(String::as_str).collect();
         let out = s.run(&args);
         assert!(out.status.success(), "{args:?}: {}", describe(&out));
-        assert!(
-            said(&out).contains("rebuilding"),
-            "{args:?}: {}",
-            describe(&out)
-        );
+        assert!(said(&out).contains("rebuilding"), "{args:?}: {}", describe(&out));
         if args[0] == "dump" {
             assert!(out.stdout == fs::read(src.join("big.bin")).unwrap());
         }
@@ -366,17 +316,10 @@ fn prune_removes_the_temporaries_of_killed_backups_once_nothing_can_own_them() {
     let (s, src) = backed_up();
     let dir = s.repo().join("data").join("ab");
     fs::create_dir_all(&dir).unwrap();
-    let (old, fresh) = (
-        dir.join(".tmp-00112233aabbccdd"),
-        dir.join(".tmp-99887766ffeeddcc"),
-    );
+    let (old, fresh) = (dir.join(".tmp-00112233aabbccdd"), dir.join(".tmp-99887766ffeeddcc"));
     fs::write(&old, noise(5, 700_000)).unwrap();
     fs::write(&fresh, noise(6, 1000)).unwrap();
-    let touched = Command::new("touch")
-        .args(["-d", "2 hours ago"])
-        .arg(&old)
-        .status()
-        .unwrap();
+    let touched = Command::new("touch").args(["-d", "2 hours ago"]).arg(&old).status().unwrap();
     assert!(touched.success());
     let (code, report) = check(&s, &[]);
     assert_eq!(code, 0, "harmless: {report}");
@@ -398,20 +341,13 @@ fn prune_removes_the_temporaries_of_killed_backups_once_nothing_can_own_them() {
     // a temporary it wrote two hours ago: prune keeps it.
     let running = fresh.with_file_name(".tmp-0123456789abcdef");
     fs::write(&running, noise(7, 500)).unwrap();
-    let touched = Command::new("touch")
-        .args(["-d", "2 hours ago"])
-        .arg(&running)
-        .status()
-        .unwrap();
+    let touched = Command::new("touch").args(["-d", "2 hours ago"]).arg(&running).status().unwrap();
     assert!(touched.success());
     let now = chrono::Utc::now().timestamp();
     let lock = cairn_format::lock::Lock {
         kind: cairn_format::lock::LockKind::Backup,
         operation: "backup".into(),
-        hostname: nix::unistd::gethostname()
-            .unwrap()
-            .to_string_lossy()
-            .into_owned(),
+        hostname: nix::unistd::gethostname().unwrap().to_string_lossy().into_owned(),
         username: "test".into(),
         pid: std::process::id(),
         created_s: now - 3 * 3600,
@@ -419,8 +355,7 @@ fn prune_removes_the_temporaries_of_killed_backups_once_nothing_can_own_them() {
     };
     let backend = Arc::new(LocalBackend::new(s.repo()));
     let repo = Repository::open_unsynced(backend, PASSWORD.as_bytes(), &s.path("cache")).unwrap();
-    repo.write_lock(&cairn_format::LockId([5; 32]), &lock)
-        .unwrap();
+    repo.write_lock(&cairn_format::LockId([5; 32]), &lock).unwrap();
     let report = s.json(&["prune"])["report"].clone();
     assert_eq!(report["leftovers_removed"], 0, "{report}");
     assert!(running.exists(), "the running backup's temporary stays");
@@ -444,10 +379,8 @@ fn a_corrupt_index_segment_stops_only_what_needs_it() {
     let s = Scratch::with_repo();
     let (a, b) = two_sources(&s, 2_500_000);
     s.backup(&[&a], &[]);
-    let first: Vec<PathBuf> = fs::read_dir(s.repo().join("index"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
+    let first: Vec<PathBuf> =
+        fs::read_dir(s.repo().join("index")).unwrap().map(|e| e.unwrap().path()).collect();
     s.backup(&[&b], &[]);
     let segment = fs::read_dir(s.repo().join("index"))
         .unwrap()
@@ -465,28 +398,14 @@ fn a_corrupt_index_segment_stops_only_what_needs_it() {
     let only_a: Vec<&str> = only_a.iter().map(String::as_str).collect();
     let restore_a = restore_into(&s, &a, &target, &only_a).output().unwrap();
     assert_eq!(restore_a.status.code(), Some(3), "{}", describe(&restore_a));
-    assert!(
-        said(&restore_a).contains("cairn repair index"),
-        "{}",
-        describe(&restore_a)
-    );
+    assert!(said(&restore_a).contains("cairn repair index"), "{}", describe(&restore_a));
     assert_same_tree(&a, &target);
-    let restore_b = restore_into(&s, &b, &s.path("restored-b"), &[])
-        .output()
-        .unwrap();
+    let restore_b = restore_into(&s, &b, &s.path("restored-b"), &[]).output().unwrap();
     assert_eq!(restore_b.status.code(), Some(1), "{}", describe(&restore_b));
-    assert!(
-        said(&restore_b).contains("cairn repair index"),
-        "{}",
-        describe(&restore_b)
-    );
+    assert!(said(&restore_b).contains("cairn repair index"), "{}", describe(&restore_b));
     let prune = s.run(&["prune"]);
     assert_eq!(prune.status.code(), Some(1), "{}", describe(&prune));
-    assert!(
-        said(&prune).contains("cairn repair index"),
-        "{}",
-        describe(&prune)
-    );
+    assert!(said(&prune).contains("cairn repair index"), "{}", describe(&prune));
     // A backup carries on: it indexes the packs the segment listed again.
     let backup = s.run(&["--json", "backup", b.to_str().unwrap()]);
     assert_eq!(backup.status.code(), Some(3), "{}", describe(&backup));
@@ -519,11 +438,7 @@ fn odd_names_are_listed_faithfully_and_can_be_dumped_and_restored() {
     let listed = s.run(&["ls", "latest"]);
     assert!(listed.status.success(), "{}", describe(&listed));
     let raw = odd.as_os_str().as_bytes();
-    assert!(
-        listed.stdout.windows(raw.len()).any(|w| w == raw),
-        "{}",
-        describe(&listed)
-    );
+    assert!(listed.stdout.windows(raw.len()).any(|w| w == raw), "{}", describe(&listed));
     let json = String::from_utf8(s.run(&["--json", "ls", "latest"]).stdout).unwrap();
     let entry: Value = json
         .lines()
@@ -544,10 +459,7 @@ fn odd_names_are_listed_faithfully_and_can_be_dumped_and_restored() {
         .output()
         .unwrap();
     assert!(restored.status.success(), "{}", describe(&restored));
-    assert_eq!(
-        fs::read(target.join(OsStr::from_bytes(name))).unwrap(),
-        b"odd contents"
-    );
+    assert_eq!(fs::read(target.join(OsStr::from_bytes(name))).unwrap(), b"odd contents");
 }
 
 /// Smaller ones: a modification time that cannot be stored exactly is warned about.
@@ -557,11 +469,8 @@ fn a_modification_time_after_2262_is_warned_about() {
     let src = s.path("src");
     fs::create_dir(&src).unwrap();
     fs::write(src.join("future"), b"from 2300").unwrap();
-    let touched = Command::new("touch")
-        .args(["-d", "2300-01-01"])
-        .arg(src.join("future"))
-        .status()
-        .unwrap();
+    let touched =
+        Command::new("touch").args(["-d", "2300-01-01"]).arg(src.join("future")).status().unwrap();
     assert!(touched.success());
     let out = s.run(&["backup", src.to_str().unwrap()]);
     assert!(out.status.success(), "{}", describe(&out));
@@ -574,11 +483,7 @@ fn a_modification_time_after_2262_is_warned_about() {
 fn passwords_empty_binary_and_unreadable_keys_are_told_apart() {
     use std::os::unix::ffi::OsStrExt;
     let empty = Scratch::new();
-    let out = empty
-        .cmd(&["init"])
-        .env("CAIRN_PASSWORD", "")
-        .output()
-        .unwrap();
+    let out = empty.cmd(&["init"]).env("CAIRN_PASSWORD", "").output().unwrap();
     assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
     assert!(said(&out).contains("empty password"), "{}", describe(&out));
     assert!(!empty.repo().join("config").exists());
@@ -590,25 +495,13 @@ fn passwords_empty_binary_and_unreadable_keys_are_told_apart() {
         .output()
         .unwrap();
     assert!(init.status.success(), "{}", describe(&init));
-    let listed = s
-        .cmd(&["snapshots"])
-        .env("CAIRN_PASSWORD", binary)
-        .output()
-        .unwrap();
+    let listed = s.cmd(&["snapshots"]).env("CAIRN_PASSWORD", binary).output().unwrap();
     assert!(listed.status.success(), "{}", describe(&listed));
-    assert_eq!(
-        s.run(&["snapshots"]).status.code(),
-        Some(12),
-        "another password is wrong"
-    );
+    assert_eq!(s.run(&["snapshots"]).status.code(), Some(12), "another password is wrong");
     for key in fs::read_dir(s.repo().join("keys")).unwrap() {
         fs::write(key.unwrap().path(), b"not a key file").unwrap();
     }
-    let out = s
-        .cmd(&["snapshots"])
-        .env("CAIRN_PASSWORD", binary)
-        .output()
-        .unwrap();
+    let out = s.cmd(&["snapshots"]).env("CAIRN_PASSWORD", binary).output().unwrap();
     assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
     assert!(said(&out).contains("can be read"), "{}", describe(&out));
 }
@@ -643,12 +536,7 @@ fn copy_copies_what_it_can_and_names_the_snapshots_it_cannot() {
     assert_eq!(check(&target, &["--read-data"]).0, 0);
     let restored = target.path("restored-a");
     let reference = format!("latest:{}", a.display());
-    target.ok(&[
-        "restore",
-        &reference,
-        "--target",
-        restored.to_str().unwrap(),
-    ]);
+    target.ok(&["restore", &reference, "--target", restored.to_str().unwrap()]);
     assert_same_tree(&a, &restored);
 }
 
@@ -656,15 +544,10 @@ fn copy_copies_what_it_can_and_names_the_snapshots_it_cannot() {
 #[test]
 fn a_truncated_pack_is_reported_as_shorter_than_the_index_says() {
     let (s, src) = backed_up();
-    let (pack, _, _) = packs(&s)
-        .into_iter()
-        .find(|(_, kind, _)| kind == "Data")
-        .unwrap();
+    let (pack, _, _) = packs(&s).into_iter().find(|(_, kind, _)| kind == "Data").unwrap();
     let bytes = fs::read(&pack).unwrap();
     fs::write(&pack, &bytes[..bytes.len() / 3]).unwrap();
-    let out = restore_into(&s, &src, &s.path("target"), &[])
-        .output()
-        .unwrap();
+    let out = restore_into(&s, &src, &s.path("target"), &[]).output().unwrap();
     assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
     let text = said(&out);
     assert!(text.contains("shorter than the index says"), "{text}");
@@ -683,15 +566,10 @@ fn a_damaged_block_found_by_a_lookup_is_rebuilt_in_place() {
     }
     s.backup(&[&src], &[]);
     s.ok(&["snapshots"]);
-    let table = cache_tables(&s)
-        .into_iter()
-        .max_by_key(|t| fs::metadata(t).unwrap().len())
-        .unwrap();
+    let table =
+        cache_tables(&s).into_iter().max_by_key(|t| fs::metadata(t).unwrap().len()).unwrap();
     let size = fs::metadata(&table).unwrap().len();
-    assert!(
-        size > 100_000,
-        "the blob entries span many blocks ({size} bytes)"
-    );
+    assert!(size > 100_000, "the blob entries span many blocks ({size} bytes)");
     flip_byte(&table, size / 2);
     let backend = std::sync::Arc::new(LocalBackend::new(s.repo()));
     let repo =
@@ -701,8 +579,7 @@ fn a_damaged_block_found_by_a_lookup_is_rebuilt_in_place() {
     for (_, segment) in &segments.current {
         for pack in &segment.packs {
             for blob in &pack.blobs {
-                repo.locate(&blob.id)
-                    .unwrap_or_else(|e| panic!("{}: {e}", blob.id));
+                repo.locate(&blob.id).unwrap_or_else(|e| panic!("{}: {e}", blob.id));
                 located += 1;
             }
         }

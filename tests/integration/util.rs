@@ -31,11 +31,7 @@ pub struct Scratch {
 
 impl Scratch {
     pub fn new() -> Self {
-        Self {
-            dir: tempfile::tempdir().expect("temp dir"),
-            location: None,
-            env: Vec::new(),
-        }
+        Self { dir: tempfile::tempdir().expect("temp dir"), location: None, env: Vec::new() }
     }
 
     /// A scratch directory with an initialized repository (cheap KDF, 1 MiB packs).
@@ -88,11 +84,7 @@ impl Scratch {
     /// Runs and asserts success; returns stdout.
     pub fn ok(&self, args: &[&str]) -> String {
         let out = self.run(args);
-        assert!(
-            out.status.success(),
-            "cairn {args:?} failed: {}",
-            describe(&out)
-        );
+        assert!(out.status.success(), "cairn {args:?} failed: {}", describe(&out));
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
@@ -125,13 +117,7 @@ impl Scratch {
     pub fn restore_latest_and_compare(&self, src: &Path) -> PathBuf {
         let target = self.path("restored");
         let reference = format!("latest:{}", src.display());
-        self.ok(&[
-            "restore",
-            &reference,
-            "--target",
-            target.to_str().unwrap(),
-            "--verify",
-        ]);
+        self.ok(&["restore", &reference, "--target", target.to_str().unwrap(), "--verify"]);
         assert_same_tree(src, &target);
         target
     }
@@ -175,9 +161,7 @@ pub fn save_snapshot(repo: &Repository, tree: BlobId, host: &str) -> String {
 /// The JSON object a `--json` command printed last (after any status lines); every line must
 /// be one JSON object (issue #17).
 pub fn json_output(text: &str) -> Value {
-    json_lines(text)
-        .pop()
-        .unwrap_or_else(|| panic!("no JSON result in: {text}"))
+    json_lines(text).pop().unwrap_or_else(|| panic!("no JSON result in: {text}"))
 }
 
 /// Every line of `text` parsed as one JSON object, progress (`status`) lines left out.
@@ -261,11 +245,8 @@ pub fn make_tree(root: &Path) {
     symlink("dir/nested", root.join("link-to-dir")).unwrap();
     fs::write(root.join("hard-a"), b"shared inode").unwrap();
     fs::hard_link(root.join("hard-a"), root.join("dir/hard-b")).unwrap();
-    nix::unistd::mkfifo(
-        &root.join("fifo"),
-        nix::sys::stat::Mode::from_bits_truncate(0o640),
-    )
-    .unwrap();
+    nix::unistd::mkfifo(&root.join("fifo"), nix::sys::stat::Mode::from_bits_truncate(0o640))
+        .unwrap();
     let _ = std::os::unix::net::UnixListener::bind(root.join("socket"));
     fs::set_permissions(root.join("small.txt"), fs::Permissions::from_mode(0o4751)).unwrap();
     fs::set_permissions(root.join("dir/nested"), fs::Permissions::from_mode(0o1770)).unwrap();
@@ -327,10 +308,7 @@ fn compare_dir(
     slack_blocks: u64,
     inode_pairs: &mut HashMap<u64, u64>,
 ) {
-    let mut names: Vec<_> = fs::read_dir(source)
-        .unwrap()
-        .map(|e| e.unwrap().file_name())
-        .collect();
+    let mut names: Vec<_> = fs::read_dir(source).unwrap().map(|e| e.unwrap().file_name()).collect();
     names.sort();
     for name in names {
         let (a, b) = (source.join(&name), restored.join(&name));
@@ -345,12 +323,7 @@ fn compare_dir(
             assert_eq!(ma.mode(), mb.mode(), "mode of {}", a.display());
         }
         if is_root() {
-            assert_eq!(
-                (ma.uid(), ma.gid()),
-                (mb.uid(), mb.gid()),
-                "owner of {}",
-                a.display()
-            );
+            assert_eq!((ma.uid(), ma.gid()), (mb.uid(), mb.gid()), "owner of {}", a.display());
         }
         assert_eq!(
             (ma.mtime(), ma.mtime_nsec()),
@@ -362,11 +335,7 @@ fn compare_dir(
         if ma.is_dir() {
             compare_dir(&a, &b, slack_blocks, inode_pairs);
         } else if ma.is_file() {
-            assert!(
-                fs::read(&a).unwrap() == fs::read(&b).unwrap(),
-                "content of {}",
-                a.display()
-            );
+            assert!(fs::read(&a).unwrap() == fs::read(&b).unwrap(), "content of {}", a.display());
             assert!(
                 mb.blocks() <= ma.blocks() + slack_blocks,
                 "{} lost its holes: {} vs {} blocks",
@@ -400,9 +369,7 @@ impl SocketLike for fs::FileType {
 fn xattrs(path: &Path) -> Vec<(OsString, Vec<u8>)> {
     let mut out: Vec<_> = xattr::list(path)
         .map(|names| {
-            names
-                .filter_map(|n| xattr::get(path, &n).ok().flatten().map(|v| (n, v)))
-                .collect()
+            names.filter_map(|n| xattr::get(path, &n).ok().flatten().map(|v| (n, v))).collect()
         })
         .unwrap_or_default();
     out.sort();

@@ -47,9 +47,7 @@ impl FaultyBackend {
     fn alive(&self) -> io::Result<()> {
         self.operations.fetch_add(1, Ordering::SeqCst);
         if self.operations_left.fetch_sub(1, Ordering::SeqCst) <= 0 {
-            return Err(io::Error::other(
-                "stopped here by the test (FaultyBackend::die_after)",
-            ));
+            return Err(io::Error::other("stopped here by the test (FaultyBackend::die_after)"));
         }
         Ok(())
     }

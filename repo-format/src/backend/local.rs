@@ -150,10 +150,7 @@ fn list_into(root: &Path, dir: &Path, out: &mut Vec<ObjectInfo>) -> io::Result<(
             list_into(root, &path, out)?;
         } else {
             let name = path.strip_prefix(root).map_err(io::Error::other)?;
-            out.push(ObjectInfo {
-                name: name.to_string_lossy().into_owned(),
-                size: meta.len(),
-            });
+            out.push(ObjectInfo { name: name.to_string_lossy().into_owned(), size: meta.len() });
         }
     }
     Ok(())
@@ -178,10 +175,7 @@ mod tests {
         assert!(backend.list("index/").unwrap().is_empty());
         let leftovers = backend.leftovers().unwrap();
         assert_eq!(leftovers.len(), 1);
-        assert_eq!(
-            (leftovers[0].name.as_str(), leftovers[0].size),
-            ("index/.tmp-123", 7)
-        );
+        assert_eq!((leftovers[0].name.as_str(), leftovers[0].size), ("index/.tmp-123", 7));
         backend.delete(&leftovers[0].name).unwrap();
         assert!(backend.leftovers().unwrap().is_empty());
     }

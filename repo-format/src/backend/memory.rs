@@ -19,10 +19,7 @@ impl MemoryBackend {
 
     /// Replaces an object's bytes without any checks (tests damage objects this way).
     pub fn overwrite(&self, name: &str, data: Vec<u8>) {
-        self.objects
-            .write()
-            .expect("lock")
-            .insert(name.to_string(), data);
+        self.objects.write().expect("lock").insert(name.to_string(), data);
     }
 }
 
@@ -73,20 +70,12 @@ impl Backend for MemoryBackend {
         Ok(objects
             .range(prefix.to_string()..)
             .take_while(|(name, _)| name.starts_with(prefix))
-            .map(|(name, data)| ObjectInfo {
-                name: name.clone(),
-                size: data.len() as u64,
-            })
+            .map(|(name, data)| ObjectInfo { name: name.clone(), size: data.len() as u64 })
             .collect())
     }
 
     fn stat(&self, name: &str) -> io::Result<Option<u64>> {
-        Ok(self
-            .objects
-            .read()
-            .expect("lock")
-            .get(name)
-            .map(|d| d.len() as u64))
+        Ok(self.objects.read().expect("lock").get(name).map(|d| d.len() as u64))
     }
 
     fn delete(&self, name: &str) -> io::Result<()> {

@@ -106,10 +106,7 @@ pub fn id_part(name: &str) -> &str {
 pub fn conformance(backend: &dyn Backend) {
     backend.create().unwrap();
     assert_eq!(backend.stat("config").unwrap(), None);
-    assert_eq!(
-        backend.get("config").unwrap_err().kind(),
-        io::ErrorKind::NotFound
-    );
+    assert_eq!(backend.get("config").unwrap_err().kind(), io::ErrorKind::NotFound);
     backend.put("config", b"abc").unwrap();
     backend.put("config", b"abcdef").unwrap();
     assert_eq!(backend.get("config").unwrap(), b"abcdef");
@@ -119,47 +116,23 @@ pub fn conformance(backend: &dyn Backend) {
     let big: Vec<u8> = (0..5_000_000u32).map(|i| (i % 251) as u8).collect();
     backend.put("data/ab/big", &big).unwrap();
     assert_eq!(backend.get("data/ab/big").unwrap(), big);
-    assert_eq!(
-        backend.get_range("data/ab/big", 4_000_000, 10).unwrap(),
-        big[4_000_000..4_000_010]
-    );
+    assert_eq!(backend.get_range("data/ab/big", 4_000_000, 10).unwrap(), big[4_000_000..4_000_010]);
     let mut reused = vec![7u8; 100];
-    backend
-        .get_range_into("data/ab/big", 1_000_000, 3_000_000, &mut reused)
-        .unwrap();
-    assert!(
-        reused == big[1_000_000..4_000_000],
-        "a reused buffer holds the range"
-    );
+    backend.get_range_into("data/ab/big", 1_000_000, 3_000_000, &mut reused).unwrap();
+    assert!(reused == big[1_000_000..4_000_000], "a reused buffer holds the range");
     backend.get_range_into("config", 1, 2, &mut reused).unwrap();
     assert_eq!(reused, b"bc", "and only the range, however large it was");
     let past_end = backend.get_range_into("config", 4, 10, &mut reused);
-    assert_eq!(
-        past_end.as_ref().unwrap_err().kind(),
-        io::ErrorKind::UnexpectedEof,
-        "{past_end:?}"
-    );
+    assert_eq!(past_end.as_ref().unwrap_err().kind(), io::ErrorKind::UnexpectedEof, "{past_end:?}");
     for i in 0..1500 {
         backend.put(&format!("index/{i:05}"), &[1]).unwrap();
     }
     let mut listed = backend.list("index/").unwrap();
     listed.sort_by(|a, b| a.name.cmp(&b.name));
     assert_eq!(listed.len(), 1500);
-    assert_eq!(
-        listed[7],
-        ObjectInfo {
-            name: "index/00007".into(),
-            size: 1
-        }
-    );
+    assert_eq!(listed[7], ObjectInfo { name: "index/00007".into(), size: 1 });
     let data = backend.list("data/").unwrap();
-    assert_eq!(
-        data,
-        vec![ObjectInfo {
-            name: "data/ab/big".into(),
-            size: 5_000_000
-        }]
-    );
+    assert_eq!(data, vec![ObjectInfo { name: "data/ab/big".into(), size: 5_000_000 }]);
     assert!(backend.list("snapshots/").unwrap().is_empty());
     backend.delete("data/ab/big").unwrap();
     backend.delete("data/ab/big").unwrap();
@@ -168,9 +141,7 @@ pub fn conformance(backend: &dyn Backend) {
         for t in 0..4 {
             s.spawn(move || {
                 for i in 0..50 {
-                    backend
-                        .put(&format!("snapshots/{t}-{i}"), &[t; 100])
-                        .unwrap();
+                    backend.put(&format!("snapshots/{t}-{i}"), &[t; 100]).unwrap();
                 }
             });
         }

@@ -98,9 +98,7 @@ impl SftpLocation {
     /// Parses what follows `sftp:`: `[USER@]HOST:/PATH` or `//[USER@]HOST[:PORT]/PATH`.
     pub fn parse(spec: &str) -> Result<Self, String> {
         let (endpoint, path) = if let Some(rest) = spec.strip_prefix("//") {
-            let (host, path) = rest
-                .split_once('/')
-                .ok_or("expected //[USER@]HOST[:PORT]/PATH")?;
+            let (host, path) = rest.split_once('/').ok_or("expected //[USER@]HOST[:PORT]/PATH")?;
             (format!("ssh://{host}"), format!("/{path}"))
         } else {
             let (host, path) = spec.split_once(':').ok_or("expected [USER@]HOST:/PATH")?;
@@ -111,10 +109,7 @@ impl SftpLocation {
                 "expected sftp:[USER@]HOST:/ABSOLUTE/PATH or sftp://[USER@]HOST[:PORT]/PATH".into(),
             );
         }
-        Ok(Self {
-            endpoint,
-            path: path.trim_end_matches('/').to_string() + "/",
-        })
+        Ok(Self { endpoint, path: path.trim_end_matches('/').to_string() + "/" })
     }
 }
 
@@ -155,12 +150,7 @@ impl RemoteBackend {
             builder = builder.access_key_id(id).secret_access_key(secret);
         }
         let location = format!("s3:{}/{}/{}", at.endpoint, at.bucket, at.prefix);
-        Self::build(
-            builder,
-            location.trim_end_matches('/').to_string(),
-            false,
-            options,
-        )
+        Self::build(builder, location.trim_end_matches('/').to_string(), false, options)
     }
 
     /// A backend for `sftp:` + `spec`, through the system's `ssh` (its configuration, keys,
@@ -221,11 +211,7 @@ impl RemoteBackend {
 fn to_io_error(e: &opendal::Error) -> io::Error {
     // OpenDAL appends a backtrace when RUST_BACKTRACE is set: not for users' eyes.
     let full = e.to_string();
-    let text = full
-        .split("\nBacktrace:")
-        .next()
-        .unwrap_or_default()
-        .trim_end();
+    let text = full.split("\nBacktrace:").next().unwrap_or_default().trim_end();
     let (kind, hint) = match e.kind() {
         _ if text.contains("NoSuchBucket") => (
             io::ErrorKind::NotFound,
@@ -246,14 +232,9 @@ fn to_io_error(e: &opendal::Error) -> io::Error {
             io::ErrorKind::Other,
             "the server kept throttling requests after every retry: lower --connections",
         ),
-        _ if [
-            "error sending request",
-            "timed out",
-            "timeout",
-            "onnection refused",
-        ]
-        .iter()
-        .any(|s| text.contains(s)) =>
+        _ if ["error sending request", "timed out", "timeout", "onnection refused"]
+            .iter()
+            .any(|s| text.contains(s)) =>
         {
             (
                 io::ErrorKind::Other,
@@ -266,17 +247,12 @@ fn to_io_error(e: &opendal::Error) -> io::Error {
             "ssh could not connect or log in: run ssh to the same USER@HOST by hand to see why \
              (an unknown host key, a refused key, a wrong port)",
         ),
-        _ if text.contains("status: 5") => (
-            io::ErrorKind::Other,
-            "the server kept failing after every retry",
-        ),
+        _ if text.contains("status: 5") => {
+            (io::ErrorKind::Other, "the server kept failing after every retry")
+        }
         _ => (io::ErrorKind::Other, ""),
     };
-    let hint = if hint.is_empty() {
-        String::new()
-    } else {
-        format!(" ({hint})")
-    };
+    let hint = if hint.is_empty() { String::new() } else { format!(" ({hint})") };
     // The repository layer names the location and the object; the backend adds what failed.
     io::Error::new(kind, format!("{text}{hint}"))
 }
@@ -285,11 +261,9 @@ fn to_io_error(e: &opendal::Error) -> io::Error {
 /// file (`AWS_CONFIG_FILE`, else `~/.aws/config`); OpenDAL reads credentials from the profile
 /// files but the region only from the environment.
 fn profile_region() -> Option<String> {
-    let path = std::env::var_os("AWS_CONFIG_FILE")
-        .map(std::path::PathBuf::from)
-        .or_else(|| {
-            std::env::var_os("HOME").map(|h| std::path::Path::new(&h).join(".aws/config"))
-        })?;
+    let path = std::env::var_os("AWS_CONFIG_FILE").map(std::path::PathBuf::from).or_else(|| {
+        std::env::var_os("HOME").map(|h| std::path::Path::new(&h).join(".aws/config"))
+    })?;
     let profile = std::env::var("AWS_PROFILE").unwrap_or_else(|_| "default".into());
     region_in_config(&std::fs::read_to_string(path).ok()?, &profile)
 }
@@ -325,17 +299,9 @@ impl Backend for RemoteBackend {
         // the credentials may read it. On SFTP the repository directory is made.
         self.runtime.block_on(async {
             if self.put_by_rename {
-                self.operator
-                    .create_dir("/")
-                    .await
-                    .map_err(|e| to_io_error(&e))?;
+                self.operator.create_dir("/").await.map_err(|e| to_io_error(&e))?;
             }
-            self.operator
-                .list_with("/")
-                .limit(1)
-                .await
-                .map(drop)
-                .map_err(|e| to_io_error(&e))
+            self.operator.list_with("/").limit(1).await.map(drop).map_err(|e| to_io_error(&e))
         })
     }
 
@@ -366,11 +332,8 @@ impl Backend for RemoteBackend {
     }
 
     fn get(&self, name: &str) -> io::Result<Vec<u8>> {
-        let data = self
-            .runtime
-            .block_on(self.operator.read(name))
-            .map_err(|e| to_io_error(&e))?
-            .to_vec();
+        let data =
+            self.runtime.block_on(self.operator.read(name)).map_err(|e| to_io_error(&e))?.to_vec();
         if let Some(limit) = &self.download {
             limit.take(data.len() as u64);
         }
@@ -469,19 +432,13 @@ struct RateLimit {
 
 impl RateLimit {
     fn new(bytes_per_second: u64) -> Self {
-        Self {
-            bytes_per_second: bytes_per_second.max(1),
-            next_free: Mutex::new(Instant::now()),
-        }
+        Self { bytes_per_second: bytes_per_second.max(1), next_free: Mutex::new(Instant::now()) }
     }
 
     fn take(&self, bytes: u64) {
         let cost = Duration::from_secs_f64(bytes as f64 / self.bytes_per_second as f64);
         let wake = {
-            let mut next = self
-                .next_free
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let mut next = self.next_free.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             let start = (*next).max(Instant::now());
             *next = start + cost;
             *next
@@ -498,10 +455,7 @@ mod tests {
     fn s3_locations() {
         let at = S3Location::parse("https://s3.example.net:3900/backups/hosts/web1").unwrap();
         assert_eq!(at.endpoint, "https://s3.example.net:3900");
-        assert_eq!(
-            (at.bucket.as_str(), at.prefix.as_str()),
-            ("backups", "hosts/web1")
-        );
+        assert_eq!((at.bucket.as_str(), at.prefix.as_str()), ("backups", "hosts/web1"));
         let at = S3Location::parse("s3.amazonaws.com/bucket").unwrap();
         assert_eq!(at.endpoint, "https://s3.amazonaws.com");
         assert_eq!((at.bucket.as_str(), at.prefix.as_str()), ("bucket", ""));
@@ -513,24 +467,15 @@ mod tests {
     fn regions_come_from_the_profile_in_use() {
         let config =
             "[default]\nregion = eu-west-1\n\n[profile backup]\noutput = json\nregion=garage\n";
-        assert_eq!(
-            region_in_config(config, "default").as_deref(),
-            Some("eu-west-1")
-        );
-        assert_eq!(
-            region_in_config(config, "backup").as_deref(),
-            Some("garage")
-        );
+        assert_eq!(region_in_config(config, "default").as_deref(), Some("eu-west-1"));
+        assert_eq!(region_in_config(config, "backup").as_deref(), Some("garage"));
         assert_eq!(region_in_config(config, "other"), None);
     }
 
     #[test]
     fn sftp_locations() {
         let at = SftpLocation::parse("backup@nas:/srv/cairn").unwrap();
-        assert_eq!(
-            (at.endpoint.as_str(), at.path.as_str()),
-            ("backup@nas", "/srv/cairn/")
-        );
+        assert_eq!((at.endpoint.as_str(), at.path.as_str()), ("backup@nas", "/srv/cairn/"));
         let at = SftpLocation::parse("//backup@nas:2222/srv/cairn/").unwrap();
         assert_eq!(
             (at.endpoint.as_str(), at.path.as_str()),

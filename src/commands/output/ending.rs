@@ -39,10 +39,7 @@ pub fn report(error: &anyhow::Error) -> Exit {
 /// `--json` is among the arguments.
 pub fn usage_error(error: &clap::Error) -> u8 {
     use clap::error::ErrorKind;
-    if matches!(
-        error.kind(),
-        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion
-    ) {
+    if matches!(error.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
         let _ = error.print();
         return error.exit_code() as u8;
     }
@@ -66,34 +63,13 @@ pub fn usage_error(error: &clap::Error) -> u8 {
 /// Options of restic's that cairn does not take, with what to do instead: clap's own
 /// suggestion for them would point at an unrelated option (`--recursive` -> `--retries`).
 const RESTIC_OPTIONS: &[(&str, &str)] = &[
-    (
-        "--recursive",
-        "cairn ls always lists everything below the path it is given",
-    ),
-    (
-        "--iexclude",
-        "cairn's excludes are case-sensitive: use --exclude with [Aa] classes",
-    ),
-    (
-        "--files-from",
-        "cairn takes the paths to back up as arguments",
-    ),
-    (
-        "--files-from-verbatim",
-        "cairn takes the paths to back up as arguments",
-    ),
-    (
-        "--files-from-raw",
-        "cairn takes the paths to back up as arguments",
-    ),
-    (
-        "--no-lock",
-        "cairn's readers take shared locks, which never wait for one another",
-    ),
-    (
-        "--insecure-no-password",
-        "cairn repositories always have a password",
-    ),
+    ("--recursive", "cairn ls always lists everything below the path it is given"),
+    ("--iexclude", "cairn's excludes are case-sensitive: use --exclude with [Aa] classes"),
+    ("--files-from", "cairn takes the paths to back up as arguments"),
+    ("--files-from-verbatim", "cairn takes the paths to back up as arguments"),
+    ("--files-from-raw", "cairn takes the paths to back up as arguments"),
+    ("--no-lock", "cairn's readers take shared locks, which never wait for one another"),
+    ("--insecure-no-password", "cairn repositories always have a password"),
 ];
 
 /// The error for an unknown option that restic has, saying how cairn does it instead.

@@ -51,17 +51,9 @@ pub fn render(sample: &ProgressSample, view: &View<'_>, width: usize) -> String 
 
 /// Before the totals are known: the spinner, the phase, the time and what was done so far.
 fn spinning(sample: &ProgressSample, view: &View<'_>, width: usize) -> String {
-    let phase = if sample.phase.is_empty() {
-        "starting"
-    } else {
-        sample.phase
-    };
+    let phase = if sample.phase.is_empty() { "starting" } else { sample.phase };
     let spinner = SPINNER[view.tick % SPINNER.len()];
-    let mut parts = vec![format!(
-        "{spinner} {}: {phase} {}",
-        view.verb,
-        clock(view.elapsed)
-    )];
+    let mut parts = vec![format!("{spinner} {}: {phase} {}", view.verb, clock(view.elapsed))];
     if sample.files_done > 0 || sample.bytes_done > 0 {
         let done = BinaryBytes(sample.bytes_done);
         parts.push(format!("{} {}, {done}", sample.files_done, view.unit));
@@ -238,10 +230,7 @@ pub(super) mod tests {
 
     #[test]
     fn unknown_totals_spin_with_the_phase_instead_of_a_full_bar() {
-        let waiting = ProgressSample {
-            phase: "scanning",
-            ..ProgressSample::default()
-        };
+        let waiting = ProgressSample { phase: "scanning", ..ProgressSample::default() };
         let line = render(&waiting, &view(None), 80);
         assert_eq!(line, "⠸ backup: scanning 0:12");
         assert!(!line.contains("0 B/0 B"));
@@ -252,11 +241,7 @@ pub(super) mod tests {
         let mut rate = Rate::default();
         rate.update(Duration::ZERO, 0);
         rate.update(Duration::from_secs(1), 100 << 20);
-        assert_eq!(
-            rate.eta(Duration::from_secs(1), 1 << 30),
-            None,
-            "warming up"
-        );
+        assert_eq!(rate.eta(Duration::from_secs(1), 1 << 30), None, "warming up");
         for s in 2..=30 {
             rate.update(Duration::from_secs(s), s * (100 << 20));
         }

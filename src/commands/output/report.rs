@@ -94,18 +94,8 @@ fn json_lines(progress: &Progress, stop: &AtomicBool, verb: &str, unit: &str) {
     while !sleep_until_stopped(stop, Duration::from_secs(1)) {
         let (sample, elapsed) = (progress.sample(), started.elapsed());
         rate.update(elapsed, sample.bytes_done);
-        let remaining = rate.eta(
-            elapsed,
-            sample.bytes_total.saturating_sub(sample.bytes_done),
-        );
-        let view = View {
-            verb,
-            unit,
-            elapsed,
-            eta: remaining,
-            rate: rate.per_second(),
-            tick: 0,
-        };
+        let remaining = rate.eta(elapsed, sample.bytes_total.saturating_sub(sample.bytes_done));
+        let view = View { verb, unit, elapsed, eta: remaining, rate: rate.per_second(), tick: 0 };
         super::json_line(&status_line(&sample, &view));
     }
 }
@@ -174,9 +164,7 @@ static LIVE: Mutex<Option<String>> = Mutex::new(None);
 
 /// Replaces the progress line with `text`, or clears it.
 fn show(text: Option<String>) {
-    let mut live = LIVE
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let mut live = LIVE.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     let mut err = std::io::stderr().lock();
     let _ = write!(err, "\r\x1b[2K{}", text.as_deref().unwrap_or(""));
     let _ = err.flush();
@@ -185,9 +173,7 @@ fn show(text: Option<String>) {
 
 /// Runs `print` with the progress line cleared, then draws it again below what it printed.
 fn above_bar(print: impl FnOnce()) {
-    let live = LIVE
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let live = LIVE.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     let Some(text) = live.as_deref() else {
         drop(live);
         return print();
@@ -200,9 +186,7 @@ fn above_bar(print: impl FnOnce()) {
 /// Columns of the terminal on stderr (80 when it does not say), less three: room for the
 /// terminal's `^C` echo, so that the line does not wrap.
 fn terminal_width() -> usize {
-    let columns = console::Term::stderr()
-        .size_checked()
-        .map_or(80, |(_, c)| c);
+    let columns = console::Term::stderr().size_checked().map_or(80, |(_, c)| c);
     usize::from(columns).saturating_sub(3).max(20)
 }
 
@@ -212,9 +196,7 @@ pub fn phase(global: &Global, what: &'static str) {
     if global.json || !Reporter::shows_progress(global) {
         return;
     }
-    let mut phase = PHASE
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let mut phase = PHASE.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     let spinner = phase.get_or_insert_with(|| {
         let spinner = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
         let style = ProgressStyle::with_template("{spinner} {msg} {elapsed}").expect("valid");
@@ -231,11 +213,7 @@ pub fn end_phase() {
     if !PHASE_SHOWN.swap(false, Ordering::Relaxed) {
         return;
     }
-    if let Some(spinner) = PHASE
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .take()
-    {
+    if let Some(spinner) = PHASE.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take() {
         spinner.finish_and_clear();
     }
 }
@@ -254,10 +232,7 @@ pub struct CliObserver {
 impl CliObserver {
     pub fn new(global: &Global) -> Self {
         let verbose = if global.quiet { 0 } else { global.verbose };
-        Self {
-            json: global.json,
-            verbose,
-        }
+        Self { json: global.json, verbose }
     }
 }
 
@@ -288,11 +263,7 @@ impl Observer for CliObserver {
             Change::Changed => "modified",
             Change::Unmodified => "unchanged",
         };
-        let item = if is_dir {
-            format!("{}/", path.display())
-        } else {
-            path.display().to_string()
-        };
+        let item = if is_dir { format!("{}/", path.display()) } else { path.display().to_string() };
         if self.json {
             let line = serde_json::json!({"message_type": "verbose_status", "action": action, "item": item});
             super::json_line(&line);

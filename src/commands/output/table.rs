@@ -14,10 +14,7 @@ pub fn render(header: &[&str], rows: &[Vec<String>]) -> String {
         let cells: Vec<Vec<&str>> = row.iter().map(|c| c.lines().collect()).collect();
         let height = cells.iter().map(Vec::len).max().unwrap_or(0).max(1);
         for i in 0..height {
-            let parts: Vec<&str> = cells
-                .iter()
-                .map(|c| c.get(i).copied().unwrap_or(""))
-                .collect();
+            let parts: Vec<&str> = cells.iter().map(|c| c.get(i).copied().unwrap_or("")).collect();
             out.push(line(&widths, &parts));
         }
     }
@@ -54,9 +51,8 @@ fn fitted(mut widths: Vec<usize>) -> Vec<usize> {
 }
 
 fn line(widths: &[usize], cells: &[&str]) -> String {
-    let padded: Vec<String> = (cells.iter().zip(widths))
-        .map(|(cell, &w)| format!("{:<w$}", elide(cell, w)))
-        .collect();
+    let padded: Vec<String> =
+        (cells.iter().zip(widths)).map(|(cell, &w)| format!("{:<w$}", elide(cell, w))).collect();
     padded.join("  ").trim_end().to_string()
 }
 
@@ -84,11 +80,7 @@ pub fn bytes(n: u64) -> String {
     let unit = (n.checked_ilog2().unwrap_or(0) / 10).min(5) as usize;
     match unit {
         0 => format!("{n} B"),
-        _ => format!(
-            "{:.3} {}",
-            n as f64 / (1u64 << (10 * unit)) as f64,
-            UNITS[unit]
-        ),
+        _ => format!("{:.3} {}", n as f64 / (1u64 << (10 * unit)) as f64, UNITS[unit]),
     }
 }
 
@@ -102,9 +94,7 @@ pub fn time_with_offset(ns: i64, offset_s: i32) -> DateTime<FixedOffset> {
 /// A time as every table shows it, in UTC to the second, as the mount names snapshots
 /// (`2026-12-04T18:30:00Z`), so a listed time finds its directory under `cairn mount`.
 pub fn time(ns: i64) -> String {
-    Utc.timestamp_nanos(ns)
-        .format("%Y-%m-%dT%H:%M:%SZ")
-        .to_string()
+    Utc.timestamp_nanos(ns).format("%Y-%m-%dT%H:%M:%SZ").to_string()
 }
 
 #[cfg(test)]
@@ -118,10 +108,7 @@ mod tests {
         assert_eq!(bytes(3 << 30), "3.000 GiB");
         let t = render(&["ID", "Host"], &[vec!["abc".into(), "h".into()]]);
         assert_eq!(t, "ID   Host\n---------\nabc  h");
-        let t = render(
-            &["ID", "Paths"],
-            &[vec!["abc".into(), "/etc\n/home".into()]],
-        );
+        let t = render(&["ID", "Paths"], &[vec!["abc".into(), "/etc\n/home".into()]]);
         assert_eq!(t, "ID   Paths\n----------\nabc  /etc\n     /home");
     }
 
