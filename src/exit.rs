@@ -65,31 +65,24 @@ impl Exit {
         error.chain().any(closed_pipe)
     }
 
-    /// The hint for `error`: about `--from-repo` and its password when the source repository
-    /// of `copy` is the one that failed to open.
+    /// The hint printed after the error, saying what to do next: about `--from-repo` and its
+    /// password when the source repository of `copy` is the one that failed to open.
     pub fn hint_for(self, error: &anyhow::Error) -> Option<&'static str> {
         let source = error.downcast_ref::<SourceRepository>().is_some();
-        match (self, source) {
-            (Exit::WrongPassword, true) => Some(
+        Some(match (self, source) {
+            (Exit::NoRepository, false) => {
+                "create one with `cairn init`, or check -r/--repo and CAIRN_REPOSITORY"
+            }
+            (Exit::NoRepository, true) => "check --from-repo and CAIRN_FROM_REPOSITORY",
+            (Exit::WrongPassword, false) => {
+                "check CAIRN_PASSWORD, --password-file or --password-command"
+            }
+            (Exit::WrongPassword, true) => {
                 "that is the source repository's password: check CAIRN_FROM_PASSWORD, \
-                 --from-password-file or --from-password-command",
-            ),
-            (Exit::NoRepository, true) => Some("check --from-repo and CAIRN_FROM_REPOSITORY"),
-            _ => self.hint(),
-        }
-    }
-
-    /// A hint printed after the error message, telling the user what to do next.
-    pub fn hint(self) -> Option<&'static str> {
-        match self {
-            Exit::NoRepository => {
-                Some("create one with `cairn init`, or check -r/--repo and CAIRN_REPOSITORY")
+                 --from-password-file or --from-password-command"
             }
-            Exit::WrongPassword => {
-                Some("check CAIRN_PASSWORD, --password-file or --password-command")
-            }
-            _ => None,
-        }
+            _ => return None,
+        })
     }
 }
 

@@ -5,7 +5,8 @@
 use std::path::PathBuf;
 
 use anyhow::Result;
-use cairn_format::tree::{Node, NodeKind};
+use cairn_format::tree::Node;
+use cairn_format::tree::NodeKind::{self, Directory};
 use cairn_format::{BlobId, Repository};
 
 use crate::dump::find_node_in;
@@ -34,14 +35,12 @@ pub(super) fn same_as_parent(
 /// Equal but for the access time; directories compared entry by entry where their trees
 /// differ.
 fn same_node(repo: &Repository, old: &Node, new: &Node) -> Result<bool> {
-    if masked(old) != masked(new) {
-        return Ok(false);
-    }
+    let same = masked(old) == masked(new);
     match (&old.kind, &new.kind) {
-        (NodeKind::Directory { subtree: x }, NodeKind::Directory { subtree: y }) => {
-            Ok(x == y || same_tree(repo, x, y)?)
+        (Directory { subtree: x }, Directory { subtree: y }) if same && x != y => {
+            same_tree(repo, x, y)
         }
-        _ => Ok(true),
+        _ => Ok(same),
     }
 }
 

@@ -19,6 +19,7 @@ mod restore;
 mod snapshots;
 mod stats;
 mod tag;
+mod version;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -57,22 +58,8 @@ pub fn run(cli: Cli) -> Result<Exit> {
         Command::Unlock(args) => prune::run_unlock(global, &args),
         Command::Stats(args) => stats::run(global, &args),
         Command::Copy(args) => copy::run(global, &args),
-        Command::Version => Ok(version(global)),
+        Command::Version => Ok(version::run(global)),
     }
-}
-
-/// `cairn version`: as restic's, with the platform, and as JSON with `--json`.
-fn version(global: &Global) -> Exit {
-    let (os, arch) = (std::env::consts::OS, std::env::consts::ARCH);
-    let version = env!("CARGO_PKG_VERSION");
-    if global.json {
-        output::json_line(&serde_json::json!({
-            "message_type": "version", "version": version, "os": os, "arch": arch,
-        }));
-    } else {
-        output::write_line(format_args!("cairn {version} on {os}/{arch}"));
-    }
-    Exit::Ok
 }
 
 /// The backend named by `-r`: `s3:...`, `sftp:...`, else a local directory (`local:` optional).

@@ -15,24 +15,27 @@ pub fn finish(exit: Exit) -> Exit {
 /// Prints an error (with its hint) as text, or as one JSON line with `--json`.
 pub fn report(error: &anyhow::Error) -> Exit {
     let exit = Exit::for_error(error);
-    if Exit::is_closed_pipe(error) {
-        return exit;
-    }
-    let hint = exit.hint_for(error);
-    if super::json() {
-        super::json_message(&serde_json::json!({
-            "message_type": "error",
-            "message": format!("{error:#}"),
-            "exit_code": exit as u8,
-            "hint": hint,
-        }));
-    } else {
-        say(&format!("error: {error:#}"));
-        if let Some(hint) = hint {
-            say(&format!("hint: {hint}"));
-        }
+    if !Exit::is_closed_pipe(error) {
+        tell(&format!("{error:#}"), exit, exit.hint_for(error));
     }
     exit
+}
+
+/// `error: ...` and `hint: ...` for people, or `{"message_type": "error", ...}` on one line.
+fn tell(message: &str, exit: Exit, hint: Option<&str>) {
+    if super::json() {
+        let line = serde_json::json!({
+            "message_type": "error", "message": message.trim_start_matches("error: "),
+            "exit_code": exit as u8, "hint": hint,
+        });
+        return super::json_message(&line);
+    }
+    let message =
+        if message.starts_with("error: ") { message.into() } else { format!("error: {message}") };
+    say(&message);
+    if let Some(hint) = hint {
+        say(&format!("hint: {hint}"));
+    }
 }
 
 /// `--help` and `--version` print and succeed; a wrong command line exits 2, as JSON when
@@ -47,16 +50,10 @@ pub fn usage_error(error: &clap::Error) -> u8 {
         Some(note) => note,
         None => error.render().to_string(),
     };
-    if !std::env::args().any(|a| a == "--json") {
-        say(message.trim_end());
-        return Exit::Usage as u8;
-    }
-    super::json_message(&serde_json::json!({
-        "message_type": "error",
-        "message": message.trim().trim_start_matches("error: "),
-        "exit_code": Exit::Usage as u8,
-        "hint": "see `cairn --help` or `cairn COMMAND --help`",
-    }));
+    // JSON is known from the arguments only: the command line did not parse.
+    super::set_json(std::env::args().any(|a| a == "--json"));
+    let hint = super::json().then_some("see `cairn --help` or `cairn COMMAND --help`");
+    tell(message.trim(), Exit::Usage, hint);
     Exit::Usage as u8
 }
 
@@ -88,16 +85,8 @@ fn restic_note(error: &clap::Error) -> Option<String> {
 
 /// A panic is a bug in cairn: say so plainly and ask for a report, in the output's format.
 pub fn report_bug(what: &str) {
-    let message = format!("internal error (a bug in cairn): {what}");
     let hint = "please report it, with the command line that caused it";
-    if super::json() {
-        super::json_message(&serde_json::json!({
-            "message_type": "error", "message": message, "exit_code": 1, "hint": hint,
-        }));
-    } else {
-        say(&format!("error: {message}"));
-        say(&format!("hint: {hint}"));
-    }
+    tell(&format!("internal error (a bug in cairn): {what}"), Exit::Error, Some(hint));
 }
 
 fn say(line: &str) {

@@ -89,14 +89,35 @@ fn sleep_until_stopped(stop: &AtomicBool, period: Duration) -> bool {
 }
 
 fn json_lines(progress: &Progress, stop: &AtomicBool, verb: &str, unit: &str) {
-    let started = Instant::now();
-    let mut rate = Rate::default();
+    let mut sampler = Sampler::new(verb, unit);
     while !sleep_until_stopped(stop, Duration::from_secs(1)) {
-        let (sample, elapsed) = (progress.sample(), started.elapsed());
-        rate.update(elapsed, sample.bytes_done);
-        let remaining = rate.eta(elapsed, sample.bytes_total.saturating_sub(sample.bytes_done));
-        let view = View { verb, unit, elapsed, eta: remaining, rate: rate.per_second(), tick: 0 };
+        let (sample, view) = sampler.next(progress);
         super::json_line(&status_line(&sample, &view));
+    }
+}
+
+/// Samples a running operation's progress with its elapsed time and smoothed rate, for the
+/// progress line and the status messages alike.
+struct Sampler<'a> {
+    verb: &'a str,
+    unit: &'a str,
+    started: Instant,
+    rate: Rate,
+    tick: usize,
+}
+
+impl<'a> Sampler<'a> {
+    fn new(verb: &'a str, unit: &'a str) -> Self {
+        Sampler { verb, unit, started: Instant::now(), rate: Rate::default(), tick: 0 }
+    }
+
+    fn next(&mut self, progress: &Progress) -> (ProgressSample, View<'a>) {
+        let (sample, elapsed) = (progress.sample(), self.started.elapsed());
+        self.rate.update(elapsed, sample.bytes_done);
+        let eta = self.rate.eta(elapsed, sample.bytes_total.saturating_sub(sample.bytes_done));
+        let (verb, unit, rate, tick) = (self.verb, self.unit, self.rate.per_second(), self.tick);
+        self.tick += 1;
+        (sample, View { verb, unit, elapsed, eta, rate, tick })
     }
 }
 
@@ -134,24 +155,10 @@ fn status_line(sample: &ProgressSample, view: &View<'_>) -> serde_json::Value {
 /// width: the terminal's `^C` echo would then wrap it, and the line cleared before the
 /// "interrupted" message would be the wrong one.
 fn bar(progress: &Progress, stop: &AtomicBool, verb: &str, unit: &str) {
-    let started = Instant::now();
-    let mut rate = Rate::default();
-    let mut tick = 0;
+    let mut sampler = Sampler::new(verb, unit);
     loop {
-        let sample = progress.sample();
-        let elapsed = started.elapsed();
-        rate.update(elapsed, sample.bytes_done);
-        let remaining = sample.bytes_total.saturating_sub(sample.bytes_done);
-        let view = View {
-            verb,
-            unit,
-            elapsed,
-            eta: rate.eta(elapsed, remaining),
-            rate: rate.per_second(),
-            tick,
-        };
+        let (sample, view) = sampler.next(progress);
         show(Some(line::render(&sample, &view, terminal_width())));
-        tick += 1;
         if sleep_until_stopped(stop, Duration::from_millis(200)) {
             break;
         }
