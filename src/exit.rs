@@ -40,29 +40,7 @@ impl Exit {
 
     /// The exit status for an error, from the first cause in its chain that decides one.
     pub fn for_error(error: &anyhow::Error) -> Exit {
-        for cause in error.chain() {
-            if closed_pipe(cause) {
-                return Exit::Ok;
-            }
-            if cause.is::<Interrupted>() {
-                return Exit::Interrupted;
-            }
-            if cause.is::<crate::lock::LockConflict>() {
-                return Exit::Locked;
-            }
-            match cause.downcast_ref::<FormatError>() {
-                Some(FormatError::RepositoryNotFound { .. }) => return Exit::NoRepository,
-                Some(FormatError::WrongPassword { .. }) => return Exit::WrongPassword,
-                _ => {}
-            }
-        }
-        Exit::Error
-    }
-
-    /// Whether an error only says that the reader of stdout went away (`| head`): not a
-    /// failure, the command stops quietly with success.
-    pub fn is_closed_pipe(error: &anyhow::Error) -> bool {
-        error.chain().any(closed_pipe)
+        error.chain().find_map(decided_by).unwrap_or(Exit::Error)
     }
 
     /// The hint printed after the error, saying what to do next: about `--from-repo` and its
@@ -86,9 +64,17 @@ impl Exit {
     }
 }
 
-/// A broken pipe after stdout's reader went away; one from a network backend is an error.
-fn closed_pipe(cause: &(dyn std::error::Error + 'static)) -> bool {
-    crate::commands::output::stdout_closed()
-        && (cause.downcast_ref::<std::io::Error>())
-            .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+/// The exit status one cause of an error decides, if it decides one.
+fn decided_by(cause: &(dyn std::error::Error + 'static)) -> Option<Exit> {
+    if cause.is::<Interrupted>() {
+        return Some(Exit::Interrupted);
+    }
+    if cause.is::<crate::lock::LockConflict>() {
+        return Some(Exit::Locked);
+    }
+    match cause.downcast_ref::<FormatError>()? {
+        FormatError::RepositoryNotFound { .. } => Some(Exit::NoRepository),
+        FormatError::WrongPassword { .. } => Some(Exit::WrongPassword),
+        _ => None,
+    }
 }

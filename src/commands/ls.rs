@@ -98,7 +98,7 @@ impl Printer<'_> {
                 write!(
                     out,
                     "{}{} {:>8} {:>8} {:>12} {} ",
-                    type_char(&node.kind),
+                    kind_label(&node.kind).1,
                     mode_string(node.mode),
                     display_owner(&node.user, node.uid),
                     display_owner(&node.group, node.gid),
@@ -149,27 +149,16 @@ fn display_owner(name: &str, id: u32) -> String {
     if name.is_empty() { id.to_string() } else { name.to_string() }
 }
 
-fn type_name(kind: &NodeKind) -> &'static str {
+/// A node kind's name in JSON and its letter in `ls -l`.
+fn kind_label(kind: &NodeKind) -> (&'static str, char) {
     match kind {
-        NodeKind::File { .. } => "file",
-        NodeKind::Directory { .. } => "dir",
-        NodeKind::Symlink { .. } => "symlink",
-        NodeKind::BlockDevice { .. } => "blockdev",
-        NodeKind::CharDevice { .. } => "chardev",
-        NodeKind::Fifo => "fifo",
-        NodeKind::Socket => "socket",
-    }
-}
-
-fn type_char(kind: &NodeKind) -> char {
-    match kind {
-        NodeKind::File { .. } => '-',
-        NodeKind::Directory { .. } => 'd',
-        NodeKind::Symlink { .. } => 'l',
-        NodeKind::BlockDevice { .. } => 'b',
-        NodeKind::CharDevice { .. } => 'c',
-        NodeKind::Fifo => 'p',
-        NodeKind::Socket => 's',
+        NodeKind::File { .. } => ("file", '-'),
+        NodeKind::Directory { .. } => ("dir", 'd'),
+        NodeKind::Symlink { .. } => ("symlink", 'l'),
+        NodeKind::BlockDevice { .. } => ("blockdev", 'b'),
+        NodeKind::CharDevice { .. } => ("chardev", 'c'),
+        NodeKind::Fifo => ("fifo", 'p'),
+        NodeKind::Socket => ("socket", 's'),
     }
 }
 
@@ -196,7 +185,7 @@ fn node_json(node: &Node, path: &Path) -> serde_json::Value {
         "message_type": "node",
         "struct_type": "node",
         "name": String::from_utf8_lossy(&node.name),
-        "type": type_name(&node.kind),
+        "type": kind_label(&node.kind).0,
         "path": path.to_string_lossy(),
         "mode": node.mode,
         "uid": node.uid,

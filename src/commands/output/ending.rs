@@ -14,11 +14,19 @@ pub fn finish(exit: Exit) -> Exit {
 
 /// Prints an error (with its hint) as text, or as one JSON line with `--json`.
 pub fn report(error: &anyhow::Error) -> Exit {
-    let exit = Exit::for_error(error);
-    if !Exit::is_closed_pipe(error) {
-        tell(&format!("{error:#}"), exit, exit.hint_for(error));
+    if error.chain().any(closed_pipe) {
+        return Exit::Ok;
     }
+    let exit = Exit::for_error(error);
+    tell(&format!("{error:#}"), exit, exit.hint_for(error));
     exit
+}
+
+/// A broken pipe after stdout's reader went away: not a failure, the command stops quietly
+/// with success. One from a network backend is an error.
+fn closed_pipe(cause: &(dyn std::error::Error + 'static)) -> bool {
+    let broken = cause.downcast_ref::<std::io::Error>();
+    super::stdout_closed() && broken.is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
 }
 
 /// `error: ...` and `hint: ...` for people, or `{"message_type": "error", ...}` on one line.

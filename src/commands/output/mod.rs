@@ -4,7 +4,7 @@
 //!
 //! A closed pipe is not an error (`cairn snapshots | head -1`): a line that cannot be written
 //! because the reader went away is dropped, and a command that streams stops at its next write
-//! (its `io::Error` of kind `BrokenPipe` ends the process quietly with exit 0, `crate::exit`).
+//! (its `io::Error` of kind `BrokenPipe` ends the process quietly with exit 0, `ending.rs`).
 //! Any other failure to write stdout (a full disk under `> file`) is kept and fails the command.
 
 pub mod ending;
