@@ -20,9 +20,10 @@ pub enum Exit {
     Error = 1,
     /// The command line is wrong: an unknown option, a missing or malformed argument.
     Usage = 2,
-    /// Done, with warnings: a backup wrote a snapshot but left unreadable files out (or found
-    /// a `--changed-ranges` map to have missed changes); any command skipped a damaged
-    /// snapshot or index segment, or could not restore every file.
+    /// Done, with warnings: a backup wrote a snapshot but left out a missing path or an
+    /// unreadable file (or found a `--changed-ranges` map to have missed changes); any command
+    /// skipped a damaged snapshot or index segment. (A restore that could not write every file
+    /// is an error, 1: its target is incomplete.)
     Incomplete = 3,
     NoRepository = 10,
     /// Another process holds a lock this command cannot share.
