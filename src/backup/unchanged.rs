@@ -32,29 +32,33 @@ pub(super) fn same_as_parent(
     Ok(!paths.is_empty())
 }
 
-/// Equal but for the access time; directories compared entry by entry where their trees
-/// differ.
+/// Whether two nodes are equal but for access times, directories compared entry by entry
+/// where their trees differ (on a stack of its own: trees may be thousands of levels deep).
 fn same_node(repo: &Repository, old: &Node, new: &Node) -> Result<bool> {
-    let same = masked(old) == masked(new);
-    match (&old.kind, &new.kind) {
-        (Directory { subtree: x }, Directory { subtree: y }) if same && x != y => {
-            same_tree(repo, x, y)
-        }
-        _ => Ok(same),
-    }
-}
-
-fn same_tree(repo: &Repository, old: &BlobId, new: &BlobId) -> Result<bool> {
-    let (old, new) = (repo.load_tree(old)?, repo.load_tree(new)?);
-    if old.nodes.len() != new.nodes.len() {
+    let mut pending = Vec::new();
+    if !same_entry(old, new, &mut pending) {
         return Ok(false);
     }
-    for (a, b) in old.nodes.iter().zip(&new.nodes) {
-        if a.name != b.name || !same_node(repo, a, b)? {
+    while let Some((old, new)) = pending.pop() {
+        let (old, new) = (repo.load_tree(&old)?, repo.load_tree(&new)?);
+        let mut pairs = old.nodes.iter().zip(&new.nodes);
+        let same = old.nodes.len() == new.nodes.len()
+            && pairs.all(|(a, b)| same_entry(a, b, &mut pending));
+        if !same {
             return Ok(false);
         }
     }
     Ok(true)
+}
+
+/// Equal but for the access time; two directories whose trees differ go to `pending`.
+fn same_entry(old: &Node, new: &Node, pending: &mut Vec<(BlobId, BlobId)>) -> bool {
+    if let (Directory { subtree: x }, Directory { subtree: y }) = (&old.kind, &new.kind)
+        && x != y
+    {
+        pending.push((*x, *y));
+    }
+    masked(old) == masked(new)
 }
 
 /// The node without what does not count: its access time, and a directory's subtree (which

@@ -9,9 +9,10 @@ use cairn_format::Repository;
 use cairn_format::snapshot::BackupSummary;
 use chrono::{DateTime, FixedOffset, Local, NaiveDateTime, TimeZone};
 
+use super::output::json_line;
 use super::output::report::{CliObserver, Reporter};
 use super::output::table::bytes;
-use super::{hostname, interrupt_flag, open_unsynced, print_json};
+use super::{hostname, interrupt_flag, open_unsynced};
 use crate::backup::{
     BackupOptions, BackupOutcome, ChangedRanges, Excludes, ParentChoice, ReadStats, StdinSource,
     backup,
@@ -34,7 +35,7 @@ pub fn run(global: &Global, args: &BackupArgs) -> Result<Exit> {
     let outcome = backup(&repo, options, &progress, &CliObserver::new(global));
     reporter.finish();
     let outcome = outcome?;
-    print_summary(global, &outcome)?;
+    print_summary(global, &outcome);
     if outcome.summary.errors > 0 {
         tracing::warn!(
             "{} reported above (what could not be read is not in the snapshot); exit 3",
@@ -133,14 +134,14 @@ pub fn parse_time(text: &str) -> Result<DateTime<FixedOffset>> {
     Ok(local.fixed_offset())
 }
 
-fn print_summary(global: &Global, outcome: &BackupOutcome) -> Result<()> {
+fn print_summary(global: &Global, outcome: &BackupOutcome) {
     if global.json {
-        return print_json(&summary_json(outcome));
+        json_line(&summary_json(outcome));
+        return;
     }
     if !global.quiet {
         print_summary_text(outcome);
     }
-    Ok(())
 }
 
 /// The summary as restic's `backup --json` prints it, with cairn's read counters added.

@@ -6,8 +6,9 @@ use std::io::Write;
 use anyhow::{Context, Result, bail};
 use cairn_format::{BlobId, IndexId, PackId};
 
+use super::open;
 use super::output::json::snapshot as snapshot_json;
-use super::{open, print_json};
+use super::output::json_line;
 use crate::cli::{CatArgs, CatKind, Global};
 use crate::exit::Exit;
 use crate::select::{SnapshotFilter, resolve};
@@ -16,20 +17,20 @@ pub fn run(global: &Global, args: &CatArgs) -> Result<Exit> {
     let repo = open(global)?;
     let id = || args.id.as_deref().context("this object kind needs an id");
     match args.kind {
-        CatKind::Config => print_json(repo.config())?,
+        CatKind::Config => json_line(repo.config()),
         CatKind::Snapshot => {
             let (id, snapshot) = resolve(&repo, id()?, &SnapshotFilter::default())?;
-            print_json(&snapshot_json(&id, &snapshot))?;
+            json_line(&snapshot_json(&id, &snapshot));
         }
         CatKind::Index => {
             let id: IndexId = id()?.parse()?;
-            print_json(&repo.load_segment(&id)?)?;
+            json_line(&repo.load_segment(&id)?);
         }
         CatKind::Pack => {
             let id: PackId = id()?.parse()?;
             let Some(size) = repo.pack_size(&id)? else { bail!("pack {id} does not exist") };
             let entries = repo.read_pack_header(&id, size)?;
-            print_json(&serde_json::json!({ "id": id, "size": size, "blobs": entries }))?;
+            json_line(&serde_json::json!({ "id": id, "size": size, "blobs": entries }));
         }
         CatKind::Blob => {
             let id: BlobId = id()?.parse()?;

@@ -6,9 +6,10 @@ use std::sync::Arc;
 
 use anyhow::Result;
 
+use super::output::json_line;
 use super::output::report::Reporter;
 use super::output::table::{bytes, render};
-use super::{interrupt_flag, open_unsynced, print_json};
+use super::{interrupt_flag, open_unsynced};
 use crate::check::{
     CheckOptions, CheckReport, DamagedPack, ReadSummary, affected_by_snapshot, check,
 };
@@ -33,12 +34,12 @@ pub fn run(global: &Global, args: &CheckArgs) -> Result<Exit> {
     reporter.finish();
     let interrupted = report.read.as_ref().is_some_and(|r| !r.complete);
     if global.json {
-        print_json(&serde_json::json!({
+        json_line(&serde_json::json!({
             "message_type": "check",
             "clean": report.is_clean(),
             "lost_bytes": report.lost_bytes(),
             "report": report,
-        }))?;
+        }));
     } else if !global.quiet || !report.is_clean() {
         print_text(&report);
     }

@@ -7,7 +7,8 @@ use cairn_format::config::ImageChunking;
 use cairn_format::crypto::KdfParams;
 use cairn_format::{InitOptions, Repository};
 
-use super::{backend, cache_root, creation_stamp, hostname, open_source, password, print_json};
+use super::output::json_line;
+use super::{backend, cache_root, creation_stamp, hostname, open_source, password};
 use crate::cli::{Global, InitArgs};
 use crate::exit::Exit;
 
@@ -35,11 +36,11 @@ pub fn run(global: &Global, args: &InitArgs) -> Result<Exit> {
     let repo = Repository::init(backend, password.as_bytes(), &options, &cache_root(global)?)
         .with_context(|| format!("cannot create a repository at {location}"))?;
     if global.json {
-        print_json(&serde_json::json!({
+        json_line(&serde_json::json!({
             "message_type": "initialized",
             "id": repo.config().id,
             "repository": location,
-        }))?;
+        }));
     } else if !global.quiet {
         outln!("created cairn repository {} at {location}", repo.config().id.short());
         outln!("Keep the password safe: without it the data cannot be read, by anyone.");

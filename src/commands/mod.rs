@@ -237,10 +237,3 @@ fn creation_stamp() -> (i64, String) {
     let user = crate::metadata::NameCache::default().user(nix::unistd::getuid().as_raw());
     (now, user)
 }
-
-/// Prints a value as one line of JSON on stdout.
-fn print_json<T: serde::Serialize>(value: &T) -> Result<()> {
-    let line = serde_json::to_string(value)?;
-    output::write_line(format_args!("{line}"));
-    Ok(())
-}

@@ -13,7 +13,8 @@ use cairn_format::tree::{Node, NodeKind};
 use cairn_fuse::{CairnFs, FsOptions, LiveCatalog, Mount, MountOptions, MountRoot, Unmounter};
 
 use super::explain::Chosen;
-use super::{open, print_json};
+use super::open;
+use super::output::json_line;
 use crate::cli::{Global, MountArgs};
 use crate::exit::Exit;
 use crate::select::{SnapshotFilter, split_reference};
@@ -40,7 +41,7 @@ pub fn run(global: &Global, args: &MountArgs) -> Result<Exit> {
     let mut mount = Mount::new(fs, &args.mountpoint, &mount_options)
         .map_err(|error| mount_failure(&mountpoint, &error))?;
     unmount_on_signal(mount.unmounter(), args.mountpoint.clone())?;
-    announce(global, &location, &mountpoint)?;
+    announce(global, &location, &mountpoint);
     mount.run().with_context(|| format!("serving the mount on {mountpoint}"))?;
     Ok(Exit::Ok)
 }
@@ -154,7 +155,7 @@ fn unmount_on_signal(mut unmounter: Unmounter, mountpoint: PathBuf) -> Result<()
     Ok(())
 }
 
-fn announce(global: &Global, location: &str, mountpoint: &str) -> Result<()> {
+fn announce(global: &Global, location: &str, mountpoint: &str) {
     if global.json {
         #[derive(serde::Serialize)]
         struct Mounted<'a> {
@@ -162,12 +163,12 @@ fn announce(global: &Global, location: &str, mountpoint: &str) -> Result<()> {
             repository: &'a str,
             mountpoint: &'a str,
         }
-        return print_json(&Mounted { message_type: "mounted", repository: location, mountpoint });
+        json_line(&Mounted { message_type: "mounted", repository: location, mountpoint });
+        return;
     }
     if !global.quiet {
         errln!(
             "mounted {location} on {mountpoint}; stop with Ctrl-C or `fusermount3 -u {mountpoint}`"
         );
     }
-    Ok(())
 }

@@ -7,9 +7,10 @@ use anyhow::Result;
 use cairn_format::lock::LockKind;
 use cairn_format::{Repository, SnapshotId};
 
+use super::output::json_line;
 use super::output::report::Reporter;
 use super::output::table::bytes;
-use super::{hostname, open_unsynced, print_json};
+use super::{hostname, open_unsynced};
 use crate::cli::{Global, PruneArgs, PruneTuning, UnlockArgs};
 use crate::exit::Exit;
 use crate::lock::{age, unlock};
@@ -42,7 +43,7 @@ pub fn run_on(
     let report = prune(repo, &options, &hostname(), &progress)?;
     reporter.finish();
     if global.json {
-        print_json(&serde_json::json!({"message_type": "prune", "report": report}))?;
+        json_line(&serde_json::json!({"message_type": "prune", "report": report}));
     } else if !global.quiet {
         print_report(&report);
     }
@@ -121,9 +122,9 @@ pub fn run_unlock(global: &Global, args: &UnlockArgs) -> Result<Exit> {
             .iter()
             .map(|(id, l)| serde_json::json!({"id": id, "operation": l.operation, "hostname": l.hostname, "pid": l.pid}))
             .collect();
-        print_json(
+        json_line(
             &serde_json::json!({"message_type": "unlock", "removed": list, "removed_damaged": removed.damaged}),
-        )?;
+        );
     } else if !global.quiet {
         for id in &removed.damaged {
             outln!("removed the damaged lock object {id}");

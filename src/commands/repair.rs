@@ -5,9 +5,10 @@ use std::sync::Arc;
 
 use anyhow::Result;
 
+use super::open_unsynced;
+use super::output::json_line;
 use super::output::report::{CliObserver, Reporter};
 use super::output::table::bytes;
-use super::{open_unsynced, print_json};
 use crate::cli::{DamagedFilesArg, Global, RepairCommand, RepairSnapshotsArgs};
 use crate::exit::Exit;
 use crate::progress::Progress;
@@ -31,16 +32,16 @@ fn index(global: &Global) -> Result<Exit> {
     let reporter = Reporter::counting(global, progress.clone(), "repair index", "packs");
     let outcome = repair_index(&repo, &progress)?;
     reporter.finish();
-    print_index_outcome(global, &outcome)?;
+    print_index_outcome(global, &outcome);
     for (pack, error) in &outcome.unreadable_packs {
         tracing::warn!("pack {pack}: header unreadable, its blobs are not indexed: {error}");
     }
     Ok(if outcome.unreadable_packs.is_empty() { Exit::Ok } else { Exit::Incomplete })
 }
 
-fn print_index_outcome(global: &Global, outcome: &IndexRepair) -> Result<()> {
+fn print_index_outcome(global: &Global, outcome: &IndexRepair) {
     if global.json {
-        return print_json(&serde_json::json!({
+        json_line(&serde_json::json!({
             "message_type": "repair_index",
             "packs_indexed": outcome.packs_indexed,
             "blobs_indexed": outcome.blobs_indexed,
@@ -50,6 +51,7 @@ fn print_index_outcome(global: &Global, outcome: &IndexRepair) -> Result<()> {
                 .map(|(id, e)| serde_json::json!({"pack": id, "error": e}))
                 .collect::<Vec<_>>(),
         }));
+        return;
     }
     if !global.quiet {
         outln!(
@@ -60,7 +62,6 @@ fn print_index_outcome(global: &Global, outcome: &IndexRepair) -> Result<()> {
             outcome.segments_removed
         );
     }
-    Ok(())
 }
 
 fn snapshots(global: &Global, args: &RepairSnapshotsArgs) -> Result<Exit> {
@@ -78,13 +79,13 @@ fn snapshots(global: &Global, args: &RepairSnapshotsArgs) -> Result<Exit> {
     let progress = Arc::new(Progress::default());
     let outcome = repair_snapshots(&repo, &options, &CliObserver::new(global), &progress)?;
     if global.json {
-        print_json(&serde_json::json!({
+        json_line(&serde_json::json!({
             "message_type": "repair_snapshots",
             "dry_run": args.dry_run,
             "snapshots": outcome.snapshots,
             "removed_damaged": outcome.removed_damaged,
             "missing_packs": outcome.missing_packs,
-        }))?;
+        }));
     } else if !global.quiet {
         print_snapshot_repair(&outcome, args);
     }

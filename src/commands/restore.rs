@@ -8,9 +8,10 @@ use anyhow::{Result, bail};
 use cairn_format::{Repository, SnapshotId};
 
 use super::explain::Chosen;
+use super::output::json_line;
 use super::output::report::{CliObserver, Reporter};
 use super::output::table::bytes;
-use super::{interrupt_flag, open, print_json};
+use super::{interrupt_flag, open};
 use crate::cli::{Global, OverwriteArg, RestoreArgs};
 use crate::exit::Exit;
 use crate::progress::Progress;
@@ -139,5 +140,6 @@ fn print_summary_json(summary: &impl serde::Serialize, id: &SnapshotId) -> Resul
     let mut value = serde_json::to_value(summary)?;
     value["message_type"] = "summary".into();
     value["snapshot_id"] = id.to_hex().into();
-    print_json(&value)
+    json_line(&value);
+    Ok(())
 }

@@ -1,6 +1,6 @@
 //! `cairn snapshots`
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 
 use anyhow::Result;
 use cairn_format::SnapshotId;
@@ -11,6 +11,7 @@ use super::output::table::{self, bytes, render};
 use super::output::{count, json, json_line, outln};
 use crate::cli::{Global, SnapshotsArgs};
 use crate::exit::Exit;
+use crate::forget::{GroupBy, GroupKey};
 use crate::select::{SnapshotFilter, choose};
 
 pub fn run(global: &Global, args: &SnapshotsArgs) -> Result<Exit> {
@@ -41,14 +42,13 @@ pub fn run(global: &Global, args: &SnapshotsArgs) -> Result<Exit> {
 /// The newest `n` snapshots of each host and set of paths (restic's `--latest`), in the
 /// order they came.
 fn newest_per_group(list: Vec<(SnapshotId, Snapshot)>, n: usize) -> Vec<(SnapshotId, Snapshot)> {
-    let mut seen: HashMap<(String, Vec<String>), usize> = HashMap::new();
+    let by = GroupBy { host: true, paths: true, tags: false };
+    let mut taken: BTreeMap<GroupKey, usize> = BTreeMap::new();
     let mut kept: Vec<_> = (list.into_iter().rev())
         .filter(|(_, s)| {
-            let mut paths = s.paths.clone();
-            paths.sort();
-            let taken = seen.entry((s.hostname.clone(), paths)).or_default();
-            *taken += 1;
-            *taken <= n
+            let count = taken.entry(GroupKey::of(by, s)).or_default();
+            *count += 1;
+            *count <= n
         })
         .collect();
     kept.reverse();

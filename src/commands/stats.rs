@@ -3,8 +3,9 @@
 use crate::commands::output::outln;
 use anyhow::Result;
 
+use super::open;
+use super::output::json_line;
 use super::output::table::bytes;
-use super::{open, print_json};
 use crate::cli::{Global, StatsArgs, StatsModeArg};
 use crate::exit::Exit;
 use crate::select::{SnapshotFilter, choose};
@@ -19,7 +20,7 @@ pub fn run(global: &Global, args: &StatsArgs) -> Result<Exit> {
     };
     let stats = stats(&repo, &snapshots, mode)?;
     if global.json {
-        print_json(&serde_json::json!({"message_type": "stats", "stats": stats}))?;
+        json_line(&serde_json::json!({"message_type": "stats", "stats": stats}));
         return Ok(Exit::Ok);
     }
     outln!("Snapshots:          {}", stats.snapshots);

@@ -4,7 +4,8 @@ use crate::commands::output::outln;
 use anyhow::{Result, bail};
 use cairn_format::SnapshotId;
 
-use super::{open_unsynced, print_json};
+use super::open_unsynced;
+use super::output::json_line;
 use crate::cli::{Global, TagArgs};
 use crate::exit::Exit;
 use crate::forget::retag;
@@ -23,7 +24,7 @@ pub fn run(global: &Global, args: &TagArgs) -> Result<Exit> {
         let new = retag(&repo, id, snapshot, &args.add, &args.remove, protect)?;
         changed.push((id, new));
     }
-    report(global, &changed)?;
+    report(global, &changed);
     Ok(Exit::Ok)
 }
 
@@ -37,12 +38,13 @@ fn protection(args: &TagArgs) -> Option<bool> {
 }
 
 /// Each snapshot's old and new id (a retagged snapshot is saved anew).
-fn report(global: &Global, changed: &[(SnapshotId, SnapshotId)]) -> Result<()> {
+fn report(global: &Global, changed: &[(SnapshotId, SnapshotId)]) {
     if global.json {
         let list: Vec<_> = (changed.iter())
             .map(|(old, new)| serde_json::json!({"old": old, "new": new, "changed": old != new}))
             .collect();
-        return print_json(&serde_json::json!({"message_type": "tag", "snapshots": list}));
+        json_line(&serde_json::json!({"message_type": "tag", "snapshots": list}));
+        return;
     }
     for (old, new) in changed.iter().filter(|_| !global.quiet) {
         if old == new {
@@ -51,5 +53,4 @@ fn report(global: &Global, changed: &[(SnapshotId, SnapshotId)]) -> Result<()> {
             outln!("snapshot {} saved as {}", old.short(), new.short());
         }
     }
-    Ok(())
 }

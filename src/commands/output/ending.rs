@@ -33,14 +33,11 @@ fn closed_pipe(cause: &(dyn std::error::Error + 'static)) -> bool {
 fn tell(message: &str, exit: Exit, hint: Option<&str>) {
     if super::json() {
         let line = serde_json::json!({
-            "message_type": "error", "message": message.trim_start_matches("error: "),
-            "exit_code": exit as u8, "hint": hint,
+            "message_type": "error", "message": message, "exit_code": exit as u8, "hint": hint,
         });
         return super::json_message(&line);
     }
-    let message =
-        if message.starts_with("error: ") { message.into() } else { format!("error: {message}") };
-    say(&message);
+    say(&format!("error: {message}"));
     if let Some(hint) = hint {
         say(&format!("hint: {hint}"));
     }
@@ -61,7 +58,7 @@ pub fn usage_error(error: &clap::Error) -> u8 {
     // JSON is known from the arguments only: the command line did not parse.
     super::set_json(std::env::args().any(|a| a == "--json"));
     let hint = super::json().then_some("see `cairn --help` or `cairn COMMAND --help`");
-    tell(message.trim(), Exit::Usage, hint);
+    tell(message.trim().trim_start_matches("error: "), Exit::Usage, hint);
     Exit::Usage as u8
 }
 
