@@ -34,7 +34,8 @@ PY
 }
 
 size_of() { du -sb "$1" | cut -f1; }
-blobs() { "$cairn" --json snapshots | python3 -c "import json,sys; print(json.load(sys.stdin)[$1]['summary']['data_blobs_added'])"; }
+# `snapshots --json` prints one snapshot per line (docs/json.md).
+blobs() { "$cairn" --json snapshots | python3 -c "import json,sys; print([json.loads(l) for l in sys.stdin][$1]['summary']['data_blobs'])"; }
 
 measure() {
   echo "\`bash benches/chunk-sizes.sh\` on $(date +%F): a 256 MiB file made of real files from"

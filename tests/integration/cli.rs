@@ -278,3 +278,22 @@ fn explicit_parent_and_one_file_system() {
     assert!(listing.contains("/mnt"), "the mount point itself is kept: {listing}");
     assert!(!listing.contains("other-fs"), "crossed into another file system: {listing}");
 }
+
+/// The README's main job (`bash scripts/demo`) runs end to end with the binary under test: it
+/// reads `snapshots --json`, so a change to the output that breaks it fails here (issue #17
+/// broke it once, unnoticed).
+#[test]
+fn the_readme_demo_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/demo");
+    let out = std::process::Command::new("bash")
+        .arg(script)
+        .env("CAIRN_BIN", env!("CARGO_BIN_EXE_cairn"))
+        .env("CAIRN_DEMO_DIR", dir.path().join("demo"))
+        .env_remove("CAIRN_REPOSITORY")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", describe(&out));
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.contains("demo finished"), "{}", describe(&out));
+}
